@@ -1,0 +1,292 @@
+//! The vocabulary: which options and sections a file may use, with their types, defaults
+//! and help. ServerKit's core contributes its part; each loaded module adds a section.
+
+use std::fmt;
+
+use crate::value::Value;
+
+/// The type of an option: what it accepts, and which [`Value`] variant it yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionType {
+    /// `true`/`false`, `yes`/`no`, `on`/`off`, any case, unquoted. Yields [`Value::Bool`].
+    Bool,
+    /// A decimal integer with optional sign, or `0x` hexadecimal, unquoted. Yields
+    /// [`Value::Int`].
+    Integer,
+    /// Any scalar, taken as text: a bare word (`110` stays the text `110`), a bare value
+    /// running to the end of its line, or a quoted string. Yields [`Value::Str`].
+    String,
+    /// `{a, b}` whose elements are of the inner type. Yields [`Value::List`].
+    List(Box<OptionType>),
+    /// An integer from 1 to 65535. Yields [`Value::Int`].
+    Port,
+    /// An IPv4 or IPv6 literal such as `192.0.2.1` or `::1`, bare or quoted. Yields
+    /// [`Value::Str`] as written.
+    Address,
+    /// A non-empty directory path. Yields [`Value::Str`]; whether it exists is for the
+    /// user of the value to find out.
+    Directory,
+    /// A non-empty file path. Yields [`Value::Str`].
+    File,
+    /// The title of a `database TITLE { ... }` section defined in the same file. Yields
+    /// [`Value::Str`].
+    DatabaseRef,
+}
+
+impl OptionType {
+    /// The plural, for "a list of ..." in messages.
+    fn plural(&self) -> String {
+        match self {
+            OptionType::Bool => "booleans".to_owned(),
+            OptionType::Integer => "integers".to_owned(),
+            OptionType::String => "strings".to_owned(),
+            OptionType::List(inner) => format!("lists of {}", inner.plural()),
+            OptionType::Port => "port numbers (1-65535)".to_owned(),
+            OptionType::Address => "IP addresses".to_owned(),
+            OptionType::Directory => "directory paths".to_owned(),
+            OptionType::File => "file paths".to_owned(),
+            OptionType::DatabaseRef => "`database` section titles".to_owned(),
+        }
+    }
+}
+
+/// What the option expects, as messages say it: "`port` expects {type}".
+impl fmt::Display for OptionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionType::Bool => f.write_str("a boolean"),
+            OptionType::Integer => f.write_str("an integer"),
+            OptionType::String => f.write_str("a string"),
+            OptionType::List(inner) => write!(f, "a list of {}", inner.plural()),
+            OptionType::Port => f.write_str("a port number (1-65535)"),
+            OptionType::Address => f.write_str("an IP address"),
+            OptionType::Directory => f.write_str("a directory path"),
+            OptionType::File => f.write_str("a file path"),
+            OptionType::DatabaseRef => f.write_str("the title of a `database` section"),
+        }
+    }
+}
+
+/// One option: `name = value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionSpec {
+    /// The key.
+    pub name: String,
+    /// What it accepts.
+    pub ty: OptionType,
+    /// The value when the option is absent. It is not checked against `ty`: it comes
+    /// from code, not from the file.
+    pub default: Option<Value>,
+    /// Whether leaving it out is an error (pointless together with a default).
+    pub required: bool,
+    /// One or two sentences for operators.
+    pub help: String,
+}
+
+impl OptionSpec {
+    /// An optional option without default.
+    pub fn new(name: &str, ty: OptionType, help: &str) -> OptionSpec {
+        OptionSpec {
+            name: name.to_owned(),
+            ty,
+            default: None,
+            required: false,
+            help: help.to_owned(),
+        }
+    }
+
+    /// The same option with a default.
+    pub fn with_default(mut self, value: Value) -> OptionSpec {
+        self.default = Some(value);
+        self
+    }
+
+    /// The same option, required.
+    pub fn required(mut self) -> OptionSpec {
+        self.required = true;
+        self
+    }
+}
+
+/// One section: `name { ... }`, or `name TITLE { ... }` when titled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SectionSpec {
+    /// The section name: `database`, or the name of the module it configures.
+    pub name: String,
+    /// Whether the header carries a title, as in `database FOOFOO { ... }`.
+    pub titled: bool,
+    /// Whether the section may appear more than once (titled sections then need
+    /// distinct titles).
+    pub repeatable: bool,
+    /// One or two sentences for operators.
+    pub help: String,
+    /// The options inside the section.
+    pub options: Vec<OptionSpec>,
+}
+
+impl SectionSpec {
+    /// An untitled section that may appear once, without options yet.
+    pub fn new(name: &str, help: &str) -> SectionSpec {
+        SectionSpec {
+            name: name.to_owned(),
+            titled: false,
+            repeatable: false,
+            help: help.to_owned(),
+            options: Vec::new(),
+        }
+    }
+
+    /// The same section, titled.
+    pub fn titled(mut self) -> SectionSpec {
+        self.titled = true;
+        self
+    }
+
+    /// The same section, allowed more than once.
+    pub fn repeatable(mut self) -> SectionSpec {
+        self.repeatable = true;
+        self
+    }
+
+    /// The same section with one more option.
+    pub fn option(mut self, option: OptionSpec) -> SectionSpec {
+        self.options.push(option);
+        self
+    }
+}
+
+/// Everything a file may say: top-level options and sections.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Vocabulary {
+    /// Options allowed at the top level.
+    pub options: Vec<OptionSpec>,
+    /// Sections allowed at the top level.
+    pub sections: Vec<SectionSpec>,
+}
+
+/// The default size of a database pool. ServerKit documented no defaults; these keep a
+/// small personality working without tuning: two connections kept open, ten at most.
+pub const DEFAULT_POOL_MIN: i64 = 2;
+/// See [`DEFAULT_POOL_MIN`].
+pub const DEFAULT_POOL_MAX: i64 = 10;
+
+impl Vocabulary {
+    /// ServerKit's core vocabulary: the top-level options and the `database` section.
+    /// Help texts are ServerKit's own, from its documentation.
+    pub fn core() -> Vocabulary {
+        use OptionType::{Bool, Integer, String};
+        let options = vec![
+            OptionSpec::new("identity", String, "This setting gets appended to \"server.\" in the argv[0] of the server process, so if you set this to say \"pop\", ps auxc will show \"server.pop\" for this personality. This is less important if you only run a single ServerKit personality, but when running multiple personalities on the same system it makes it simple to identify which process belongs to which personality."),
+            OptionSpec::new("executes_as_root", Bool, "Set to true if this personality is to be started by root, if you enable this you should probably also use the uid & gid options. If left false and run by root server will abort with an error. Defaults to false.")
+                .with_default(Value::Bool(false)),
+            // ServerKit's table ends this text with "Defaults to false.", a slip copied
+            // from the row above: uid has no default.
+            OptionSpec::new("uid", Integer, "The uid to switch to after completing the prestart phase of startup, this will require root so executes_as_root needs to be true for this setting to work."),
+            OptionSpec::new("gid", Integer, "Same as uid but switches the gid."),
+            OptionSpec::new("bypass_libc_syslog", Bool, "Set to true to enable the direct udp-based remote syslog logging. Defaults to false.")
+                .with_default(Value::Bool(false)),
+            OptionSpec::new("libc_syslog_bypass_address", String, "Set to the address of the syslog collection host when bypass_libc_syslog is set to true."),
+        ];
+        let database = SectionSpec::new("database", "A section which configures a database pool.")
+            .titled()
+            .repeatable()
+            .option(OptionSpec::new("name", String, "Name of database to use."))
+            .option(OptionSpec::new(
+                "user",
+                String,
+                "User name for database authentication.",
+            ))
+            .option(OptionSpec::new(
+                "password",
+                String,
+                "Password for database authentication.",
+            ))
+            .option(OptionSpec::new(
+                "host",
+                String,
+                "Hostname or address of database server.",
+            ))
+            .option(
+                OptionSpec::new(
+                    "pool_min",
+                    Integer,
+                    "Minimum database connections to keep open in the database pool.",
+                )
+                .with_default(Value::Int(DEFAULT_POOL_MIN)),
+            )
+            .option(
+                OptionSpec::new(
+                    "pool_max",
+                    Integer,
+                    "Maximum database connections to allow in the database pool.",
+                )
+                .with_default(Value::Int(DEFAULT_POOL_MAX)),
+            );
+        Vocabulary {
+            options,
+            sections: vec![database],
+        }
+    }
+
+    /// Adds a section, replacing any section of the same name: the caller (the host,
+    /// adding one section per module) decides whether a clash is an error, with
+    /// [`Vocabulary::section`] to find out.
+    pub fn add_section(&mut self, spec: SectionSpec) {
+        self.sections.retain(|s| s.name != spec.name);
+        self.sections.push(spec);
+    }
+
+    /// The section of that name.
+    pub fn section(&self, name: &str) -> Option<&SectionSpec> {
+        self.sections.iter().find(|s| s.name == name)
+    }
+
+    /// The top-level option of that name.
+    pub fn option(&self, name: &str) -> Option<&OptionSpec> {
+        self.options.iter().find(|o| o.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_read_well_in_messages() {
+        assert_eq!(OptionType::Port.to_string(), "a port number (1-65535)");
+        assert_eq!(OptionType::Integer.to_string(), "an integer");
+        let list = OptionType::List(Box::new(OptionType::Address));
+        assert_eq!(list.to_string(), "a list of IP addresses");
+    }
+
+    #[test]
+    fn core_has_seed_options_and_database() {
+        let core = Vocabulary::core();
+        for name in [
+            "identity",
+            "executes_as_root",
+            "uid",
+            "gid",
+            "bypass_libc_syslog",
+        ] {
+            assert!(core.option(name).is_some(), "{name}");
+        }
+        let database = core.section("database").unwrap();
+        assert!(database.titled && database.repeatable);
+        let pool_max = database
+            .options
+            .iter()
+            .find(|o| o.name == "pool_max")
+            .unwrap();
+        assert_eq!(pool_max.default, Some(Value::Int(DEFAULT_POOL_MAX)));
+    }
+
+    #[test]
+    fn add_section_replaces_same_name() {
+        let mut vocab = Vocabulary::core();
+        vocab.add_section(SectionSpec::new("pop", "first"));
+        vocab.add_section(SectionSpec::new("pop", "second"));
+        assert_eq!(vocab.sections.len(), 2);
+        assert_eq!(vocab.section("pop").unwrap().help, "second");
+    }
+}
