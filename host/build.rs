@@ -1,0 +1,105 @@
+//! Builds the shipped guest modules for `wasm32-wasip2` with a nested cargo, the way
+//! wasmtime's own test-programs do, and embeds them in the host as built-ins.
+//!
+//! The nested build uses its own target directory, `<target-dir>/guest-modules`, so it
+//! never waits on the lock of the outer build. Its outputs are left at the documented path
+//! `<target-dir>/guest-modules/wasm32-wasip2/release/<name>.wasm`.
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Guest crates under `guest-modules/` built and embedded as built-in modules.
+const SHIPPED_MODULES: &[&str] = &["echo"];
+
+fn main() {
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .parent()
+        .expect("host/ sits inside the workspace")
+        .to_path_buf();
+    for watched in ["wit", "guest-modules", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+
+    let guest_target = guest_target_dir(&root);
+    build_guests(&root, &guest_target);
+
+    let wasm_dir = guest_target.join("wasm32-wasip2").join("release");
+    let mut generated =
+        String::from("/// Shipped modules embedded at build time: (name, component bytes).\n");
+    generated.push_str("pub const BUILTIN_MODULES: &[(&str, &[u8])] = &[\n");
+    for name in SHIPPED_MODULES {
+        let wasm = wasm_dir.join(format!("{name}.wasm"));
+        assert!(
+            wasm.exists(),
+            "guest build did not produce {}",
+            wasm.display()
+        );
+        writeln!(
+            generated,
+            "    ({name:?}, include_bytes!({:?})),",
+            wasm.display().to_string()
+        )
+        .unwrap();
+    }
+    generated.push_str("];\n");
+    writeln!(
+        generated,
+        "/// Where the build left the shipped modules' `.wasm` files."
+    )
+    .unwrap();
+    writeln!(
+        generated,
+        "pub const BUILTIN_MODULES_DIR: &str = {:?};",
+        wasm_dir.display().to_string()
+    )
+    .unwrap();
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    std::fs::write(out.join("builtin_modules.rs"), generated).expect("write builtin_modules.rs");
+}
+
+fn guest_target_dir(root: &Path) -> PathBuf {
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let target = if target.is_absolute() {
+        target
+    } else {
+        root.join(target)
+    };
+    target.join("guest-modules")
+}
+
+fn build_guests(root: &Path, guest_target: &Path) {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .env("CARGO_TARGET_DIR", guest_target);
+    for name in SHIPPED_MODULES {
+        cmd.args(["-p", name]);
+    }
+    // Flags meant for the host build (coverage, sanitizers, wrappers) must not leak into
+    // the wasm build.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("run cargo to build the guest modules");
+    if !status.success() {
+        panic!(
+            "building the guest modules failed ({status}); if the error above says the \
+             wasm32-wasip2 target is missing, run `rustup target add wasm32-wasip2`"
+        );
+    }
+}

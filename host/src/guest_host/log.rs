@@ -1,0 +1,48 @@
+//! `serverkit:module/log`: a guest's log events become the host's tracing events.
+
+use crate::contract::bindings::log::{Host, Level};
+use crate::guest_host::state::InstanceState;
+
+/// Longest message kept; what it defends is the log against a guest flooding it with
+/// huge lines.
+pub const MAX_LOG_MESSAGE_BYTES: usize = 4096;
+
+impl Host for InstanceState {
+    async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        let message = truncate(&message, MAX_LOG_MESSAGE_BYTES);
+        let module = self.module.name.as_str();
+        let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
+        match level {
+            Level::Trace => tracing::trace!(module, peer, "{message}"),
+            Level::Debug => tracing::debug!(module, peer, "{message}"),
+            Level::Info => tracing::info!(module, peer, "{message}"),
+            Level::Warn => tracing::warn!(module, peer, "{message}"),
+            Level::Error => tracing::error!(module, peer, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary.
+pub fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("hello", 10), "hello");
+        assert_eq!(truncate("hello", 3), "hel");
+    }
+}

@@ -1,0 +1,10 @@
+//! What the host gives a module instance: the store data every instance carries, and the
+//! host side of each imported interface of the contract.
+
+pub mod config;
+pub mod connection;
+pub mod linker;
+pub mod log;
+pub mod prestart;
+pub mod state;
+pub mod stdio;

@@ -1,0 +1,35 @@
+//! serverkit: ServerKit, the 2008 C server SDK, reborn as a host for sandboxed
+//! WebAssembly modules.
+//!
+//! The host owns everything privileged or shared (listening sockets, pools, threads,
+//! statistics); modules are wasm components speaking the `serverkit:module` contract in
+//! `wit/`, and each client connection runs in a fresh instance of its module.
+//!
+//! Layout (docs/architecture.md tells how they fit together):
+//! - [`startup`]: ServerKit's startup sequence, from personality to serving.
+//! - [`personality`]: the personality directory.
+//! - [`contract`]: bindings generated from `wit/`, the version rule, vocabulary translation.
+//! - [`modules`]: finding, compiling, loading modules; the versions sessions run on.
+//! - [`engine`]: the wasm engine, its epoch ticker, the compiled-module cache.
+//! - [`guest_host`]: what an instance gets from the host: its store data and the host side
+//!   of each imported interface (log, config, prestart, connection, stdio).
+//! - [`listeners`]: listening sockets bound for modules.
+//! - [`sessions`]: worker pools, accept loops, one instance per session, limits, shutdown.
+//! - [`process`]: identity (process title) and credentials (root policy and drop).
+//! - [`cli`], [`inspect`], [`logging`], [`failure`]: the binary's edges.
+
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod contract;
+pub mod engine;
+pub mod failure;
+pub mod guest_host;
+pub mod inspect;
+pub mod listeners;
+pub mod logging;
+pub mod modules;
+pub mod personality;
+pub mod process;
+pub mod sessions;
+pub mod startup;

@@ -1,0 +1,34 @@
+//! The `serverkit` binary: parse arguments, run the command, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use serverkit::cli::{Cli, Command};
+use serverkit::failure::exit_code;
+use serverkit::personality::Personality;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    serverkit::logging::init();
+    let result = match cli.command {
+        None => run(cli.run.personality),
+        Some(Command::Run(arg)) => run(arg.personality),
+        Some(Command::Check(arg)) => Personality::locate(arg.personality)
+            .and_then(|p| serverkit::startup::load(&p))
+            .map(|_| println!("ok")),
+        Some(Command::Inspect { module }) => {
+            serverkit::inspect::inspect(&module).map(|text| print!("{text}"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("serverkit: {error:#}");
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+fn run(personality: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    serverkit::startup::run(&Personality::locate(personality)?)
+}

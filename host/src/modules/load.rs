@@ -1,0 +1,145 @@
+//! Loading a module: compile (through the cache), apply the contract version rule, link,
+//! then call `describe` and `construct`, each in its own fresh instance.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use serverkit_c11n::SectionSpec;
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+use super::instance::{self, HOOK_CPU_BUDGET};
+use super::source::ModuleSource;
+use crate::contract::bindings::ModulePre;
+use crate::contract::bindings::types::Descriptor;
+use crate::contract::{version, vocabulary};
+use crate::engine::ComponentCache;
+use crate::guest_host::state::{Grants, InstanceState, ModuleContext, Phase};
+
+/// A compiled, linked and described module.
+pub struct LoadedModule {
+    /// Where it came from, for messages.
+    pub label: String,
+    /// The compiled component.
+    pub component: Component,
+    /// The component linked against the host's imports.
+    pub pre: ModulePre<InstanceState>,
+    /// What `describe` returned.
+    pub descriptor: Descriptor,
+    /// Its c11n section, host session options included.
+    pub spec: SectionSpec,
+}
+
+impl LoadedModule {
+    /// The module's name, which is also its c11n section name.
+    pub fn name(&self) -> &str {
+        &self.descriptor.name
+    }
+}
+
+/// What loading needs from the host.
+pub struct Loader<'a> {
+    /// The process's engine.
+    pub engine: &'a Engine,
+    /// The linker with every host interface.
+    pub linker: &'a Linker<InstanceState>,
+    /// Compiled modules on disk.
+    pub cache: &'a ComponentCache,
+}
+
+impl Loader<'_> {
+    /// Loads one module. Call from an async context with the epoch ticker running, or a
+    /// hook that loops forever is never interrupted.
+    pub async fn load(&self, source: &ModuleSource) -> Result<LoadedModule> {
+        let label = &source.label;
+        let component = self.cache.component(self.engine, &source.wasm, label)?;
+        let imported = version::imported_contract(self.engine, &component);
+        if let Some(v) = &imported
+            && let Some(warning) = version::check(label, v)?
+        {
+            tracing::warn!("{warning}");
+        }
+        let pre = self.linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| {
+            format!("module {label} needs imports this serverkit does not provide (it speaks {}@{})", version::PACKAGE, version::display(&version::CONTRACT))
+        })?;
+        let pre = ModulePre::new(pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "module {label} does not export the hooks of the {} world",
+                    version::PACKAGE
+                )
+            })?;
+
+        let descriptor = self.describe(&pre, label).await?;
+        if !vocabulary::valid_module_name(&descriptor.name) {
+            bail!(
+                "module {label} calls itself `{}`, which is not a valid module name ([a-z][a-z0-9_]*)",
+                descriptor.name
+            );
+        }
+        version::check(&descriptor.name, &descriptor.contract)?;
+        if let Some(v) = &imported
+            && v.major != descriptor.contract.major
+        {
+            bail!(
+                "module {label} claims contract {} but imports {}@{}",
+                version::display(&descriptor.contract),
+                version::PACKAGE,
+                version::display(v)
+            );
+        }
+        let spec = vocabulary::section_spec(&descriptor)?;
+        let loaded = LoadedModule {
+            label: label.clone(),
+            component,
+            pre,
+            descriptor,
+            spec,
+        };
+        loaded.construct(self.engine).await?;
+        Ok(loaded)
+    }
+
+    async fn describe(&self, pre: &ModulePre<InstanceState>, label: &str) -> Result<Descriptor> {
+        let context = Arc::new(ModuleContext {
+            name: label.to_string(),
+            section: None,
+            grants: Grants::default(),
+        });
+        let (mut store, module) =
+            instance::create(self.engine, pre, hook_state(context, Phase::Unprivileged)).await?;
+        module
+            .call_describe(&mut store)
+            .await
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("module {label} failed in describe"))
+    }
+}
+
+impl LoadedModule {
+    async fn construct(&self, engine: &Engine) -> Result<()> {
+        let context = Arc::new(ModuleContext {
+            name: self.name().to_string(),
+            section: None,
+            grants: Grants::default(),
+        });
+        let (mut store, module) =
+            instance::create(engine, &self.pre, hook_state(context, Phase::Unprivileged)).await?;
+        module
+            .call_construct(&mut store)
+            .await
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("module `{}` trapped in construct", self.name()))?
+            .map_err(|message| {
+                anyhow::anyhow!("module `{}` failed to construct: {message}", self.name())
+            })
+    }
+}
+
+/// The state of an instance running a lifecycle hook.
+pub fn hook_state(context: Arc<ModuleContext>, phase: Phase) -> InstanceState {
+    let mut state = InstanceState::new(context, phase);
+    state.cpu_tick_budget = instance::ticks(HOOK_CPU_BUDGET);
+    state
+}

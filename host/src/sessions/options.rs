@@ -1,0 +1,179 @@
+//! The session options the host adds to every module's c11n section, and their meaning in
+//! this design (see docs/architecture.md, "Threads and sessions").
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use serverkit_c11n::{OptionSpec, OptionType, Section, Value};
+
+/// Default cap on live sessions per module, as the seed's shttp report shows (2000).
+const DEFAULT_MAX_SESSIONS: i64 = 1000;
+
+fn int_option(name: &str, default: i64, help: &str) -> OptionSpec {
+    OptionSpec {
+        name: name.into(),
+        ty: OptionType::Integer,
+        default: Some(Value::Int(default)),
+        required: false,
+        help: help.into(),
+    }
+}
+
+/// Options every module section accepts, whatever the module declares.
+pub fn host_session_options() -> Vec<OptionSpec> {
+    vec![
+        int_option(
+            "max_sessions",
+            DEFAULT_MAX_SESSIONS,
+            "Most sessions served at once; beyond it the host stops accepting (back-pressure)",
+        ),
+        int_option(
+            "min_sessions",
+            0,
+            "Session records reserved at startup (the module's session heap starts with this many units)",
+        ),
+        int_option(
+            "min_threads",
+            1,
+            "Worker threads of the module's pool: they run its sessions' wasm and network I/O",
+        ),
+        int_option(
+            "max_threads",
+            4,
+            "Upper bound of the module's pool: min_threads workers plus up to (max_threads - min_threads) threads for blocking host work",
+        ),
+        int_option(
+            "idle_timeout",
+            300,
+            "Seconds a session may pass without a byte read or written before the host ends it",
+        ),
+        int_option(
+            "session_cpu_ms",
+            10_000,
+            "Milliseconds of wasm execution one session may use; a session over it is interrupted",
+        ),
+    ]
+}
+
+/// The session options of one module, checked.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Most live sessions.
+    pub max_sessions: usize,
+    /// Session records reserved at startup.
+    pub min_sessions: usize,
+    /// Async worker threads.
+    pub min_threads: usize,
+    /// Workers plus blocking threads.
+    pub max_threads: usize,
+    /// Longest silence on a connection.
+    pub idle_timeout: Duration,
+    /// wasm execution budget per session.
+    pub session_cpu: Duration,
+}
+
+impl SessionOptions {
+    /// Reads and checks the options of a module section (whose defaults c11n applied).
+    /// Errors name `file`, line and column, as c11n's own do.
+    pub fn from_section(file: &str, section: &Section) -> Result<Self> {
+        let at = |key: &str| {
+            let loc = section.location_of(key).unwrap_or(section.location);
+            format!("{file}:{}:{}", loc.line, loc.column)
+        };
+        let get = |key: &str| -> Result<i64> {
+            section.int(key).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: error: section `{}` lacks the host option `{key}`",
+                    at(key),
+                    section.name
+                )
+            })
+        };
+        let positive = |key: &str| -> Result<usize> {
+            let v = get(key)?;
+            if v < 1 {
+                bail!(
+                    "{}: error: `{key}` in section `{}` must be at least 1, found `{v}`",
+                    at(key),
+                    section.name
+                );
+            }
+            Ok(v as usize)
+        };
+        let min_sessions = get("min_sessions")?;
+        if min_sessions < 0 {
+            bail!(
+                "{}: error: `min_sessions` must not be negative, found `{min_sessions}`",
+                at("min_sessions")
+            );
+        }
+        let options = SessionOptions {
+            max_sessions: positive("max_sessions")?,
+            min_sessions: min_sessions as usize,
+            min_threads: positive("min_threads")?,
+            max_threads: positive("max_threads")?,
+            idle_timeout: Duration::from_secs(positive("idle_timeout")? as u64),
+            session_cpu: Duration::from_millis(positive("session_cpu_ms")? as u64),
+        };
+        if options.min_sessions > options.max_sessions {
+            bail!(
+                "{}: error: `min_sessions` ({}) exceeds `max_sessions` ({}) in section `{}`",
+                at("min_sessions"),
+                options.min_sessions,
+                options.max_sessions,
+                section.name
+            );
+        }
+        if options.min_threads > options.max_threads {
+            bail!(
+                "{}: error: `min_threads` ({}) exceeds `max_threads` ({}) in section `{}`",
+                at("min_threads"),
+                options.min_threads,
+                options.max_threads,
+                section.name
+            );
+        }
+        Ok(options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serverkit_c11n::{SectionSpec, Vocabulary};
+
+    fn options(text: &str) -> Result<SessionOptions> {
+        let mut vocabulary = Vocabulary::core();
+        let mut spec = SectionSpec::new("m", "test module");
+        spec.options = host_session_options();
+        vocabulary.add_section(spec);
+        let config =
+            serverkit_c11n::load("c11n", text, &vocabulary).map_err(|d| anyhow::anyhow!("{d}"))?;
+        SessionOptions::from_section("c11n", config.section("m").unwrap())
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let o = options("m {\n}\n").unwrap();
+        assert_eq!(
+            (o.max_sessions, o.min_sessions, o.min_threads, o.max_threads),
+            (1000, 0, 1, 4)
+        );
+        assert_eq!(o.idle_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn inverted_bounds_are_errors_with_a_location() {
+        let err = options("m {\n  min_threads = 5\n  max_threads = 2\n}\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "c11n:2:17: error: `min_threads` (5) exceeds `max_threads` (2) in section `m`"
+        );
+        let err = options("m {\n  max_sessions = 0\n}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c11n:2:18: error: `max_sessions`"), "{err}");
+    }
+}

@@ -1,0 +1,156 @@
+//! A module's server: its own worker pool (a tokio runtime sized by `min_threads` and
+//! `max_threads`), an accept loop per listener gated by a `max_sessions` semaphore, and
+//! its operator task.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio::runtime::Runtime;
+use tokio::sync::{Semaphore, watch};
+use wasmtime::Engine;
+
+use super::session;
+use crate::guest_host::state::Phase;
+use crate::listeners::BoundListener;
+use crate::modules::load::hook_state;
+use crate::modules::{ModuleSlot, instance};
+
+/// Pause after an accept error such as EMFILE, so a full descriptor table does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// A running module.
+pub struct ModuleServer {
+    slot: Arc<ModuleSlot>,
+    runtime: Runtime,
+    sessions: Arc<Semaphore>,
+}
+
+impl ModuleServer {
+    /// Starts the module's pool, its accept loops and its operator. Call after the root
+    /// drop: the pool's threads inherit the caller's credentials.
+    pub fn start(
+        engine: &Engine,
+        slot: Arc<ModuleSlot>,
+        listeners: Vec<BoundListener>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Self> {
+        let options = &slot.options;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(options.min_threads)
+            .max_blocking_threads((options.max_threads - options.min_threads).max(1))
+            .thread_name(format!("{}-worker", slot.name))
+            .enable_all()
+            .build()
+            .with_context(|| {
+                format!("failed to start the worker pool of module `{}`", slot.name)
+            })?;
+        let sessions = Arc::new(Semaphore::new(options.max_sessions));
+        for listener in listeners {
+            let _guard = runtime.enter();
+            let socket = tokio::net::TcpListener::from_std(listener.socket).with_context(|| {
+                format!(
+                    "failed to register listener {} with the runtime",
+                    listener.local_addr
+                )
+            })?;
+            runtime.spawn(accept_loop(
+                engine.clone(),
+                slot.clone(),
+                sessions.clone(),
+                socket,
+                listener.id,
+                shutdown.clone(),
+            ));
+        }
+        runtime.spawn(operator(engine.clone(), slot.clone()));
+        Ok(ModuleServer {
+            slot,
+            runtime,
+            sessions,
+        })
+    }
+
+    /// Waits until every session has ended or `deadline` passes; returns how many were
+    /// still live. Accept loops must have been told to stop.
+    pub fn drain(&self, deadline: Instant) -> usize {
+        let max = self.slot.options.max_sessions as u32;
+        let sessions = self.sessions.clone();
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let drained = self.runtime.block_on(async move {
+            tokio::time::timeout(timeout, sessions.acquire_many_owned(max)).await
+        });
+        match drained {
+            Ok(_) => 0,
+            Err(_) => self.slot.options.max_sessions - self.sessions.available_permits(),
+        }
+    }
+
+    /// Stops the pool, abandoning any session still live.
+    pub fn stop(self) {
+        self.runtime.shutdown_timeout(Duration::from_millis(100));
+    }
+}
+
+async fn accept_loop(
+    engine: Engine,
+    slot: Arc<ModuleSlot>,
+    sessions: Arc<Semaphore>,
+    socket: tokio::net::TcpListener,
+    listener: u32,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        // Back-pressure: take a session permit before accepting, so beyond max_sessions
+        // clients wait in the listen backlog instead of being accepted and refused.
+        let permit = tokio::select! {
+            permit = sessions.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let accepted = tokio::select! {
+            accepted = socket.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(module = %slot.name, "accept failed: {e}");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        let version = slot.current.load_full();
+        let (engine, slot) = (engine.clone(), slot.clone());
+        tokio::spawn(async move {
+            session::serve(
+                engine,
+                version,
+                slot.options.clone(),
+                &slot.stats,
+                stream,
+                peer,
+                listener,
+            )
+            .await;
+            drop(permit);
+        });
+    }
+}
+
+/// Runs the module's `operator` hook in its own instance, with no CPU budget: it is the
+/// module's long-running work. It still yields at every epoch tick.
+async fn operator(engine: Engine, slot: Arc<ModuleSlot>) {
+    let version = slot.current.load_full();
+    let result = async {
+        let state = hook_state(version.context.clone(), Phase::Unprivileged);
+        let (mut store, module) = instance::create(&engine, version.pre(), state).await?;
+        store.data_mut().cpu_tick_budget = u64::MAX;
+        anyhow::Ok(module.call_operator(&mut store).await?)
+    }
+    .await;
+    match result {
+        Ok(Ok(())) => tracing::debug!(module = %slot.name, "operator finished"),
+        Ok(Err(message)) => tracing::error!(module = %slot.name, "operator failed: {message}"),
+        Err(e) => tracing::error!(module = %slot.name, "operator trapped: {e:#}"),
+    }
+}

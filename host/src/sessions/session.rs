@@ -1,0 +1,103 @@
+//! One client session: a fresh instance of the module version current at accept time runs
+//! the `session` hook on the connection, under the session's CPU budget and idle timeout.
+//! Whatever happens inside, only this connection is affected.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::net::TcpStream;
+use wasmtime::{Engine, Trap};
+
+use super::options::SessionOptions;
+use super::stats::SessionStats;
+use crate::guest_host::connection::{Activity, ClientConnection};
+use crate::guest_host::state::{InstanceState, Phase};
+use crate::modules::{ModuleVersion, instance};
+
+/// How a session ended.
+enum Outcome {
+    Ok,
+    GuestError(String),
+    Trap(anyhow::Error),
+    IdleTimeout(Duration),
+}
+
+/// Serves one connection to its end.
+pub async fn serve(
+    engine: Engine,
+    version: Arc<ModuleVersion>,
+    options: SessionOptions,
+    stats: &SessionStats,
+    socket: TcpStream,
+    peer: SocketAddr,
+    listener: u32,
+) {
+    SessionStats::bump(&stats.started);
+    let module = version.context.name.clone();
+    let outcome = run(&engine, &version, &options, socket, peer, listener)
+        .await
+        .unwrap_or_else(Outcome::Trap);
+    match outcome {
+        Outcome::Ok => {
+            SessionStats::bump(&stats.ok);
+            tracing::debug!(module, %peer, "session ended");
+        }
+        Outcome::GuestError(message) => {
+            SessionStats::bump(&stats.failed);
+            tracing::info!(module, %peer, "session ended with an error: {message}");
+        }
+        Outcome::Trap(error) => {
+            SessionStats::bump(&stats.trapped);
+            let kind = error
+                .downcast_ref::<Trap>()
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "host error".into());
+            tracing::warn!(module, %peer, "session trapped ({kind}): {}", first_line(&format!("{error:#}")));
+        }
+        Outcome::IdleTimeout(after) => {
+            SessionStats::bump(&stats.timed_out);
+            tracing::info!(module, %peer, "session idle for {}s: closed", after.as_secs());
+        }
+    }
+}
+
+async fn run(
+    engine: &Engine,
+    version: &ModuleVersion,
+    options: &SessionOptions,
+    socket: TcpStream,
+    peer: SocketAddr,
+    listener: u32,
+) -> Result<Outcome> {
+    let activity = Activity::new();
+    let mut state = InstanceState::new(version.context.clone(), Phase::Unprivileged);
+    state.peer = Some(peer);
+    state.cpu_tick_budget = instance::ticks(options.session_cpu);
+    let (mut store, module) = instance::create(engine, version.pre(), state).await?;
+    let conn = ClientConnection::new(socket, peer, listener, activity.clone())?;
+    let conn = store.data_mut().table.push(conn)?;
+    tokio::select! {
+        result = module.call_session(&mut store, conn) => Ok(match result? {
+            Ok(()) => Outcome::Ok,
+            Err(message) => Outcome::GuestError(message),
+        }),
+        () = idle(&activity, options.idle_timeout) => Ok(Outcome::IdleTimeout(options.idle_timeout)),
+    }
+}
+
+/// Resolves once the connection has moved no byte for `limit`.
+async fn idle(activity: &Activity, limit: Duration) {
+    loop {
+        let idle = activity.idle_for();
+        if idle >= limit {
+            return;
+        }
+        tokio::time::sleep(limit - idle).await;
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}

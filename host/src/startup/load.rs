@@ -1,0 +1,182 @@
+//! Steps 1-3: find the personality's modules, load them, and check `c11n` against the
+//! combined vocabulary. Shared by `run` and `check`; binds nothing.
+
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow, bail};
+use serverkit_c11n::{Config, OptionSpec, OptionType, Parsed, Section, Value, Vocabulary};
+use wasmtime::Engine;
+
+use super::{ConfiguredModule, Loaded, SHUTDOWN_TIMEOUT_KEY, on_startup_thread};
+use crate::contract::version;
+use crate::engine::{self, ComponentCache};
+use crate::guest_host::linker;
+use crate::modules::builtin;
+use crate::modules::load::{LoadedModule, Loader};
+use crate::modules::source::{ModuleSource, module_files};
+use crate::personality::{Personality, shown};
+use crate::sessions::options::SessionOptions;
+
+/// Steps 1-3: load the modules and check the configuration.
+pub fn load(personality: &Personality) -> Result<Loaded> {
+    let engine = engine::new()?;
+    let (config, modules) = on_startup_thread(&engine, load_modules(personality, &engine))?;
+    Ok(Loaded {
+        engine,
+        config,
+        modules,
+    })
+}
+
+async fn load_modules(
+    personality: &Personality,
+    engine: &Engine,
+) -> Result<(Config, Vec<ConfiguredModule>)> {
+    let c11n_file = shown(&personality.c11n_path());
+    let text = personality.read_c11n()?;
+    // Parsed with recovery: the section names say which built-ins to load, and syntax
+    // errors are reported together with vocabulary errors below.
+    let parsed = Parsed::new(&c11n_file, &text);
+    let section_names = parsed.document.section_names();
+
+    let linker = linker::build(engine)?;
+    let cache = ComponentCache::new(ComponentCache::default_dir());
+    let loader = Loader {
+        engine,
+        linker: &linker,
+        cache: &cache,
+    };
+    let mut modules: Vec<LoadedModule> = Vec::new();
+    for file in module_files(&personality.modules_dir())? {
+        add_module(
+            &mut modules,
+            loader.load(&ModuleSource::file(&file)?).await?,
+        )?;
+    }
+    // A section naming a built-in module that no file provides loads the built-in.
+    for name in &section_names {
+        if !modules.iter().any(|m| m.name() == name)
+            && let Some(source) = ModuleSource::builtin(name)
+        {
+            add_module(&mut modules, loader.load(&source).await?)?;
+        }
+    }
+
+    let config = parsed.check(&vocabulary(&modules)).map_err(|d| {
+        let unknown = section_names
+            .iter()
+            .any(|n| n != "database" && !modules.iter().any(|m| m.name() == n));
+        let note = if unknown {
+            module_note(personality)
+        } else {
+            String::new()
+        };
+        anyhow!("invalid configuration `{c11n_file}`:\n{d}{note}")
+    })?;
+    let mut configured = Vec::new();
+    for module in modules {
+        let section = module_section(&config, &module)?;
+        let options = SessionOptions::from_section(&config.file, &section)?;
+        configured.push(ConfiguredModule {
+            module: Arc::new(module),
+            section: Arc::new(section),
+            options,
+        });
+    }
+    check_capacity(&config.file, &configured)?;
+    Ok((config, configured))
+}
+
+/// Core options, `database` sections, the host's core options and one section per module.
+fn vocabulary(modules: &[LoadedModule]) -> Vocabulary {
+    let mut vocabulary = Vocabulary::core();
+    vocabulary.options.push(
+        OptionSpec::new(
+            SHUTDOWN_TIMEOUT_KEY,
+            OptionType::Integer,
+            "Seconds live sessions get to finish after SIGTERM or SIGINT",
+        )
+        .with_default(Value::Int(10)),
+    );
+    for module in modules {
+        vocabulary.add_section(module.spec.clone());
+    }
+    vocabulary
+}
+
+/// Where module sections come from, for an unknown section.
+fn module_note(personality: &Personality) -> String {
+    let builtins: Vec<&str> = builtin::names().collect();
+    format!(
+        "\nnote: a section configures the module of its name: a file in `{}` or a built-in ({})",
+        personality.modules_dir().display(),
+        builtins.join(", ")
+    )
+}
+
+fn add_module(modules: &mut Vec<LoadedModule>, module: LoadedModule) -> Result<()> {
+    if let Some(other) = modules.iter().find(|m| m.name() == module.name()) {
+        bail!(
+            "modules {} and {} are both named `{}`: remove one",
+            other.label,
+            module.label,
+            module.name()
+        );
+    }
+    tracing::info!(
+        module = module.name(),
+        from = %module.label,
+        version = %version::display(&module.descriptor.version),
+        "module loaded"
+    );
+    modules.push(module);
+    Ok(())
+}
+
+/// The module's section, or its defaults when the file has none.
+fn module_section(config: &Config, module: &LoadedModule) -> Result<Section> {
+    if let Some(section) = config.section(module.name()) {
+        return Ok(section.clone());
+    }
+    let required: Vec<&str> = module
+        .spec
+        .options
+        .iter()
+        .filter(|o| o.required)
+        .map(|o| o.name.as_str())
+        .collect();
+    if !required.is_empty() {
+        bail!(
+            "{}: error: module `{}` needs a `{} {{ ... }}` section setting {}",
+            config.file,
+            module.name(),
+            module.name(),
+            required.join(", ")
+        );
+    }
+    let values = module
+        .spec
+        .options
+        .iter()
+        .filter_map(|o| Some((o.name.clone(), o.default.clone()?)))
+        .collect();
+    Ok(Section {
+        name: module.name().to_string(),
+        title: None,
+        location: config.globals.location,
+        values,
+        locations: Default::default(),
+    })
+}
+
+/// Every live session and every operator holds an instance: the sum must fit the engine.
+fn check_capacity(file: &str, modules: &[ConfiguredModule]) -> Result<()> {
+    let sessions: usize = modules.iter().map(|m| m.options.max_sessions).sum();
+    if sessions + modules.len() > engine::INSTANCE_CAPACITY as usize {
+        bail!(
+            "{file}: error: the modules' `max_sessions` add up to {sessions} sessions (plus one operator each), more than the {} instances serverkit holds: lower `max_sessions`",
+            engine::INSTANCE_CAPACITY
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Step 9: start every module's server, wait for SIGTERM or SIGINT, drain, stop.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::watch;
+use wasmtime::Engine;
+
+use super::ConfiguredModule;
+use crate::engine::EpochTicker;
+use crate::listeners::BoundListener;
+use crate::modules::{ModuleSlot, ModuleVersion};
+use crate::sessions::server::ModuleServer;
+use crate::sessions::stats::SessionStats;
+
+/// Serves until a stop signal, then gives live sessions `shutdown_timeout` to finish.
+pub fn serve(
+    engine: &Engine,
+    modules: Vec<(ConfiguredModule, Vec<BoundListener>)>,
+    shutdown_timeout: Duration,
+) -> Result<()> {
+    // Watch the stop signals before serving, so an early SIGTERM still drains.
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the control runtime")?;
+    let signals = control.block_on(async { StopSignals::new() })?;
+    let ticker = EpochTicker::start(engine)?;
+    let (stop, stopping) = watch::channel(false);
+    let mut servers = Vec::new();
+    for (configured, listeners) in modules {
+        let version = ModuleVersion {
+            generation: 1,
+            loaded: configured.module.clone(),
+            context: configured.context(),
+        };
+        let slot = Arc::new(ModuleSlot {
+            name: configured.module.name().to_string(),
+            current: ArcSwap::from_pointee(version),
+            options: configured.options,
+            stats: SessionStats::default(),
+        });
+        servers.push(ModuleServer::start(
+            engine,
+            slot,
+            listeners,
+            stopping.clone(),
+        )?);
+    }
+    tracing::info!("serving");
+
+    let signal = control.block_on(signals.recv());
+    tracing::info!(
+        "{signal}: no longer accepting; waiting up to {}s for live sessions",
+        shutdown_timeout.as_secs()
+    );
+    let _ = stop.send(true);
+    let deadline = Instant::now() + shutdown_timeout;
+    let abandoned: usize = servers.iter().map(|s| s.drain(deadline)).sum();
+    if abandoned > 0 {
+        tracing::warn!("{abandoned} sessions still live at the shutdown deadline: closing them");
+    }
+    servers.into_iter().for_each(ModuleServer::stop);
+    ticker.stop();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM and SIGINT, watched.
+struct StopSignals {
+    term: Signal,
+    int: Signal,
+}
+
+impl StopSignals {
+    /// Starts watching; call inside a runtime.
+    fn new() -> Result<Self> {
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("failed to watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("failed to watch SIGINT")?,
+        })
+    }
+
+    /// Waits for either; returns its name.
+    async fn recv(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The command line: help, version, check, inspect, and broken configurations.
+
+use std::process::Command;
+
+use crate::harness::{TestPersonality, binary, echo_c11n, free_port};
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(binary())
+        .args(args)
+        .env_remove("SERVER_PERSONALITY_PATH")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn help_names_every_command() {
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, Some(0));
+    for word in ["run", "check", "inspect", "SERVER_PERSONALITY_PATH", "111"] {
+        assert!(out.contains(word), "--help lacks {word}:\n{out}");
+    }
+    let (code, out, _) = run(&["check", "--help"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("PERSONALITY"), "{out}");
+}
+
+#[test]
+fn version_is_the_crate_version() {
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        out.trim(),
+        format!("serverkit {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn inspect_describes_a_built_in_module() {
+    let (code, out, err) = run(&["inspect", "echo"]);
+    assert_eq!(code, Some(0), "{err}");
+    for expected in [
+        "module:      echo",
+        "version:     1.0.0",
+        "contract:    serverkit:module@1.0.0",
+        "port: a port number",
+        "fault_injection",
+        "max_sessions",
+    ] {
+        assert!(out.contains(expected), "inspect lacks {expected:?}:\n{out}");
+    }
+}
+
+#[test]
+fn inspect_of_an_unknown_module_names_the_built_ins() {
+    let (code, _, err) = run(&["inspect", "no-such-module"]);
+    assert_eq!(code, Some(100));
+    assert!(
+        err.contains("neither a module file nor a built-in module (built-ins: echo"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_says_ok_for_a_good_personality_and_binds_nothing() {
+    let port = free_port();
+    let personality = TestPersonality::new(&echo_c11n(port, ""));
+    let (code, out, err) = run(&["check", personality.path().to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "ok");
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "check must not bind"
+    );
+}
+
+#[test]
+fn check_reads_the_personality_from_the_environment() {
+    let personality = TestPersonality::new(&echo_c11n(free_port(), ""));
+    let out = Command::new(binary())
+        .arg("check")
+        .env("SERVER_PERSONALITY_PATH", personality.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn check_reports_every_error_with_file_line_and_column() {
+    let personality = TestPersonality::new(
+        "identity = x\nexecutes_as_root = maybe\necho {\n  prot = 7\n  address = 127.0.0.1\n  backlog 5\n}\n",
+    );
+    let (code, _, err) = run(&["check", personality.path().to_str().unwrap()]);
+    assert_eq!(code, Some(100), "{err}");
+    let c11n = personality.path().join("c11n").display().to_string();
+    assert!(
+        err.contains(&format!("{c11n}:2:")) && err.contains("maybe"),
+        "the bad boolean is reported:\n{err}"
+    );
+    assert!(
+        err.contains(&format!("{c11n}:4:3")) && err.contains("did you mean `port`?"),
+        "the misspelt key is reported with a suggestion:\n{err}"
+    );
+    assert!(
+        err.contains(&format!("{c11n}:6:")),
+        "the syntax error is reported in the same run:\n{err}"
+    );
+}
+
+#[test]
+fn a_missing_personality_is_a_clear_error() {
+    let (code, _, err) = run(&["check"]);
+    assert_eq!(code, Some(100));
+    assert!(err.contains("no personality given"), "{err}");
+    let (code, _, err) = run(&["check", "/nonexistent/personality"]);
+    assert_eq!(code, Some(100));
+    assert!(
+        err.contains("`/nonexistent/personality` is not a directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_section_suggests_the_module() {
+    let personality = TestPersonality::new("ecko {\n port = 7\n}\n");
+    let (code, _, err) = run(&["check", personality.path().to_str().unwrap()]);
+    assert_eq!(code, Some(100), "{err}");
+    assert!(err.contains("ecko") && err.contains("echo"), "{err}");
+}

@@ -1,0 +1,16 @@
+//! End-to-end tests: each starts the real `serverkit` binary on a personality written to a
+//! temporary directory and talks to it over real sockets.
+//!
+//! - `harness`: starting the server, waiting for it, killing it on drop, free ports.
+//! - `echo`: the echo module served to many clients; a trap, an infinite loop and an idle
+//!   client each end only their own session; back-pressure at `max_sessions`.
+//! - `lifecycle`: SIGTERM drains live sessions; exit codes.
+//! - `privileges`: root policy, identity, the root drop on every thread (needs root; CI
+//!   runs as root).
+//! - `cli`: `check`, `inspect`, `--help`, `--version`, broken configurations.
+
+mod cli;
+mod echo;
+mod harness;
+mod lifecycle;
+mod privileges;
