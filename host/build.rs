@@ -13,6 +13,10 @@ use std::process::Command;
 /// Guest crates under `guest-modules/` built and embedded as built-in modules.
 const SHIPPED_MODULES: &[&str] = &["echo"];
 
+/// Test-only guest crates under `guest-modules/testing/`: built for the tests, which find
+/// them through `SERVERKIT_TEST_MODULES_DIR`, and never embedded.
+const TEST_MODULES: &[&str] = &["probe", "contract-next"];
+
 fn main() {
     let manifest_dir =
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -29,6 +33,10 @@ fn main() {
     build_guests(&root, &guest_target);
 
     let wasm_dir = guest_target.join("wasm32-wasip2").join("release");
+    println!(
+        "cargo:rustc-env=SERVERKIT_TEST_MODULES_DIR={}",
+        wasm_dir.display()
+    );
     let mut generated =
         String::from("/// Shipped modules embedded at build time: (name, component bytes).\n");
     generated.push_str("pub const BUILTIN_MODULES: &[(&str, &[u8])] = &[\n");
@@ -80,7 +88,7 @@ fn build_guests(root: &Path, guest_target: &Path) {
     cmd.current_dir(root)
         .args(["build", "--release", "--target", "wasm32-wasip2"])
         .env("CARGO_TARGET_DIR", guest_target);
-    for name in SHIPPED_MODULES {
+    for name in SHIPPED_MODULES.iter().chain(TEST_MODULES) {
         cmd.args(["-p", name]);
     }
     // Flags meant for the host build (coverage, sanitizers, wrappers) must not leak into

@@ -28,6 +28,17 @@ fn sigterm_lets_live_sessions_finish_then_exits_zero() {
 }
 
 #[test]
+fn hup_usr1_and_alrm_do_not_kill_the_server() {
+    let port = free_port();
+    let mut server = Server::start(TestPersonality::new(&echo_c11n(port, "")), port);
+    for signal in [Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGALRM] {
+        server.signal(signal);
+    }
+    server.wait_for_log("ignoring SIGALRM", Duration::from_secs(5));
+    server.client().echo("still serving");
+}
+
+#[test]
 fn sigint_with_a_stuck_session_exits_at_the_deadline() {
     let port = free_port();
     let c11n = format!("shutdown_timeout = 1\n{}", echo_c11n(port, ""));

@@ -8,9 +8,12 @@
 //! - `privileges`: root policy, identity, the root drop on every thread (needs root; CI
 //!   runs as root).
 //! - `cli`: `check`, `inspect`, `--help`, `--version`, broken configurations.
+//! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
+//!   the contract version rule, module files over built-ins.
 
 mod cli;
 mod echo;
 mod harness;
 mod lifecycle;
 mod privileges;
+mod sandbox;

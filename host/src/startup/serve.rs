@@ -69,26 +69,44 @@ pub fn serve(
     Ok(())
 }
 
-/// SIGTERM and SIGINT, watched.
+/// The signals the server acts on, watched from before serving starts. HUP, USR1 and ALRM
+/// would kill the process by default; until configuration reload and the status report
+/// exist, they are logged and otherwise ignored, so `svc -h` or a stray `kill -USR1` under
+/// daemontools does not take the server down.
 struct StopSignals {
     term: Signal,
     int: Signal,
+    hup: Signal,
+    usr1: Signal,
+    alrm: Signal,
 }
 
 impl StopSignals {
     /// Starts watching; call inside a runtime.
     fn new() -> Result<Self> {
+        let watch = |kind: SignalKind, name: &str| {
+            signal(kind).with_context(|| format!("failed to watch {name}"))
+        };
         Ok(StopSignals {
-            term: signal(SignalKind::terminate()).context("failed to watch SIGTERM")?,
-            int: signal(SignalKind::interrupt()).context("failed to watch SIGINT")?,
+            term: watch(SignalKind::terminate(), "SIGTERM")?,
+            int: watch(SignalKind::interrupt(), "SIGINT")?,
+            hup: watch(SignalKind::hangup(), "SIGHUP")?,
+            usr1: watch(SignalKind::user_defined1(), "SIGUSR1")?,
+            alrm: watch(SignalKind::alarm(), "SIGALRM")?,
         })
     }
 
-    /// Waits for either; returns its name.
+    /// Waits for SIGTERM or SIGINT; returns its name.
     async fn recv(mut self) -> &'static str {
-        tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
+        loop {
+            let ignored = tokio::select! {
+                _ = self.term.recv() => return "SIGTERM",
+                _ = self.int.recv() => return "SIGINT",
+                _ = self.hup.recv() => "SIGHUP (reload is not supported yet)",
+                _ = self.usr1.recv() => "SIGUSR1 (the status report is not supported yet)",
+                _ = self.alrm.recv() => "SIGALRM (the status report is not supported yet)",
+            };
+            tracing::warn!("ignoring {ignored}");
         }
     }
 }

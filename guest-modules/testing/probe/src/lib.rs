@@ -1,0 +1,150 @@
+//! probe: a test-only module. Each session reports, one line each, what the sandbox lets
+//! it reach through WASI (environment, arguments, filesystem, network). Its `mode` option
+//! makes its prestart misbehave: ask for a port its section does not grant, or trap.
+
+use std::io::Write;
+
+wit_bindgen::generate!({
+    world: "module",
+    path: "../../../wit",
+    with: {
+        "wasi:io/streams@0.2.12": wasip2::io::streams,
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
+        "wasi:io/error@0.2.12": wasip2::io::error,
+    },
+});
+
+use serverkit::module::{config, prestart, types};
+use types::{ConfigValue, OptionSpec, OptionType, Version};
+
+struct Probe;
+
+fn text(key: &str) -> String {
+    match config::get(key) {
+        Some(ConfigValue::Text(s)) => s,
+        _ => String::new(),
+    }
+}
+
+impl Guest for Probe {
+    fn describe() -> types::Descriptor {
+        let option = |name: &str, option_type, default, help: &str| OptionSpec {
+            name: name.into(),
+            option_type,
+            default,
+            required: false,
+            help: help.into(),
+        };
+        types::Descriptor {
+            name: "probe".into(),
+            description: "Test-only: probes the sandbox".into(),
+            version: Version {
+                major: 1,
+                minor: 0,
+                patch: 0,
+            },
+            contract: Version {
+                major: 1,
+                minor: 0,
+                patch: 0,
+            },
+            authors: vec!["The serverkit developers".into()],
+            vocabulary: vec![
+                option(
+                    "address",
+                    OptionType::Address,
+                    Some(ConfigValue::Text("127.0.0.1".into())),
+                    "Address",
+                ),
+                option("port", OptionType::Port, None, "Port"),
+                option(
+                    "mode",
+                    OptionType::Text,
+                    Some(ConfigValue::Text("normal".into())),
+                    "normal, bind-ungranted or trap-in-prestart",
+                ),
+            ],
+        }
+    }
+
+    fn construct() -> Result<(), String> {
+        Ok(())
+    }
+
+    fn prestart() -> Result<(), String> {
+        let port = match config::get("port") {
+            Some(ConfigValue::Integer(p)) => p as u16,
+            _ => return Ok(()),
+        };
+        match text("mode").as_str() {
+            "trap-in-prestart" => panic!("probe: trapping in prestart on request"),
+            "bind-ungranted" => {
+                prestart::bind_listener("127.0.0.1", port.wrapping_add(1), 16)
+                    .map_err(|e| format!("{e:?}"))?;
+            }
+            _ => {
+                prestart::bind_listener(&text("address"), port, 16)
+                    .map_err(|e| format!("{e:?}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn operator() -> Result<(), String> {
+        Ok(())
+    }
+
+    fn session(conn: serverkit::module::connection::Connection) -> Result<(), String> {
+        let (_input, mut output) = conn.streams().ok_or("streams taken")?;
+        let report = [
+            format!("env {}", std::env::vars().count()),
+            format!("args {}", std::env::args().count()),
+            format!(
+                "fs-read {}",
+                outcome(std::fs::read("/etc/passwd").map(|_| ()))
+            ),
+            format!("fs-list {}", outcome(std::fs::read_dir("/").map(|_| ()))),
+            format!("fs-write {}", outcome(std::fs::write("escape.txt", b"x"))),
+            // Its own listening address: only the sandbox can refuse this connection.
+            format!(
+                "tcp-connect {}",
+                outcome(std::net::TcpStream::connect(own_address()).map(|_| ()))
+            ),
+            format!(
+                "tcp-listen {}",
+                outcome(std::net::TcpListener::bind("127.0.0.1:0").map(|_| ()))
+            ),
+            format!(
+                "second-streams {}",
+                if conn.streams().is_some() {
+                    "granted"
+                } else {
+                    "refused"
+                }
+            ),
+        ];
+        for line in report {
+            writeln!(output, "{line}").map_err(|e| e.to_string())?;
+        }
+        output.flush().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn report() -> Vec<String> {
+        Vec::new()
+    }
+}
+
+fn own_address() -> String {
+    let port = match config::get("port") {
+        Some(ConfigValue::Integer(p)) => p,
+        _ => 0,
+    };
+    format!("{}:{port}", text("address"))
+}
+
+fn outcome(result: std::io::Result<()>) -> &'static str {
+    if result.is_ok() { "granted" } else { "refused" }
+}
+
+export!(Probe);

@@ -1,0 +1,117 @@
+//! The sandbox seen from the inside (the test-only `probe` module) and the module rules
+//! seen from outside: grants, traps in hooks, the contract version, module files.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::harness::{Client, Server, TestPersonality, free_port};
+
+/// A test-only module's `.wasm`, built by host/build.rs.
+fn test_module(file: &str) -> PathBuf {
+    PathBuf::from(env!("SERVERKIT_TEST_MODULES_DIR")).join(file)
+}
+
+fn probe_personality(port: u16, mode: &str) -> TestPersonality {
+    let personality = TestPersonality::new(&format!(
+        "executes_as_root = true\nuid = 65534\ngid = 65534\nprobe {{\n  port = {port}\n  mode = {mode}\n}}\n"
+    ));
+    std::fs::copy(
+        test_module("probe.wasm"),
+        personality.path().join("modules/probe.wasm"),
+    )
+    .unwrap();
+    personality
+}
+
+#[test]
+fn a_guest_reaches_no_environment_filesystem_or_network() {
+    let port = free_port();
+    let server = Server::start(probe_personality(port, "normal"), port);
+    let mut client = Client::connect(server.addr);
+    let report: Vec<String> = std::iter::from_fn(|| client.line()).collect();
+    assert_eq!(
+        report,
+        [
+            "env 0",
+            "args 0",
+            "fs-read refused",
+            "fs-list refused",
+            "fs-write refused",
+            "tcp-connect refused",
+            "tcp-listen refused",
+            "second-streams refused",
+        ],
+        "log:\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn a_module_cannot_bind_a_port_its_section_does_not_grant() {
+    let port = free_port();
+    let personality = probe_personality(port, "bind-ungranted");
+    let mut server = Server::spawn(&["run"], personality.path(), &[]);
+    let status = server.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(100), "{}", server.log());
+    let log = server.log();
+    assert!(
+        log.contains("failed in prestart")
+            && log.contains(&format!(
+                "port {} is not the value of a port option",
+                port.wrapping_add(1)
+            )),
+        "{log}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port.wrapping_add(1))).is_err(),
+        "nothing was bound"
+    );
+}
+
+#[test]
+fn a_trap_in_prestart_aborts_startup_with_the_guests_message() {
+    let port = free_port();
+    let personality = probe_personality(port, "trap-in-prestart");
+    let mut server = Server::spawn(&["run"], personality.path(), &[]);
+    let status = server.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(100), "{}", server.log());
+    let log = server.log();
+    assert!(log.contains("module `probe` trapped in prestart"), "{log}");
+    assert!(
+        log.contains("probe: trapping in prestart on request"),
+        "the guest's panic message is logged:\n{log}"
+    );
+}
+
+#[test]
+fn a_module_built_against_another_major_contract_is_refused() {
+    let personality = TestPersonality::new("");
+    std::fs::copy(
+        test_module("contract_next.wasm"),
+        personality.path().join("modules/next.wasm"),
+    )
+    .unwrap();
+    let mut server = Server::spawn(&["check"], personality.path(), &[]);
+    let status = server.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(100), "{}", server.log());
+    let log = server.log();
+    assert!(
+        log.contains("was built against contract serverkit:module@2.0.0, but this serverkit speaks serverkit:module@1.0.0: major versions must match"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_module_file_takes_precedence_over_the_built_in() {
+    let port = free_port();
+    let personality = TestPersonality::new(&crate::harness::echo_c11n(port, ""));
+    let file = personality.path().join("modules/echo.wasm");
+    std::fs::copy(test_module("echo.wasm"), &file).unwrap();
+    let server = Server::start(personality, port);
+    assert!(
+        server.log().contains(&format!("from={}", file.display())),
+        "{}",
+        server.log()
+    );
+    server.client().echo("served by the file's echo");
+}
