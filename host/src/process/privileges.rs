@@ -112,7 +112,8 @@ fn switch(uid: u32, gid: u32) -> Result<()> {
     nix::unistd::setresgid(gid, gid, gid)
         .with_context(|| format!("failed to switch to gid {gid}"))?;
     // The bounding set can only shrink while we still have CAP_SETPCAP, so before setuid.
-    for cap in caps::all() {
+    // Every capability this kernel knows, which may be fewer than the caps crate knows.
+    for cap in caps::runtime::thread_all_supported() {
         caps::drop(None, CapSet::Bounding, cap)
             .with_context(|| format!("failed to drop {cap} from the bounding set"))?;
     }
