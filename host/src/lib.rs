@@ -13,9 +13,11 @@
 //! - [`engine`]: the wasm engine, its epoch ticker, the compiled-module cache.
 //! - [`guest_host`]: what an instance gets from the host: its store data and the host side
 //!   of each imported interface (log, config, prestart, connection, stdio).
+//! - [`heaps`]: ServerKit's fixed-size allocators, for the host's records and the report.
 //! - [`listeners`]: listening sockets bound for modules.
 //! - [`sessions`]: worker pools, accept loops, one instance per session, limits, shutdown.
 //! - [`process`]: identity (process title) and credentials (root policy and drop).
+//! - [`report`]: the status report, in ServerKit's layout.
 //! - [`cli`], [`inspect`], [`logging`], [`failure`]: the binary's edges.
 
 #![deny(missing_docs)]
@@ -25,11 +27,13 @@ pub mod contract;
 pub mod engine;
 pub mod failure;
 pub mod guest_host;
+pub mod heaps;
 pub mod inspect;
 pub mod listeners;
 pub mod logging;
 pub mod modules;
 pub mod personality;
 pub mod process;
+pub mod report;
 pub mod sessions;
 pub mod startup;

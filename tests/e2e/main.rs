@@ -8,6 +8,7 @@
 //! - `privileges`: root policy, identity, the root drop on every thread (needs root; CI
 //!   runs as root).
 //! - `cli`: `check`, `inspect`, `--help`, `--version`, broken configurations.
+//! - `report`: the status report on SIGUSR1 and SIGALRM, parsed.
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 
@@ -16,4 +17,5 @@ mod echo;
 mod harness;
 mod lifecycle;
 mod privileges;
+mod report;
 mod sandbox;

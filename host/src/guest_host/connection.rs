@@ -19,6 +19,7 @@ use wasmtime_wasi::p2::{
 use crate::contract::bindings::connection::{Host, HostConnection, ShutdownType};
 use crate::contract::bindings::prestart::ListenerId;
 use crate::guest_host::state::InstanceState;
+use crate::sessions::waits::{Channel, Waiting};
 
 /// Most bytes handed to the guest by one read: what it defends is guest and host memory
 /// against a guest asking for a gigantic buffer (wasmtime-wasi uses the same bound).
@@ -189,6 +190,7 @@ impl InputStream for Reader {
 impl Pollable for Reader {
     async fn ready(&mut self) {
         if !self.closed {
+            let _waiting = Waiting::on(Channel::Recv);
             // An error here shows up in the next read.
             let _ = self.socket.readable().await;
         }
@@ -259,6 +261,7 @@ impl OutputStream for Writer {
 #[wasmtime_wasi::async_trait]
 impl Pollable for Writer {
     async fn ready(&mut self) {
+        let _waiting = (!self.pending.is_empty()).then(|| Waiting::on(Channel::Send));
         while !self.pending.is_empty() && self.failed.is_none() {
             if let Err(e) = self.socket.writable().await {
                 self.failed = Some(e);

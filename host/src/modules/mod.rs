@@ -13,8 +13,10 @@ use arc_swap::ArcSwap;
 
 use crate::contract::bindings::ModulePre;
 use crate::guest_host::state::{InstanceState, ModuleContext};
+use crate::heaps::{Heap, HeapOptions, HeapRegistry, HeapSpec};
 use crate::sessions::options::SessionOptions;
 use crate::sessions::stats::SessionStats;
+use crate::sessions::threads::ThreadCounts;
 
 pub use load::LoadedModule;
 
@@ -48,4 +50,68 @@ pub struct ModuleSlot {
     pub options: SessionOptions,
     /// Its session counters.
     pub stats: SessionStats,
+    /// Live figures of its worker pool.
+    pub threads: Arc<ThreadCounts>,
+    /// One unit per live session (the report's `<module>_sessions` heap).
+    pub records: Arc<Heap<SessionRecord>>,
+}
+
+/// What the host keeps about a live session.
+#[derive(Debug)]
+pub struct SessionRecord {
+    /// The client.
+    pub peer: std::net::SocketAddr,
+    /// When it was accepted.
+    pub started: std::time::Instant,
+    /// The module generation serving it.
+    pub generation: u64,
+}
+
+impl ModuleSlot {
+    /// A slot serving `version`, with its session heap registered in `heaps`: at most
+    /// `max_sessions` records, `min_sessions` of them reserved now.
+    pub fn new(
+        name: &str,
+        version: ModuleVersion,
+        options: SessionOptions,
+        heaps: &HeapRegistry,
+    ) -> Self {
+        let records = Heap::new(HeapSpec {
+            label: format!("{name}_sessions"),
+            units_per_chunk: options.min_sessions.max(MIN_RECORDS_PER_CHUNK),
+            max_units: options.max_sessions,
+            options: HeapOptions {
+                grow_exponentially: true,
+                shrink: true,
+                unlimited: false,
+            },
+        });
+        heaps.register(&records);
+        let reserved: Vec<_> = (0..options.min_sessions)
+            .filter_map(|_| records.alloc(SessionRecord::placeholder()).ok())
+            .collect();
+        drop(reserved);
+        ModuleSlot {
+            name: name.to_string(),
+            current: ArcSwap::from_pointee(version),
+            options,
+            stats: SessionStats::default(),
+            threads: Arc::default(),
+            records,
+        }
+    }
+}
+
+/// Session records per chunk at least, so a small `min_sessions` does not grow the heap one
+/// record at a time.
+const MIN_RECORDS_PER_CHUNK: usize = 16;
+
+impl SessionRecord {
+    fn placeholder() -> Self {
+        SessionRecord {
+            peer: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            started: std::time::Instant::now(),
+            generation: 0,
+        }
+    }
 }

@@ -10,11 +10,18 @@ use tokio::runtime::Runtime;
 use tokio::sync::{Semaphore, watch};
 use wasmtime::Engine;
 
-use super::session;
+use super::{first_line, session};
 use crate::guest_host::state::Phase;
 use crate::listeners::BoundListener;
 use crate::modules::load::hook_state;
-use crate::modules::{ModuleSlot, instance};
+use crate::modules::{ModuleSlot, SessionRecord, instance};
+
+/// Longest wait for a module's `report` hook.
+const REPORT_HOOK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Most lines a module adds to the report: what it defends is the report (and the log)
+/// against a module returning a flood.
+const MAX_REPORT_LINES: usize = 100;
 
 /// Pause after an accept error such as EMFILE, so a full descriptor table does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -36,7 +43,9 @@ impl ModuleServer {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self> {
         let options = &slot.options;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        slot.threads.hook(&mut builder);
+        let runtime = builder
             .worker_threads(options.min_threads)
             .max_blocking_threads((options.max_threads - options.min_threads).max(1))
             .thread_name(format!("{}-worker", slot.name))
@@ -86,6 +95,38 @@ impl ModuleServer {
         }
     }
 
+    /// The module, for the report.
+    pub fn slot(&self) -> &ModuleSlot {
+        &self.slot
+    }
+
+    /// Runs the module's `report` hook in a fresh instance on the module's own pool, waiting
+    /// at most [`REPORT_HOOK_TIMEOUT`]: a slow or broken hook costs its own lines only.
+    pub fn report_lines(&self, engine: &Engine) -> Vec<String> {
+        let (engine, slot) = (engine.clone(), self.slot.clone());
+        let hook = self.runtime.spawn(async move {
+            let version = slot.current.load_full();
+            let state = hook_state(version.context.clone(), Phase::Unprivileged);
+            let (mut store, module) = instance::create(&engine, version.pre(), state).await?;
+            anyhow::Ok(module.call_report(&mut store).await?)
+        });
+        let waited = self
+            .runtime
+            .block_on(async { tokio::time::timeout(REPORT_HOOK_TIMEOUT, hook).await });
+        match waited {
+            Ok(Ok(Ok(lines))) => lines.into_iter().take(MAX_REPORT_LINES).collect(),
+            Ok(Ok(Err(e))) => vec![format!(
+                "(the report hook failed: {})",
+                first_line(&format!("{e:#}"))
+            )],
+            Ok(Err(e)) => vec![format!("(the report hook failed: {e})")],
+            Err(_) => vec![format!(
+                "(the report hook did not answer within {}s)",
+                REPORT_HOOK_TIMEOUT.as_secs()
+            )],
+        }
+    }
+
     /// Stops the pool, abandoning any session still live.
     pub fn stop(self) {
         self.runtime.shutdown_timeout(Duration::from_millis(100));
@@ -120,18 +161,33 @@ async fn accept_loop(
             }
         };
         let version = slot.current.load_full();
+        let record = SessionRecord {
+            peer,
+            started: Instant::now(),
+            generation: version.generation,
+        };
+        let record = match slot.records.alloc(record) {
+            Ok(record) => record,
+            Err(full) => {
+                // The permit bounds live sessions to the heap's maximum, so this is a bug.
+                tracing::error!(module = %slot.name, "{full}: closing the connection");
+                continue;
+            }
+        };
         let (engine, slot) = (engine.clone(), slot.clone());
         tokio::spawn(async move {
+            let options = slot.options.clone();
             session::serve(
                 engine,
                 version,
-                slot.options.clone(),
+                options,
                 &slot.stats,
                 stream,
                 peer,
                 listener,
             )
             .await;
+            drop(record);
             drop(permit);
         });
     }

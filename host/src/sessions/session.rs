@@ -10,6 +10,7 @@ use anyhow::Result;
 use tokio::net::TcpStream;
 use wasmtime::{Engine, Trap};
 
+use super::first_line;
 use super::options::SessionOptions;
 use super::stats::SessionStats;
 use crate::guest_host::connection::{Activity, ClientConnection};
@@ -96,8 +97,4 @@ async fn idle(activity: &Activity, limit: Duration) {
         }
         tokio::time::sleep(limit - idle).await;
     }
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or(text)
 }

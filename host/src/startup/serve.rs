@@ -1,20 +1,22 @@
-//! Step 9: start every module's server, wait for SIGTERM or SIGINT, drain, stop.
+//! Step 9: start every module's server, print the status report on SIGUSR1 or SIGALRM,
+//! and on SIGTERM or SIGINT drain and stop.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use arc_swap::ArcSwap;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use wasmtime::Engine;
 
 use super::ConfiguredModule;
 use crate::engine::EpochTicker;
+use crate::heaps::HeapRegistry;
 use crate::listeners::BoundListener;
 use crate::modules::{ModuleSlot, ModuleVersion};
+use crate::report::{self, ModuleReport};
 use crate::sessions::server::ModuleServer;
-use crate::sessions::stats::SessionStats;
 
 /// Serves until a stop signal, then gives live sessions `shutdown_timeout` to finish.
 pub fn serve(
@@ -22,27 +24,24 @@ pub fn serve(
     modules: Vec<(ConfiguredModule, Vec<BoundListener>)>,
     shutdown_timeout: Duration,
 ) -> Result<()> {
-    // Watch the stop signals before serving, so an early SIGTERM still drains.
+    // Watch the signals before serving, so an early SIGTERM still drains.
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("failed to start the control runtime")?;
-    let signals = control.block_on(async { StopSignals::new() })?;
+    let mut signals = control.block_on(async { Signals::new() })?;
     let ticker = EpochTicker::start(engine)?;
+    let heaps = HeapRegistry::default();
     let (stop, stopping) = watch::channel(false);
     let mut servers = Vec::new();
     for (configured, listeners) in modules {
+        let name = configured.module.name().to_string();
         let version = ModuleVersion {
             generation: 1,
             loaded: configured.module.clone(),
             context: configured.context(),
         };
-        let slot = Arc::new(ModuleSlot {
-            name: configured.module.name().to_string(),
-            current: ArcSwap::from_pointee(version),
-            options: configured.options,
-            stats: SessionStats::default(),
-        });
+        let slot = Arc::new(ModuleSlot::new(&name, version, configured.options, &heaps));
         servers.push(ModuleServer::start(
             engine,
             slot,
@@ -52,9 +51,15 @@ pub fn serve(
     }
     tracing::info!("serving");
 
-    let signal = control.block_on(signals.recv());
+    let stop_signal = loop {
+        match control.block_on(signals.recv()) {
+            Event::Stop(name) => break name,
+            Event::Report(name) => print_report(engine, &servers, &heaps, name),
+            Event::Ignored(name) => tracing::warn!("ignoring {name}"),
+        }
+    };
     tracing::info!(
-        "{signal}: no longer accepting; waiting up to {}s for live sessions",
+        "{stop_signal}: no longer accepting; waiting up to {}s for live sessions",
         shutdown_timeout.as_secs()
     );
     let _ = stop.send(true);
@@ -69,11 +74,32 @@ pub fn serve(
     Ok(())
 }
 
-/// The signals the server acts on, watched from before serving starts. HUP, USR1 and ALRM
-/// would kill the process by default; until configuration reload and the status report
-/// exist, they are logged and otherwise ignored, so `svc -h` or a stray `kill -USR1` under
-/// daemontools does not take the server down.
-struct StopSignals {
+/// Writes the report to stderr in one piece, so log lines cannot interleave with it.
+fn print_report(engine: &Engine, servers: &[ModuleServer], heaps: &HeapRegistry, signal: &str) {
+    tracing::info!("{signal}: status report follows");
+    let modules: Vec<ModuleReport<'_>> = servers
+        .iter()
+        .map(|s| ModuleReport {
+            slot: s.slot(),
+            lines: s.report_lines(engine),
+        })
+        .collect();
+    let text = report::render(&modules, heaps);
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// What a signal asks for.
+enum Event {
+    Stop(&'static str),
+    Report(&'static str),
+    Ignored(&'static str),
+}
+
+/// The signals the server acts on. USR1 prints the report, as ServerKit's did; ALRM too,
+/// because daemontools 0.76's `svc` cannot send USR1 but can send ALRM (`svc -a`). HUP
+/// would kill the process by default; until reload exists it is logged and ignored, so
+/// `svc -h` does not take the server down.
+struct Signals {
     term: Signal,
     int: Signal,
     hup: Signal,
@@ -81,13 +107,13 @@ struct StopSignals {
     alrm: Signal,
 }
 
-impl StopSignals {
+impl Signals {
     /// Starts watching; call inside a runtime.
     fn new() -> Result<Self> {
         let watch = |kind: SignalKind, name: &str| {
             signal(kind).with_context(|| format!("failed to watch {name}"))
         };
-        Ok(StopSignals {
+        Ok(Signals {
             term: watch(SignalKind::terminate(), "SIGTERM")?,
             int: watch(SignalKind::interrupt(), "SIGINT")?,
             hup: watch(SignalKind::hangup(), "SIGHUP")?,
@@ -96,17 +122,14 @@ impl StopSignals {
         })
     }
 
-    /// Waits for SIGTERM or SIGINT; returns its name.
-    async fn recv(mut self) -> &'static str {
-        loop {
-            let ignored = tokio::select! {
-                _ = self.term.recv() => return "SIGTERM",
-                _ = self.int.recv() => return "SIGINT",
-                _ = self.hup.recv() => "SIGHUP (reload is not supported yet)",
-                _ = self.usr1.recv() => "SIGUSR1 (the status report is not supported yet)",
-                _ = self.alrm.recv() => "SIGALRM (the status report is not supported yet)",
-            };
-            tracing::warn!("ignoring {ignored}");
+    /// Waits for the next signal.
+    async fn recv(&mut self) -> Event {
+        tokio::select! {
+            _ = self.term.recv() => Event::Stop("SIGTERM"),
+            _ = self.int.recv() => Event::Stop("SIGINT"),
+            _ = self.usr1.recv() => Event::Report("SIGUSR1"),
+            _ = self.alrm.recv() => Event::Report("SIGALRM"),
+            _ = self.hup.recv() => Event::Ignored("SIGHUP (reload is not supported yet)"),
         }
     }
 }

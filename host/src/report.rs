@@ -1,0 +1,121 @@
+//! The status report, in ServerKit's layout (`../shared/seeds/serverkit-site.txt`): thread
+//! pools, wait channels, database pools, heaps, then each module's lines. It only reads
+//! counters: producing it never stops or slows serving.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use crate::contract::version;
+use crate::heaps::HeapRegistry;
+use crate::modules::ModuleSlot;
+use crate::sessions::threads::WORKER_STACK_BYTES;
+use crate::sessions::waits;
+
+const RULE: &str = "------------------------------------------------------------------------------";
+const SHORT_RULE: &str = "-------------------";
+
+/// One module's part: its slot and the lines its `report` hook returned.
+pub struct ModuleReport<'a> {
+    /// The module.
+    pub slot: &'a ModuleSlot,
+    /// What its hook said (or why it said nothing).
+    pub lines: Vec<String>,
+}
+
+/// Renders the whole report.
+pub fn render(modules: &[ModuleReport<'_>], heaps: &HeapRegistry) -> String {
+    let mut out = String::from("ServerKit status report\n");
+    thread_pools(&mut out, modules);
+    wait_channels(&mut out);
+    database_pools(&mut out);
+    heap_table(&mut out, heaps);
+    for module in modules {
+        module_lines(&mut out, module);
+    }
+    out
+}
+
+fn thread_pools(out: &mut String, modules: &[ModuleReport<'_>]) {
+    let _ = writeln!(
+        out,
+        "Thread pools\n{:<24} {:>10} {:>10} {:>9} {:>10} {:>11}\n{RULE}",
+        "Label", "MinThreads", "MaxThreads", "StackSize", "ActiveBusy", "ActiveTotal"
+    );
+    for ModuleReport { slot, .. } in modules {
+        let o = &slot.options;
+        let t = &slot.threads;
+        let label = format!("{}_workers", slot.name);
+        let _ = writeln!(
+            out,
+            "{label:<24} {:>10} {:>10} {WORKER_STACK_BYTES:>9} {:>10} {:>11}",
+            o.min_threads,
+            o.max_threads,
+            t.busy(),
+            t.alive()
+        );
+    }
+}
+
+fn wait_channels(out: &mut String) {
+    let _ = writeln!(out, "WaitCount Channel\n{SHORT_RULE}");
+    for (channel, count) in waits::snapshot() {
+        let _ = writeln!(out, "{count:>9} {}", channel.name());
+    }
+}
+
+fn database_pools(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "Database connection pools\n{:<24} {:>8} {:>8} {:>10} {:>10} {:>6}\n{RULE}",
+        "Identifier", "MinConns", "MaxConns", "ActiveBusy", "ActivTotal", "Errors"
+    );
+}
+
+fn heap_table(out: &mut String, heaps: &HeapRegistry) {
+    let _ = writeln!(
+        out,
+        "Heaps\n{:<24} {:>8} {:>4} {:>10} {:>10} {:>10} {:>10}\n{RULE}",
+        "Label", "MaxUnits", "Opts", "ActChnkSiz", "ActivUnits", "ActivChnks", "AllocUnits"
+    );
+    for h in heaps.stats() {
+        let _ = writeln!(
+            out,
+            "{:<24} {:>8} {:>4} {:>10} {:>10} {:>10} {:>10}",
+            h.label, h.max_units, h.opts, h.chunk_size, h.units, h.chunks, h.allocated
+        );
+    }
+}
+
+fn module_lines(out: &mut String, module: &ModuleReport<'_>) {
+    let slot = module.slot;
+    let version = slot.current.load();
+    let s = &slot.stats;
+    let _ = writeln!(
+        out,
+        "Module {}\n{:<10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n{RULE}",
+        slot.name,
+        "Version",
+        "Generation",
+        "Sessions",
+        "Started",
+        "Ok",
+        "Errors",
+        "Traps",
+        "Timeouts"
+    );
+    let _ = writeln!(
+        out,
+        "{:<10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        version::display(&version.loaded.descriptor.version),
+        version.generation,
+        s.live(),
+        s.started.load(Ordering::Relaxed),
+        s.ok.load(Ordering::Relaxed),
+        s.failed.load(Ordering::Relaxed),
+        s.trapped.load(Ordering::Relaxed),
+        s.timed_out.load(Ordering::Relaxed),
+    );
+    for line in &module.lines {
+        let _ = writeln!(out, "{line}");
+    }
+}
