@@ -2,6 +2,7 @@
 //! temporary directory and talks to it over real sockets.
 //!
 //! - `harness`: starting the server, waiting for it, killing it on drop, free ports.
+//! - `daemontools`: the shipped service directory under a real svscan and svc.
 //! - `echo`: the echo module served to many clients; a trap, an infinite loop and an idle
 //!   client each end only their own session; back-pressure at `max_sessions`.
 //! - `lifecycle`: SIGTERM drains live sessions; exit codes.
@@ -13,6 +14,7 @@
 //!   the contract version rule, module files over built-ins.
 
 mod cli;
+mod daemontools;
 mod echo;
 mod harness;
 mod lifecycle;
