@@ -9,10 +9,10 @@ use serverkit::personality::Personality;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    serverkit::logging::init();
+    let log = serverkit::logging::init();
     let result = match cli.command {
-        None => run(cli.run.personality),
-        Some(Command::Run(arg)) => run(arg.personality),
+        None => run(cli.run.personality, &log),
+        Some(Command::Run(arg)) => run(arg.personality, &log),
         Some(Command::Check(arg)) => Personality::locate(arg.personality)
             .and_then(|p| serverkit::startup::load(&p))
             .map(|_| println!("ok")),
@@ -29,6 +29,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(personality: Option<std::path::PathBuf>) -> anyhow::Result<()> {
-    serverkit::startup::run(&Personality::locate(personality)?)
+fn run(
+    personality: Option<std::path::PathBuf>,
+    log: &serverkit::logging::LogSwitch,
+) -> anyhow::Result<()> {
+    serverkit::startup::run(&Personality::locate(personality)?, log)
 }

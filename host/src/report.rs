@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use crate::contract::version;
 use crate::heaps::HeapRegistry;
+use crate::logging::Syslog;
 use crate::modules::ModuleSlot;
 use crate::sessions::threads::WORKER_STACK_BYTES;
 use crate::sessions::waits;
@@ -23,12 +24,20 @@ pub struct ModuleReport<'a> {
 }
 
 /// Renders the whole report.
-pub fn render(modules: &[ModuleReport<'_>], heaps: &HeapRegistry) -> String {
+pub fn render(
+    modules: &[ModuleReport<'_>],
+    heaps: &HeapRegistry,
+    syslog: Option<&Syslog>,
+) -> String {
     let mut out = String::from("ServerKit status report\n");
     thread_pools(&mut out, modules);
     wait_channels(&mut out);
     database_pools(&mut out);
     heap_table(&mut out, heaps);
+    if let Some(syslog) = syslog {
+        let (sent, dropped) = syslog.counts();
+        let _ = writeln!(out, "Syslog datagrams sent {sent} dropped {dropped}");
+    }
     for module in modules {
         module_lines(&mut out, module);
     }

@@ -12,6 +12,7 @@
 //! - `report`: the status report on SIGUSR1 and SIGALRM, parsed.
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
+//! - `syslog`: the remote syslog bypass, with and without a collector.
 
 mod cli;
 mod daemontools;
@@ -21,3 +22,4 @@ mod lifecycle;
 mod privileges;
 mod report;
 mod sandbox;
+mod syslog;

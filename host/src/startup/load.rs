@@ -11,6 +11,7 @@ use super::{ConfiguredModule, Loaded, SHUTDOWN_TIMEOUT_KEY, on_startup_thread};
 use crate::contract::version;
 use crate::engine::{self, ComponentCache};
 use crate::guest_host::linker;
+use crate::logging::syslog::Format;
 use crate::modules::builtin;
 use crate::modules::load::{LoadedModule, Loader};
 use crate::modules::source::{ModuleSource, module_files};
@@ -21,10 +22,12 @@ use crate::sessions::options::SessionOptions;
 pub fn load(personality: &Personality) -> Result<Loaded> {
     let engine = engine::new()?;
     let (config, modules) = on_startup_thread(&engine, load_modules(personality, &engine))?;
+    let syslog = syslog_settings(&config)?;
     Ok(Loaded {
         engine,
         config,
         modules,
+        syslog,
     })
 }
 
@@ -87,6 +90,30 @@ async fn load_modules(
     Ok((config, configured))
 }
 
+/// The remote syslog settings, when `bypass_libc_syslog` is on.
+fn syslog_settings(config: &Config) -> Result<Option<(String, Format)>> {
+    let globals = &config.globals;
+    if !globals.bool("bypass_libc_syslog").unwrap_or(false) {
+        return Ok(None);
+    }
+    let at = |key: &str| {
+        let loc = globals.location_of(key).unwrap_or(globals.location);
+        format!("{}:{}:{}", config.file, loc.line, loc.column)
+    };
+    let Some(address) = globals.str("libc_syslog_bypass_address") else {
+        bail!(
+            "{}: error: `bypass_libc_syslog = true` needs `libc_syslog_bypass_address` (host[:port])",
+            at("bypass_libc_syslog")
+        );
+    };
+    let format = Format::parse(globals.str(SYSLOG_FORMAT_KEY).unwrap_or("rfc5424"))
+        .map_err(|e| anyhow!("{}: error: {e}", at(SYSLOG_FORMAT_KEY)))?;
+    Ok(Some((address.to_string(), format)))
+}
+
+/// Core option: the syslog datagram format.
+const SYSLOG_FORMAT_KEY: &str = "syslog_format";
+
 /// Core options, `database` sections, the host's core options and one section per module.
 fn vocabulary(modules: &[LoadedModule]) -> Vocabulary {
     let mut vocabulary = Vocabulary::core();
@@ -97,6 +124,14 @@ fn vocabulary(modules: &[LoadedModule]) -> Vocabulary {
             "Seconds live sessions get to finish after SIGTERM or SIGINT",
         )
         .with_default(Value::Int(10)),
+    );
+    vocabulary.options.push(
+        OptionSpec::new(
+            SYSLOG_FORMAT_KEY,
+            OptionType::String,
+            "Syslog datagram format with bypass_libc_syslog: rfc5424 or rfc3164",
+        )
+        .with_default(Value::Str("rfc5424".into())),
     );
     for module in modules {
         vocabulary.add_section(module.spec.clone());

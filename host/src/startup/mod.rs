@@ -26,6 +26,9 @@ use wasmtime::Engine;
 
 use crate::engine::EpochTicker;
 use crate::guest_host::state::{Grants, ModuleContext};
+use crate::heaps::HeapRegistry;
+use crate::logging::LogSwitch;
+use crate::logging::syslog::{self, Syslog};
 use crate::modules::LoadedModule;
 use crate::personality::Personality;
 use crate::process::{identity, limits, privileges};
@@ -38,6 +41,8 @@ const SHUTDOWN_TIMEOUT_KEY: &str = "shutdown_timeout";
 
 /// A personality whose modules are loaded and whose configuration is checked (steps 1-3).
 pub struct Loaded {
+    /// Where logs go when `bypass_libc_syslog` is on: address and format.
+    pub syslog: Option<(String, syslog::Format)>,
     /// The engine every module was compiled for.
     pub engine: Engine,
     /// The checked configuration.
@@ -84,10 +89,25 @@ pub(crate) fn on_startup_thread<T>(
     result
 }
 
-/// The whole sequence: runs until SIGTERM or SIGINT.
-pub fn run(personality: &Personality) -> Result<()> {
+/// The whole sequence: runs until SIGTERM or SIGINT. `log` is switched to remote syslog
+/// when the configuration asks for it.
+pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
     let loaded = load(personality)?;
     let globals = &loaded.config.globals;
+    let heaps = HeapRegistry::default();
+    let app = globals
+        .str("identity")
+        .map(identity::title)
+        .unwrap_or_else(|| "serverkit".into());
+    let syslog = match &loaded.syslog {
+        Some((address, format)) => {
+            let syslog = Syslog::new(address, *format, &app, &heaps)?;
+            tracing::info!("logging to syslog at {address} from now on");
+            log.to_syslog(syslog.clone());
+            Some(syslog)
+        }
+        None => None,
+    };
 
     // 4. The root policy, checked before anything privileged happens.
     let policy = privileges::RootPolicy {
@@ -120,12 +140,15 @@ pub fn run(personality: &Personality) -> Result<()> {
 
     // 8. Drop privileges while this is the only thread.
     privileges::apply(&plan)?;
+    if let Some(syslog) = &syslog {
+        syslog.start_sender()?;
+    }
 
     // 9. Serve.
     let shutdown_timeout =
         Duration::from_secs(globals.int(SHUTDOWN_TIMEOUT_KEY).unwrap_or(10).max(0) as u64);
     let modules = loaded.modules.into_iter().zip(listeners).collect();
-    serve::serve(&loaded.engine, modules, shutdown_timeout)
+    serve::serve(&loaded.engine, modules, shutdown_timeout, heaps, syslog)
 }
 
 fn id_option(globals: &Section, key: &str) -> Result<Option<u32>> {

@@ -14,6 +14,7 @@ use super::ConfiguredModule;
 use crate::engine::EpochTicker;
 use crate::heaps::HeapRegistry;
 use crate::listeners::BoundListener;
+use crate::logging::Syslog;
 use crate::modules::{ModuleSlot, ModuleVersion};
 use crate::report::{self, ModuleReport};
 use crate::sessions::server::ModuleServer;
@@ -23,6 +24,8 @@ pub fn serve(
     engine: &Engine,
     modules: Vec<(ConfiguredModule, Vec<BoundListener>)>,
     shutdown_timeout: Duration,
+    heaps: HeapRegistry,
+    syslog: Option<Arc<Syslog>>,
 ) -> Result<()> {
     // Watch the signals before serving, so an early SIGTERM still drains.
     let control = tokio::runtime::Builder::new_current_thread()
@@ -31,7 +34,6 @@ pub fn serve(
         .context("failed to start the control runtime")?;
     let mut signals = control.block_on(async { Signals::new() })?;
     let ticker = EpochTicker::start(engine)?;
-    let heaps = HeapRegistry::default();
     let (stop, stopping) = watch::channel(false);
     let mut servers = Vec::new();
     for (configured, listeners) in modules {
@@ -54,7 +56,7 @@ pub fn serve(
     let stop_signal = loop {
         match control.block_on(signals.recv()) {
             Event::Stop(name) => break name,
-            Event::Report(name) => print_report(engine, &servers, &heaps, name),
+            Event::Report(name) => print_report(engine, &servers, &heaps, syslog.as_deref(), name),
             Event::Ignored(name) => tracing::warn!("ignoring {name}"),
         }
     };
@@ -75,7 +77,13 @@ pub fn serve(
 }
 
 /// Writes the report to stderr in one piece, so log lines cannot interleave with it.
-fn print_report(engine: &Engine, servers: &[ModuleServer], heaps: &HeapRegistry, signal: &str) {
+fn print_report(
+    engine: &Engine,
+    servers: &[ModuleServer],
+    heaps: &HeapRegistry,
+    syslog: Option<&Syslog>,
+    signal: &str,
+) {
     tracing::info!("{signal}: status report follows");
     let modules: Vec<ModuleReport<'_>> = servers
         .iter()
@@ -84,7 +92,7 @@ fn print_report(engine: &Engine, servers: &[ModuleServer], heaps: &HeapRegistry,
             lines: s.report_lines(engine),
         })
         .collect();
-    let text = report::render(&modules, heaps);
+    let text = report::render(&modules, heaps, syslog);
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 

@@ -1,0 +1,55 @@
+//! The host log: one event per line on stderr (for multilog), level from `RUST_LOG`
+//! (default `info`), colour only on a terminal; or, with `bypass_libc_syslog = true`,
+//! every event as a syslog datagram over UDP instead (`syslog`).
+
+pub mod syslog;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer as _};
+
+pub use syslog::Syslog;
+
+/// Where events go, switchable once the configuration is read.
+#[derive(Clone, Default)]
+pub struct LogSwitch {
+    syslog: Arc<arc_swap::ArcSwapOption<Syslog>>,
+    stderr_off: Arc<AtomicBool>,
+}
+
+impl LogSwitch {
+    /// Sends every event from now on to `syslog` instead of stderr.
+    pub fn to_syslog(&self, syslog: Arc<Syslog>) {
+        self.syslog.store(Some(syslog));
+        self.stderr_off.store(true, Ordering::Relaxed);
+    }
+
+    /// The syslog sink, once configured.
+    pub fn syslog(&self) -> Option<Arc<Syslog>> {
+        self.syslog.load_full()
+    }
+}
+
+/// Installs the log. Call once, first thing in `main`; keep the switch for later.
+pub fn init() -> LogSwitch {
+    let switch = LogSwitch::default();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let stderr_off = switch.stderr_off.clone();
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(move |_| {
+            !stderr_off.load(Ordering::Relaxed)
+        }));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(syslog::SyslogLayer::new(switch.syslog.clone()))
+        .init();
+    switch
+}

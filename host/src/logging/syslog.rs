@@ -1,0 +1,339 @@
+//! The remote syslog bypass, as ServerKit's `bypass_libc_syslog`: every log event becomes
+//! one syslog datagram (RFC 5424 by default, or RFC 3164) sent over UDP to
+//! `libc_syslog_bypass_address`, with the identity as the app name.
+//!
+//! Logging never blocks serving: an event is formatted into a unit of the
+//! `log_entry_heap` (at most [`QUEUE_UNITS`]) and queued; a sender thread, started after the
+//! privilege drop, sends the queue. When the heap is full, or a send fails (no listener,
+//! network down), the entry is dropped and counted.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use arc_swap::ArcSwapOption;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context as LayerContext, Layer};
+
+use crate::heaps::{Heap, HeapOptions, HeapRegistry, HeapSpec, Unit};
+
+/// Most log entries waiting to be sent; beyond it new entries are dropped and counted.
+pub const QUEUE_UNITS: usize = 1000;
+
+/// Longest message sent; what it defends is the datagram size (and the collector).
+const MAX_MESSAGE_BYTES: usize = 2048;
+
+/// The syslog port when the address names none.
+const DEFAULT_PORT: u16 = 514;
+
+/// The two syslog formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// RFC 5424: `<PRI>1 TIMESTAMP HOST APP PID - - MSG`.
+    Rfc5424,
+    /// RFC 3164 (BSD): `<PRI>Mmm dd hh:mm:ss HOST APP[PID]: MSG`.
+    Rfc3164,
+}
+
+impl Format {
+    /// Parses the `syslog_format` option.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "rfc5424" => Ok(Format::Rfc5424),
+            "rfc3164" => Ok(Format::Rfc3164),
+            other => bail!("`syslog_format` must be `rfc5424` or `rfc3164`, found `{other}`"),
+        }
+    }
+}
+
+/// A configured syslog destination with its queue.
+pub struct Syslog {
+    socket: UdpSocket,
+    format: Format,
+    app: String,
+    hostname: String,
+    queue: Arc<Heap<String>>,
+    sender: Sender<Unit<String>>,
+    receiver: Mutex<Option<Receiver<Unit<String>>>>,
+    sent: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Syslog {
+    /// A destination `host[:port]` (default port 514); the queue heap is listed in `heaps`.
+    pub fn new(
+        address: &str,
+        format: Format,
+        app: &str,
+        heaps: &HeapRegistry,
+    ) -> Result<Arc<Self>> {
+        let target = with_default_port(address);
+        let socket =
+            UdpSocket::bind(("0.0.0.0", 0)).context("failed to open a UDP socket for syslog")?;
+        socket
+            .connect(&target)
+            .with_context(|| format!("failed to resolve the syslog address `{address}`"))?;
+        let queue = Heap::new(HeapSpec {
+            label: "log_entry_heap".into(),
+            units_per_chunk: 10,
+            max_units: QUEUE_UNITS,
+            options: HeapOptions {
+                grow_exponentially: true,
+                shrink: true,
+                unlimited: false,
+            },
+        });
+        heaps.register(&queue);
+        let hostname = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "-".into());
+        let (sender, receiver) = channel();
+        Ok(Arc::new(Syslog {
+            socket,
+            format,
+            app: app.to_string(),
+            hostname,
+            queue,
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+            sent: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }))
+    }
+
+    /// Starts sending the queue. Call after the privilege drop: the thread inherits it.
+    pub fn start_sender(self: &Arc<Self>) -> Result<()> {
+        let Some(receiver) = self
+            .receiver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return Ok(());
+        };
+        let syslog = self.clone();
+        std::thread::Builder::new()
+            .name("syslog-sender".into())
+            .spawn(move || {
+                for entry in receiver {
+                    let result = entry.with(|datagram| syslog.socket.send(datagram.as_bytes()));
+                    let counter = if result.is_ok() {
+                        &syslog.sent
+                    } else {
+                        &syslog.dropped
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .context("failed to start the syslog sender thread")?;
+        Ok(())
+    }
+
+    /// Datagrams sent and entries dropped so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed),
+        )
+    }
+
+    fn enqueue(&self, level: &Level, message: &str) {
+        let datagram = self.datagram(level, message, OffsetDateTime::now_utc());
+        let queued = self
+            .queue
+            .alloc(datagram)
+            .map(|unit| self.sender.send(unit).is_ok());
+        if !matches!(queued, Ok(true)) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One datagram: facility daemon (3), severity from the level.
+    fn datagram(&self, level: &Level, message: &str, now: OffsetDateTime) -> String {
+        let severity = match *level {
+            Level::ERROR => 3,
+            Level::WARN => 4,
+            Level::INFO => 6,
+            Level::DEBUG | Level::TRACE => 7,
+        };
+        let pri = 3 * 8 + severity;
+        let pid = std::process::id();
+        let message = crate::guest_host::log::truncate(message, MAX_MESSAGE_BYTES);
+        match self.format {
+            Format::Rfc5424 => {
+                let ts = now.format(&Rfc3339).unwrap_or_else(|_| "-".into());
+                format!(
+                    "<{pri}>1 {ts} {} {} {pid} - - {message}",
+                    self.hostname, self.app
+                )
+            }
+            Format::Rfc3164 => {
+                let ts = now
+                    .format(time::macros::format_description!(
+                        "[month repr:short] [day padding:space] [hour]:[minute]:[second]"
+                    ))
+                    .unwrap_or_default();
+                format!(
+                    "<{pri}>{ts} {} {}[{pid}]: {message}",
+                    self.hostname, self.app
+                )
+            }
+        }
+    }
+}
+
+/// `address` with the syslog port added when it names none: `host`, `host:port`, an IPv4
+/// or IPv6 literal, `[v6]:port`.
+fn with_default_port(address: &str) -> String {
+    if address.parse::<SocketAddr>().is_ok() {
+        return address.to_string();
+    }
+    if let Ok(ip) = address.parse::<IpAddr>() {
+        return SocketAddr::new(ip, DEFAULT_PORT).to_string();
+    }
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.parse::<u16>().is_ok() => {
+            address.to_string()
+        }
+        _ => format!("{address}:{DEFAULT_PORT}"),
+    }
+}
+
+/// The tracing layer that feeds the syslog queue once one is configured.
+pub struct SyslogLayer {
+    target: Arc<ArcSwapOption<Syslog>>,
+}
+
+impl SyslogLayer {
+    /// A layer sending to whatever `target` holds (nothing until configured).
+    pub fn new(target: Arc<ArcSwapOption<Syslog>>) -> Self {
+        SyslogLayer { target }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for SyslogLayer {
+    fn on_event(&self, event: &Event<'_>, _: LayerContext<'_, S>) {
+        let target = self.target.load();
+        let Some(syslog) = target.as_ref() else {
+            return;
+        };
+        let mut text = MessageText::default();
+        event.record(&mut text);
+        syslog.enqueue(event.metadata().level(), &text.0);
+    }
+}
+
+/// An event's message followed by its other fields as `key=value`.
+#[derive(Default)]
+struct MessageText(String);
+
+impl Visit for MessageText {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let fields = std::mem::take(&mut self.0);
+            let _ = write!(self.0, "{value:?}{fields}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0.insert_str(0, value);
+        } else {
+            let _ = write!(self.0, " {}={value}", field.name());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn syslog(format: Format) -> (Arc<Syslog>, UdpSocket) {
+        let collector = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let address = collector.local_addr().unwrap().to_string();
+        (
+            Syslog::new(&address, format, "server.pop", &HeapRegistry::default()).unwrap(),
+            collector,
+        )
+    }
+
+    #[test]
+    fn rfc5424_datagrams() {
+        let (s, _collector) = syslog(Format::Rfc5424);
+        let now = time::macros::datetime!(2026-11-22 04:05:06 UTC);
+        let d = s.datagram(&Level::WARN, "disk full", now);
+        assert_eq!(
+            d,
+            format!(
+                "<28>1 2026-11-22T04:05:06Z {} server.pop {} - - disk full",
+                s.hostname,
+                std::process::id()
+            )
+        );
+    }
+
+    #[test]
+    fn rfc3164_datagrams() {
+        let (s, _collector) = syslog(Format::Rfc3164);
+        let now = time::macros::datetime!(2026-11-02 04:05:06 UTC);
+        let d = s.datagram(&Level::INFO, "hello", now);
+        assert_eq!(
+            d,
+            format!(
+                "<30>Nov  2 04:05:06 {} server.pop[{}]: hello",
+                s.hostname,
+                std::process::id()
+            )
+        );
+    }
+
+    #[test]
+    fn queued_entries_wait_for_the_sender_then_arrive() {
+        let (s, collector) = syslog(Format::Rfc5424);
+        s.enqueue(&Level::INFO, "before the drop");
+        assert_eq!(
+            s.queue.stats().allocated,
+            1,
+            "queued in the heap until the sender starts"
+        );
+        s.start_sender().unwrap();
+        let mut buf = [0u8; 2048];
+        collector
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let n = collector.recv(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).ends_with(" - - before the drop"));
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        let (s, _collector) = syslog(Format::Rfc5424);
+        for _ in 0..QUEUE_UNITS + 5 {
+            s.enqueue(&Level::INFO, "x");
+        }
+        assert_eq!(s.counts(), (0, 5));
+    }
+
+    #[test]
+    fn addresses_take_the_default_port() {
+        assert_eq!(with_default_port("192.168.2.100"), "192.168.2.100:514");
+        assert_eq!(
+            with_default_port("192.168.2.100:1514"),
+            "192.168.2.100:1514"
+        );
+        assert_eq!(with_default_port("::1"), "[::1]:514");
+        assert_eq!(with_default_port("[::1]:1514"), "[::1]:1514");
+        assert_eq!(with_default_port("logs.example"), "logs.example:514");
+        assert_eq!(with_default_port("logs.example:1514"), "logs.example:1514");
+        assert!(Format::parse("rfc9999").is_err());
+    }
+}
