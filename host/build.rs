@@ -1,9 +1,10 @@
 //! Builds the shipped guest modules for `wasm32-wasip2` with a nested cargo, the way
 //! wasmtime's own test-programs do, and embeds them in the host as built-ins.
 //!
-//! The nested build uses its own target directory, `<target-dir>/guest-modules`, so it
-//! never waits on the lock of the outer build. Its outputs are left at the documented path
-//! `<target-dir>/guest-modules/wasm32-wasip2/release/<name>.wasm`.
+//! The nested build uses its own target directory inside this package's `OUT_DIR`, so it
+//! never waits on the lock of the outer build and two checkouts sharing a cargo target
+//! directory never see each other's guests. The shipped modules are then copied to the
+//! documented path `<target-dir>/modules/<name>.wasm`.
 
 use std::env;
 use std::fmt::Write as _;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Guest crates under `guest-modules/` built and embedded as built-in modules.
-const SHIPPED_MODULES: &[&str] = &["echo"];
+const SHIPPED_MODULES: &[&str] = &["echo", "vtstats"];
 
 /// Test-only guest crates under `guest-modules/testing/`: built for the tests, which find
 /// them through `SERVERKIT_TEST_MODULES_DIR`, and never embedded.
@@ -29,7 +30,8 @@ fn main() {
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 
-    let guest_target = guest_target_dir(&root);
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let guest_target = out.join("guest-target");
     build_guests(&root, &guest_target);
 
     let wasm_dir = guest_target.join("wasm32-wasip2").join("release");
@@ -37,6 +39,8 @@ fn main() {
         "cargo:rustc-env=SERVERKIT_TEST_MODULES_DIR={}",
         wasm_dir.display()
     );
+    let shipped_dir = target_dir(&root).join("modules");
+    std::fs::create_dir_all(&shipped_dir).expect("create <target-dir>/modules");
     let mut generated =
         String::from("/// Shipped modules embedded at build time: (name, component bytes).\n");
     generated.push_str("pub const BUILTIN_MODULES: &[(&str, &[u8])] = &[\n");
@@ -47,6 +51,8 @@ fn main() {
             "guest build did not produce {}",
             wasm.display()
         );
+        std::fs::copy(&wasm, shipped_dir.join(format!("{name}.wasm")))
+            .expect("copy a shipped module");
         writeln!(
             generated,
             "    ({name:?}, include_bytes!({:?})),",
@@ -55,31 +61,19 @@ fn main() {
         .unwrap();
     }
     generated.push_str("];\n");
-    writeln!(
-        generated,
-        "/// Where the build left the shipped modules' `.wasm` files."
-    )
-    .unwrap();
-    writeln!(
-        generated,
-        "pub const BUILTIN_MODULES_DIR: &str = {:?};",
-        wasm_dir.display().to_string()
-    )
-    .unwrap();
-    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     std::fs::write(out.join("builtin_modules.rs"), generated).expect("write builtin_modules.rs");
 }
 
-fn guest_target_dir(root: &Path) -> PathBuf {
+/// The cargo target directory of the outer build.
+fn target_dir(root: &Path) -> PathBuf {
     let target = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let target = if target.is_absolute() {
+    if target.is_absolute() {
         target
     } else {
         root.join(target)
-    };
-    target.join("guest-modules")
+    }
 }
 
 fn build_guests(root: &Path, guest_target: &Path) {

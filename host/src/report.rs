@@ -4,13 +4,57 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+use tokio::runtime::Handle;
+use wasmtime::Engine;
 
 use crate::contract::version;
 use crate::heaps::HeapRegistry;
 use crate::logging::Syslog;
 use crate::modules::ModuleSlot;
+use crate::sessions::server::report_hook_lines;
 use crate::sessions::threads::WORKER_STACK_BYTES;
 use crate::sessions::waits;
+
+/// What the report reads: every module with its pool, the heaps, the syslog counters.
+pub struct Reporter {
+    /// The engine, for the modules' report hooks.
+    pub engine: Engine,
+    /// Each module and a handle on its pool.
+    pub modules: Vec<(Arc<ModuleSlot>, Handle)>,
+    /// Every heap.
+    pub heaps: HeapRegistry,
+    /// The syslog sink, when logs go there.
+    pub syslog: Option<Arc<Syslog>>,
+}
+
+impl Reporter {
+    /// The report now. Each module's hook runs on its own pool, so this can be awaited
+    /// from anywhere: the signal handler's thread or a module asking through `stats`.
+    pub async fn render(&self) -> String {
+        let mut modules = Vec::new();
+        for (slot, pool) in &self.modules {
+            let lines = report_hook_lines(&self.engine, slot, pool).await;
+            modules.push(ModuleReport { slot, lines });
+        }
+        render(&modules, &self.heaps, self.syslog.as_deref())
+    }
+}
+
+/// The process's reporter: there is one report per process, as there is one set of
+/// signals, so modules reach it without threading it through every instance.
+static REPORTER: OnceLock<Arc<Reporter>> = OnceLock::new();
+
+/// Makes `reporter` the process's reporter (once serving starts).
+pub fn install(reporter: Arc<Reporter>) {
+    let _ = REPORTER.set(reporter);
+}
+
+/// The process's reporter, once serving has started.
+pub fn reporter() -> Option<Arc<Reporter>> {
+    REPORTER.get().cloned()
+}
 
 const RULE: &str = "------------------------------------------------------------------------------";
 const SHORT_RULE: &str = "-------------------";

@@ -13,6 +13,7 @@
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 //! - `syslog`: the remote syslog bypass, with and without a collector.
+//! - `vtstats`: the report on a pseudo-terminal every interval.
 
 mod cli;
 mod daemontools;
@@ -23,3 +24,4 @@ mod privileges;
 mod report;
 mod sandbox;
 mod syslog;
+mod vtstats;

@@ -17,4 +17,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use self::serverkit::module::{config, connection, log, prestart, types};
+pub use self::serverkit::module::{config, connection, log, prestart, stats, types};

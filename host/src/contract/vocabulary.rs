@@ -48,7 +48,7 @@ fn option_type(ty: WitType) -> OptionType {
         WitType::Port => OptionType::Port,
         WitType::Address => OptionType::Address,
         WitType::Directory => OptionType::Directory,
-        WitType::File => OptionType::File,
+        WitType::File | WitType::Terminal => OptionType::File,
         WitType::DatabaseRef => OptionType::DatabaseRef,
     }
 }

@@ -7,4 +7,5 @@ pub mod linker;
 pub mod log;
 pub mod prestart;
 pub mod state;
+pub mod stats;
 pub mod stdio;

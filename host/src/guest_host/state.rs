@@ -2,7 +2,7 @@
 //! table, what its module's configuration grants, and its CPU budget.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serverkit_c11n::{OptionType, Section, SectionSpec, Value};
 use wasmtime::component::ResourceTable;
@@ -41,6 +41,27 @@ pub struct ModuleContext {
     pub section: Option<Arc<Section>>,
     /// What the section lets the module ask for in prestart.
     pub grants: Grants,
+    /// The terminal opened for it in prestart (an option of type terminal), which its
+    /// operator writes to as standard output.
+    pub terminal: Mutex<Option<std::fs::File>>,
+}
+
+impl ModuleContext {
+    /// A context; `section` is `None` while describing, before c11n is read.
+    pub fn new(name: &str, section: Option<Arc<Section>>, grants: Grants) -> Arc<Self> {
+        Arc::new(ModuleContext {
+            name: name.to_string(),
+            section,
+            grants,
+            terminal: Mutex::new(None),
+        })
+    }
+
+    /// A handle on the terminal opened for the module in prestart, if any.
+    pub fn terminal(&self) -> Option<std::fs::File> {
+        let terminal = self.terminal.lock().unwrap_or_else(|p| p.into_inner());
+        terminal.as_ref().and_then(|f| f.try_clone().ok())
+    }
 }
 
 /// Privileged resources a module's section grants: the values of its options of type
@@ -93,13 +114,7 @@ impl InstanceState {
     /// A fresh state: no preopened directories, no sockets, no environment, no arguments;
     /// stdout and stderr go to the host log labelled with the module.
     pub fn new(module: Arc<ModuleContext>, phase: Phase) -> Self {
-        let wasi = WasiCtx::builder()
-            .stdout(GuestLog::stdout(&module.name))
-            .stderr(GuestLog::stderr(&module.name))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let wasi = sandbox(&module.name, None);
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_INSTANCE_RESOURCES);
         InstanceState {
@@ -112,6 +127,30 @@ impl InstanceState {
             peer: None,
         }
     }
+}
+
+impl InstanceState {
+    /// Makes `file` the guest's standard output (the operator's terminal).
+    pub fn set_stdout(&mut self, file: std::fs::File) {
+        self.wasi = sandbox(&self.module.name, Some(file));
+    }
+}
+
+/// A WASI context granting nothing: no preopened directory, no socket, no name lookup, no
+/// environment, no arguments. stdout and stderr go to the host log labelled with the
+/// module, or stdout to `stdout` when given.
+fn sandbox(module: &str, stdout: Option<std::fs::File>) -> WasiCtx {
+    let mut builder = WasiCtx::builder();
+    match stdout {
+        Some(file) => builder.stdout(wasmtime_wasi::cli::OutputFile::new(file)),
+        None => builder.stdout(GuestLog::stdout(module)),
+    };
+    builder
+        .stderr(GuestLog::stderr(module))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build()
 }
 
 impl WasiView for InstanceState {

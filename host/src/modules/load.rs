@@ -102,11 +102,7 @@ impl Loader<'_> {
     }
 
     async fn describe(&self, pre: &ModulePre<InstanceState>, label: &str) -> Result<Descriptor> {
-        let context = Arc::new(ModuleContext {
-            name: label.to_string(),
-            section: None,
-            grants: Grants::default(),
-        });
+        let context = ModuleContext::new(label, None, Grants::default());
         let (mut store, module) =
             instance::create(self.engine, pre, hook_state(context, Phase::Unprivileged)).await?;
         module
@@ -119,11 +115,7 @@ impl Loader<'_> {
 
 impl LoadedModule {
     async fn construct(&self, engine: &Engine) -> Result<()> {
-        let context = Arc::new(ModuleContext {
-            name: self.name().to_string(),
-            section: None,
-            grants: Grants::default(),
-        });
+        let context = ModuleContext::new(self.name(), None, Grants::default());
         let (mut store, module) =
             instance::create(engine, &self.pre, hook_state(context, Phase::Unprivileged)).await?;
         module

@@ -96,35 +96,13 @@ impl ModuleServer {
     }
 
     /// The module, for the report.
-    pub fn slot(&self) -> &ModuleSlot {
+    pub fn slot(&self) -> &Arc<ModuleSlot> {
         &self.slot
     }
 
-    /// Runs the module's `report` hook in a fresh instance on the module's own pool, waiting
-    /// at most [`REPORT_HOOK_TIMEOUT`]: a slow or broken hook costs its own lines only.
-    pub fn report_lines(&self, engine: &Engine) -> Vec<String> {
-        let (engine, slot) = (engine.clone(), self.slot.clone());
-        let hook = self.runtime.spawn(async move {
-            let version = slot.current.load_full();
-            let state = hook_state(version.context.clone(), Phase::Unprivileged);
-            let (mut store, module) = instance::create(&engine, version.pre(), state).await?;
-            anyhow::Ok(module.call_report(&mut store).await?)
-        });
-        let waited = self
-            .runtime
-            .block_on(async { tokio::time::timeout(REPORT_HOOK_TIMEOUT, hook).await });
-        match waited {
-            Ok(Ok(Ok(lines))) => lines.into_iter().take(MAX_REPORT_LINES).collect(),
-            Ok(Ok(Err(e))) => vec![format!(
-                "(the report hook failed: {})",
-                first_line(&format!("{e:#}"))
-            )],
-            Ok(Err(e)) => vec![format!("(the report hook failed: {e})")],
-            Err(_) => vec![format!(
-                "(the report hook did not answer within {}s)",
-                REPORT_HOOK_TIMEOUT.as_secs()
-            )],
-        }
+    /// A handle on the module's pool, to run its hooks there.
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.runtime.handle().clone()
     }
 
     /// Stops the pool, abandoning any session still live.
@@ -193,14 +171,45 @@ async fn accept_loop(
     }
 }
 
+/// Runs the module's `report` hook in a fresh instance on the module's own pool (`pool`),
+/// waiting at most [`REPORT_HOOK_TIMEOUT`]: a slow or broken hook costs its own lines only.
+pub async fn report_hook_lines(
+    engine: &Engine,
+    slot: &Arc<ModuleSlot>,
+    pool: &tokio::runtime::Handle,
+) -> Vec<String> {
+    let (engine, slot) = (engine.clone(), slot.clone());
+    let hook = pool.spawn(async move {
+        let version = slot.current.load_full();
+        let state = hook_state(version.context.clone(), Phase::Unprivileged);
+        let (mut store, module) = instance::create(&engine, version.pre(), state).await?;
+        anyhow::Ok(module.call_report(&mut store).await?)
+    });
+    match tokio::time::timeout(REPORT_HOOK_TIMEOUT, hook).await {
+        Ok(Ok(Ok(lines))) => lines.into_iter().take(MAX_REPORT_LINES).collect(),
+        Ok(Ok(Err(e))) => vec![format!(
+            "(the report hook failed: {})",
+            first_line(&format!("{e:#}"))
+        )],
+        Ok(Err(e)) => vec![format!("(the report hook failed: {e})")],
+        Err(_) => vec![format!(
+            "(the report hook did not answer within {}s)",
+            REPORT_HOOK_TIMEOUT.as_secs()
+        )],
+    }
+}
+
 /// Runs the module's `operator` hook in its own instance, with no CPU budget: it is the
 /// module's long-running work. It still yields at every epoch tick.
 async fn operator(engine: Engine, slot: Arc<ModuleSlot>) {
     let version = slot.current.load_full();
     let result = async {
-        let state = hook_state(version.context.clone(), Phase::Unprivileged);
+        let mut state = hook_state(version.context.clone(), Phase::Unprivileged);
+        state.cpu_tick_budget = u64::MAX;
+        if let Some(terminal) = version.context.terminal() {
+            state.set_stdout(terminal);
+        }
         let (mut store, module) = instance::create(&engine, version.pre(), state).await?;
-        store.data_mut().cpu_tick_budget = u64::MAX;
         anyhow::Ok(module.call_operator(&mut store).await?)
     }
     .await;

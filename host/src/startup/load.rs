@@ -1,8 +1,6 @@
 //! Steps 1-3: find the personality's modules, load them, and check `c11n` against the
 //! combined vocabulary. Shared by `run` and `check`; binds nothing.
 
-use std::sync::Arc;
-
 use anyhow::{Result, anyhow, bail};
 use serverkit_c11n::{Config, OptionSpec, OptionType, Parsed, Section, Value, Vocabulary};
 use wasmtime::Engine;
@@ -80,11 +78,7 @@ async fn load_modules(
     for module in modules {
         let section = module_section(&config, &module)?;
         let options = SessionOptions::from_section(&config.file, &section)?;
-        configured.push(ConfiguredModule {
-            module: Arc::new(module),
-            section: Arc::new(section),
-            options,
-        });
+        configured.push(ConfiguredModule::new(module, section, options));
     }
     check_capacity(&config.file, &configured)?;
     Ok((config, configured))

@@ -24,6 +24,7 @@ use anyhow::{Context, Result, anyhow};
 use serverkit_c11n::{Config, Section};
 use wasmtime::Engine;
 
+use crate::contract::bindings::types::OptionType;
 use crate::engine::EpochTicker;
 use crate::guest_host::state::{Grants, ModuleContext};
 use crate::heaps::HeapRegistry;
@@ -59,16 +60,33 @@ pub struct ConfiguredModule {
     pub section: Arc<Section>,
     /// Its session options.
     pub options: SessionOptions,
+    /// What its instances know: name, section, grants, what prestart opened for it.
+    pub context: Arc<ModuleContext>,
 }
 
 impl ConfiguredModule {
-    /// What an instance of it knows: its name, section and grants.
-    pub fn context(&self) -> Arc<ModuleContext> {
-        Arc::new(ModuleContext {
-            name: self.module.name().to_string(),
-            section: Some(self.section.clone()),
-            grants: Grants::of(&self.module.spec, &self.section),
-        })
+    /// A module configured by `section`.
+    pub fn new(module: LoadedModule, section: Section, options: SessionOptions) -> Self {
+        let section = Arc::new(section);
+        let grants = Grants::of(&module.spec, &section);
+        let context = ModuleContext::new(module.name(), Some(section.clone()), grants);
+        ConfiguredModule {
+            module: Arc::new(module),
+            section,
+            options,
+            context,
+        }
+    }
+
+    /// Paths of its options of type terminal, for prestart to open.
+    pub fn terminals(&self) -> Vec<String> {
+        self.module
+            .descriptor
+            .vocabulary
+            .iter()
+            .filter(|o| o.option_type == OptionType::Terminal)
+            .filter_map(|o| self.section.str(&o.name).map(String::from))
+            .collect()
     }
 }
 

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, anyhow};
 
-use super::Loaded;
+use super::{ConfiguredModule, Loaded};
 use crate::guest_host::state::{Phase, PrestartResults};
 use crate::listeners::BoundListener;
 use crate::modules::instance;
@@ -14,10 +14,9 @@ pub async fn prestart_all(loaded: &Loaded) -> Result<Vec<Vec<BoundListener>>> {
     let mut all = Vec::new();
     for configured in &loaded.modules {
         let name = configured.module.name();
-        let state = hook_state(
-            configured.context(),
-            Phase::Prestart(PrestartResults::default()),
-        );
+        open_terminals(configured)?;
+        let prestart = Phase::Prestart(PrestartResults::default());
+        let state = hook_state(configured.context.clone(), prestart);
         let (mut store, instance) =
             instance::create(&loaded.engine, &configured.module.pre, state).await?;
         let outcome = instance
@@ -41,4 +40,30 @@ pub async fn prestart_all(loaded: &Loaded) -> Result<Vec<Vec<BoundListener>>> {
         all.push(results.listeners);
     }
     Ok(all)
+}
+
+/// Opens the module's terminal (write-only, not as a controlling terminal) while still
+/// root: `/dev/tty12` belongs to root. A plain file is created if missing, and appended to.
+fn open_terminals(configured: &ConfiguredModule) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    for path in configured.terminals() {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(&path)
+            .with_context(|| {
+                format!(
+                    "module `{}`: failed to open terminal `{path}`",
+                    configured.module.name()
+                )
+            })?;
+        tracing::info!(module = configured.module.name(), terminal = %path, "terminal opened");
+        *configured
+            .context
+            .terminal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(file);
+    }
+    Ok(())
 }

@@ -16,7 +16,7 @@ use crate::heaps::HeapRegistry;
 use crate::listeners::BoundListener;
 use crate::logging::Syslog;
 use crate::modules::{ModuleSlot, ModuleVersion};
-use crate::report::{self, ModuleReport};
+use crate::report::{self, Reporter};
 use crate::sessions::server::ModuleServer;
 
 /// Serves until a stop signal, then gives live sessions `shutdown_timeout` to finish.
@@ -41,7 +41,7 @@ pub fn serve(
         let version = ModuleVersion {
             generation: 1,
             loaded: configured.module.clone(),
-            context: configured.context(),
+            context: configured.context.clone(),
         };
         let slot = Arc::new(ModuleSlot::new(&name, version, configured.options, &heaps));
         servers.push(ModuleServer::start(
@@ -51,12 +51,27 @@ pub fn serve(
             stopping.clone(),
         )?);
     }
+    let reporter = Arc::new(Reporter {
+        engine: engine.clone(),
+        modules: servers
+            .iter()
+            .map(|s| (s.slot().clone(), s.handle()))
+            .collect(),
+        heaps,
+        syslog,
+    });
+    report::install(reporter.clone());
     tracing::info!("serving");
 
     let stop_signal = loop {
         match control.block_on(signals.recv()) {
             Event::Stop(name) => break name,
-            Event::Report(name) => print_report(engine, &servers, &heaps, syslog.as_deref(), name),
+            Event::Report(name) => {
+                tracing::info!("{name}: status report follows");
+                let text = control.block_on(reporter.render());
+                // One write, so log lines cannot interleave with the report.
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            }
             Event::Ignored(name) => tracing::warn!("ignoring {name}"),
         }
     };
@@ -74,26 +89,6 @@ pub fn serve(
     ticker.stop();
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Writes the report to stderr in one piece, so log lines cannot interleave with it.
-fn print_report(
-    engine: &Engine,
-    servers: &[ModuleServer],
-    heaps: &HeapRegistry,
-    syslog: Option<&Syslog>,
-    signal: &str,
-) {
-    tracing::info!("{signal}: status report follows");
-    let modules: Vec<ModuleReport<'_>> = servers
-        .iter()
-        .map(|s| ModuleReport {
-            slot: s.slot(),
-            lines: s.report_lines(engine),
-        })
-        .collect();
-    let text = report::render(&modules, heaps, syslog);
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// What a signal asks for.
