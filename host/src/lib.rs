@@ -12,8 +12,9 @@
 //! - [`modules`]: finding, compiling, loading modules; the versions sessions run on.
 //! - [`engine`]: the wasm engine, its epoch ticker, the compiled-module cache.
 //! - [`guest_host`]: what an instance gets from the host: its store data and the host side
-//!   of each imported interface (log, config, prestart, connection, stdio).
+//!   of each imported interface (log, config, prestart, connection, filesystem, stdio).
 //! - [`listeners`]: listening sockets bound for modules.
+//! - [`directories`]: directories and files granted to modules, resolved beneath.
 //! - [`sessions`]: worker pools, accept loops, one instance per session, limits, shutdown.
 //! - [`process`]: identity (process title) and credentials (root policy and drop).
 //! - [`cli`], [`inspect`], [`logging`], [`failure`]: the binary's edges.
@@ -22,6 +23,7 @@
 
 pub mod cli;
 pub mod contract;
+pub mod directories;
 pub mod engine;
 pub mod failure;
 pub mod guest_host;

@@ -5,8 +5,8 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -16,9 +16,13 @@ use wasmtime_wasi::p2::{
     DynInputStream, DynOutputStream, InputStream, OutputStream, Pollable, StreamError, StreamResult,
 };
 
-use crate::contract::bindings::connection::{Host, HostConnection, ShutdownType};
+use super::filesystem::GuestFile;
+use crate::contract::bindings::connection::{
+    Host, HostConnection, SendError, SendKind, ShutdownType,
+};
 use crate::contract::bindings::prestart::ListenerId;
 use crate::guest_host::state::InstanceState;
+use crate::sessions::waits::{Channel, WaitChannels};
 
 /// Most bytes handed to the guest by one read: what it defends is guest and host memory
 /// against a guest asking for a gigantic buffer (wasmtime-wasi uses the same bound).
@@ -43,7 +47,7 @@ impl Activity {
         })
     }
 
-    fn touch(&self) {
+    pub(super) fn touch(&self) {
         self.last_millis
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
@@ -55,13 +59,56 @@ impl Activity {
     }
 }
 
+/// Bytes the guest wrote to the output stream that the socket has not taken yet, shared
+/// by the stream and the connection: `send-file` must send them first.
+#[derive(Default)]
+pub(super) struct Outgoing {
+    pending: Bytes,
+    failed: Option<io::Error>,
+}
+
+impl Outgoing {
+    /// Writes as much of `pending` as the socket takes now.
+    pub(super) fn push(&mut self, socket: &TcpStream, activity: &Activity) {
+        while !self.pending.is_empty() && self.failed.is_none() {
+            match socket.try_write(&self.pending) {
+                Ok(n) => {
+                    activity.touch();
+                    let _ = self.pending.split_to(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => self.failed = Some(e),
+            }
+        }
+    }
+
+    /// Whether everything was written (or writing failed).
+    pub(super) fn done(&self) -> bool {
+        self.pending.is_empty() || self.failed.is_some()
+    }
+
+    /// The write error met, if any (reported once).
+    pub(super) fn take_failure(&mut self) -> Option<io::Error> {
+        self.failed.take()
+    }
+}
+
+/// Locks `outgoing`; a poisoned lock only means a panic elsewhere, and the bytes are
+/// still consistent (every update is a single assignment or split).
+pub(super) fn lock(outgoing: &Mutex<Outgoing>) -> MutexGuard<'_, Outgoing> {
+    outgoing.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The host side of a `connection` resource.
 pub struct ClientConnection {
-    socket: Arc<TcpStream>,
+    pub(super) socket: Arc<TcpStream>,
     peer: SocketAddr,
     local: SocketAddr,
     listener: ListenerId,
-    activity: Arc<Activity>,
+    pub(super) activity: Arc<Activity>,
+    pub(super) outgoing: Arc<Mutex<Outgoing>>,
+    /// What the guest says it is sending (a `SendKind` as u8), for the wait channels.
+    sending: Arc<AtomicU8>,
     streams_taken: bool,
 }
 
@@ -74,12 +121,17 @@ impl ClientConnection {
         activity: Arc<Activity>,
     ) -> io::Result<Self> {
         let local = socket.local_addr()?;
+        // Responses are written whole (or with MSG_MORE before a sendfile): waiting for
+        // Nagle would only add latency to small answers.
+        socket.set_nodelay(true)?;
         Ok(ClientConnection {
             socket: Arc::new(socket),
             peer,
             local,
             listener,
             activity,
+            outgoing: Arc::default(),
+            sending: Arc::new(AtomicU8::new(SendKind::Body as u8)),
             streams_taken: false,
         })
     }
@@ -115,13 +167,15 @@ impl HostConnection for InstanceState {
         let reader: DynInputStream = Box::new(Reader {
             socket: c.socket.clone(),
             activity: c.activity.clone(),
+            waits: self.waits.clone(),
             closed: false,
         });
         let writer: DynOutputStream = Box::new(Writer {
             socket: c.socket.clone(),
             activity: c.activity.clone(),
-            pending: Bytes::new(),
-            failed: None,
+            outgoing: c.outgoing.clone(),
+            sending: c.sending.clone(),
+            waits: self.waits.clone(),
         });
         let reader = self.table.push_child(reader, &conn)?;
         let writer = self.table.push_child(writer, &conn)?;
@@ -144,6 +198,36 @@ impl HostConnection for InstanceState {
         Ok(())
     }
 
+    async fn sending(
+        &mut self,
+        conn: Resource<ClientConnection>,
+        kind: SendKind,
+    ) -> wasmtime::Result<()> {
+        let c = self.table.get(&conn)?;
+        c.sending.store(kind as u8, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn send_file(
+        &mut self,
+        conn: Resource<ClientConnection>,
+        head: Vec<u8>,
+        file: Resource<GuestFile>,
+        offset: u64,
+        length: u64,
+    ) -> wasmtime::Result<Result<u64, SendError>> {
+        let c = self.table.get(&conn)?;
+        let transfer = super::send_file::Transfer {
+            socket: c.socket.clone(),
+            activity: c.activity.clone(),
+            outgoing: c.outgoing.clone(),
+        };
+        let file = self.table.get(&file)?;
+        let (fd, size, kind) = (file.fd.clone(), file.metadata.size, file.metadata.kind);
+        let _waiting = self.waits.enter(Channel::Sendfile);
+        Ok(transfer.run(&head, fd, size, kind, offset, length).await)
+    }
+
     async fn drop(&mut self, conn: Resource<ClientConnection>) -> wasmtime::Result<()> {
         self.table.delete(conn)?;
         Ok(())
@@ -153,6 +237,7 @@ impl HostConnection for InstanceState {
 struct Reader {
     socket: Arc<TcpStream>,
     activity: Arc<Activity>,
+    waits: Arc<WaitChannels>,
     closed: bool,
 }
 
@@ -189,6 +274,7 @@ impl InputStream for Reader {
 impl Pollable for Reader {
     async fn ready(&mut self) {
         if !self.closed {
+            let _waiting = self.waits.enter(Channel::Recv);
             // An error here shows up in the next read.
             let _ = self.socket.readable().await;
         }
@@ -198,57 +284,59 @@ impl Pollable for Reader {
 struct Writer {
     socket: Arc<TcpStream>,
     activity: Arc<Activity>,
-    /// Bytes accepted from the guest that the socket has not taken yet.
-    pending: Bytes,
-    failed: Option<io::Error>,
+    outgoing: Arc<Mutex<Outgoing>>,
+    sending: Arc<AtomicU8>,
+    waits: Arc<WaitChannels>,
 }
 
 impl Writer {
-    /// Writes as much of `pending` as the socket takes now.
-    fn push_pending(&mut self) {
-        while !self.pending.is_empty() && self.failed.is_none() {
-            match self.socket.try_write(&self.pending) {
-                Ok(n) => {
-                    self.activity.touch();
-                    let _ = self.pending.split_to(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => self.failed = Some(e),
-            }
-        }
+    fn push_pending(&self) -> MutexGuard<'_, Outgoing> {
+        let mut out = lock(&self.outgoing);
+        out.push(&self.socket, &self.activity);
+        out
     }
 
-    fn check_failed(&mut self) -> StreamResult<()> {
-        match self.failed.take() {
-            Some(e) => Err(StreamError::LastOperationFailed(e.into())),
-            None => Ok(()),
+    /// The channel a wait for the socket counts in, from what the guest says it sends.
+    fn channel(&self) -> Channel {
+        match self.sending.load(Ordering::Relaxed) {
+            k if k == SendKind::Headers as u8 => Channel::SendHeaders,
+            k if k == SendKind::Autoindex as u8 => Channel::SendAutoidx,
+            k if k == SendKind::ConstantResponse as u8 => Channel::SendConstantResponse,
+            _ => Channel::Send,
         }
+    }
+}
+
+fn failure(out: &mut Outgoing) -> StreamResult<()> {
+    match out.take_failure() {
+        Some(e) => Err(StreamError::LastOperationFailed(e.into())),
+        None => Ok(()),
     }
 }
 
 #[wasmtime_wasi::async_trait]
 impl OutputStream for Writer {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.check_failed()?;
-        if !self.pending.is_empty() || bytes.len() > MAX_WRITE_PERMIT_BYTES {
+        let mut out = lock(&self.outgoing);
+        failure(&mut out)?;
+        if !out.pending.is_empty() || bytes.len() > MAX_WRITE_PERMIT_BYTES {
             return Err(StreamError::Trap(wasmtime::format_err!(
                 "write exceeded the permit given by check-write"
             )));
         }
-        self.pending = bytes;
-        self.push_pending();
+        out.pending = bytes;
+        out.push(&self.socket, &self.activity);
         Ok(())
     }
 
     fn flush(&mut self) -> StreamResult<()> {
-        self.push_pending();
-        self.check_failed()
+        failure(&mut self.push_pending())
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        self.push_pending();
-        self.check_failed()?;
-        Ok(if self.pending.is_empty() {
+        let mut out = self.push_pending();
+        failure(&mut out)?;
+        Ok(if out.pending.is_empty() {
             MAX_WRITE_PERMIT_BYTES
         } else {
             0
@@ -259,12 +347,18 @@ impl OutputStream for Writer {
 #[wasmtime_wasi::async_trait]
 impl Pollable for Writer {
     async fn ready(&mut self) {
-        while !self.pending.is_empty() && self.failed.is_none() {
+        if self.push_pending().done() {
+            return;
+        }
+        let _waiting = self.waits.enter(self.channel());
+        loop {
             if let Err(e) = self.socket.writable().await {
-                self.failed = Some(e);
+                lock(&self.outgoing).failed = Some(e);
                 return;
             }
-            self.push_pending();
+            if self.push_pending().done() {
+                return;
+            }
         }
     }
 }

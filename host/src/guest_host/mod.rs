@@ -3,8 +3,10 @@
 
 pub mod config;
 pub mod connection;
+pub mod filesystem;
 pub mod linker;
 pub mod log;
 pub mod prestart;
+pub mod send_file;
 pub mod state;
 pub mod stdio;

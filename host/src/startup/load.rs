@@ -81,6 +81,7 @@ async fn load_modules(
             module: Arc::new(module),
             section: Arc::new(section),
             options,
+            fs: Default::default(),
         });
     }
     check_capacity(&config.file, &configured)?;

@@ -5,7 +5,7 @@
 //! 3. read `c11n` with the combined vocabulary;
 //! 4. apply the root policy;
 //! 5. take the identity;
-//! 6. (database pools: a later issue);
+//! 6. (database pools: a later issue); then open the granted directories and files;
 //! 7. run each module's `prestart` as root;
 //! 8. drop privileges;
 //! 9. serve.
@@ -25,6 +25,7 @@ use serverkit_c11n::{Config, Section};
 use wasmtime::Engine;
 
 use crate::engine::EpochTicker;
+use crate::directories::{self, GrantedFs};
 use crate::guest_host::state::{Grants, ModuleContext};
 use crate::modules::LoadedModule;
 use crate::personality::Personality;
@@ -54,6 +55,8 @@ pub struct ConfiguredModule {
     pub section: Arc<Section>,
     /// Its session options.
     pub options: SessionOptions,
+    /// The directories and files its section grants, opened in step 6b (empty before).
+    pub fs: Arc<GrantedFs>,
 }
 
 impl ConfiguredModule {
@@ -62,7 +65,7 @@ impl ConfiguredModule {
         Arc::new(ModuleContext {
             name: self.module.name().to_string(),
             section: Some(self.section.clone()),
-            grants: Grants::of(&self.module.spec, &self.section),
+            grants: Grants::of(&self.module.spec, &self.section, self.fs.clone()),
         })
     }
 }
@@ -86,7 +89,7 @@ pub(crate) fn on_startup_thread<T>(
 
 /// The whole sequence: runs until SIGTERM or SIGINT.
 pub fn run(personality: &Personality) -> Result<()> {
-    let loaded = load(personality)?;
+    let mut loaded = load(personality)?;
     let globals = &loaded.config.globals;
 
     // 4. The root policy, checked before anything privileged happens.
@@ -114,6 +117,12 @@ pub fn run(personality: &Personality) -> Result<()> {
     }
 
     // 6. Database pools arrive with the pop module's issue.
+
+    // 6b. Directories and files the modules' sections grant, opened while still root.
+    for configured in &mut loaded.modules {
+        let fs = directories::open_granted(&configured.module.spec, &configured.section)?;
+        configured.fs = Arc::new(fs);
+    }
 
     // 7. prestart, serially, still privileged.
     let listeners = on_startup_thread(&loaded.engine, prestart::prestart_all(&loaded))?;
