@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -28,9 +29,10 @@ pub struct GrantedFs {
     pub files: HashMap<String, Arc<OwnedFd>>,
 }
 
-/// Opens what `section` grants. Call as root, before the privilege drop: the handles stay
-/// usable afterwards (permissions are still checked on what is opened through them).
-pub fn open_granted(spec: &SectionSpec, section: &Section) -> Result<GrantedFs> {
+/// Opens what `section` grants; relative paths are relative to the personality directory
+/// `base`. Call as root, before the privilege drop: the handles stay usable afterwards
+/// (permissions are still checked on what is opened through them).
+pub fn open_granted(base: &Path, spec: &SectionSpec, section: &Section) -> Result<GrantedFs> {
     let mut granted = GrantedFs::default();
     for option in &spec.options {
         let Some(Value::Str(path)) = section.get(&option.name) else {
@@ -44,12 +46,15 @@ pub fn open_granted(spec: &SectionSpec, section: &Section) -> Result<GrantedFs> 
             OptionType::File => (OFlags::RDONLY | OFlags::CLOEXEC, &mut granted.files),
             _ => continue,
         };
-        let fd = rustix::fs::open(path.as_str(), flags, Mode::empty())
+        let full = base.join(path);
+        let fd = rustix::fs::open(&full, flags, Mode::empty())
             .map_err(std::io::Error::from)
             .with_context(|| {
                 format!(
-                    "failed to open `{path}` (option `{}` of section `{}`)",
-                    option.name, spec.name
+                    "failed to open `{}` (option `{}` of section `{}`)",
+                    full.display(),
+                    option.name,
+                    spec.name
                 )
             })?;
         map.insert(option.name.clone(), Arc::new(fd));
@@ -111,7 +116,13 @@ pub fn open_beneath(
     } else {
         flags | OFlags::CLOEXEC | OFlags::NOCTTY
     };
-    Ok(rustix::fs::openat2(root, path, flags, Mode::empty(), beneath())?)
+    Ok(rustix::fs::openat2(
+        root,
+        path,
+        flags,
+        Mode::empty(),
+        beneath(),
+    )?)
 }
 
 /// Opens `path` beneath `root` for reading (a file or a directory) and stats it.
@@ -184,8 +195,8 @@ mod tests {
         std::fs::write(dir.path().join("index.html"), "hi").unwrap();
         symlink("/etc/passwd", dir.path().join("out")).unwrap();
         symlink("sub/a.txt", dir.path().join("in")).unwrap();
-        let fd = rustix::fs::open(dir.path(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
-            .unwrap();
+        let fd =
+            rustix::fs::open(dir.path(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
         (dir, fd)
     }
 
@@ -196,7 +207,10 @@ mod tests {
         assert_eq!(stat.st_size, 1);
         let (_, stat) = open_file(fd.as_fd(), "").unwrap();
         assert_eq!(kind_of(&stat), FileType::Directory);
-        assert!(open_file(fd.as_fd(), "in").is_ok(), "a symlink inside is followed");
+        assert!(
+            open_file(fd.as_fd(), "in").is_ok(),
+            "a symlink inside is followed"
+        );
     }
 
     #[test]
@@ -236,6 +250,9 @@ mod tests {
                 ("sub".into(), FileType::Directory),
             ]
         );
-        assert_eq!(list(fd.as_fd(), "index.html"), Err(LookupError::NotADirectory));
+        assert_eq!(
+            list(fd.as_fd(), "index.html"),
+            Err(LookupError::NotADirectory)
+        );
     }
 }

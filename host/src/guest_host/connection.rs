@@ -96,7 +96,9 @@ impl Outgoing {
 /// Locks `outgoing`; a poisoned lock only means a panic elsewhere, and the bytes are
 /// still consistent (every update is a single assignment or split).
 pub(super) fn lock(outgoing: &Mutex<Outgoing>) -> MutexGuard<'_, Outgoing> {
-    outgoing.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    outgoing
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The host side of a `connection` resource.

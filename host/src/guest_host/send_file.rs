@@ -80,9 +80,10 @@ impl Transfer {
         let socket = socket2::SockRef::from(self.socket.as_ref());
         while !head.is_empty() {
             self.socket.writable().await?;
-            match self.socket.try_io(Interest::WRITABLE, || {
-                socket.send_with_flags(head, flags)
-            }) {
+            match self
+                .socket
+                .try_io(Interest::WRITABLE, || socket.send_with_flags(head, flags))
+            {
                 Ok(n) => {
                     self.activity.touch();
                     head = &head[n..];

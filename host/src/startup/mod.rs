@@ -24,8 +24,8 @@ use anyhow::{Context, Result, anyhow};
 use serverkit_c11n::{Config, Section};
 use wasmtime::Engine;
 
-use crate::engine::EpochTicker;
 use crate::directories::{self, GrantedFs};
+use crate::engine::EpochTicker;
 use crate::guest_host::state::{Grants, ModuleContext};
 use crate::modules::LoadedModule;
 use crate::personality::Personality;
@@ -120,7 +120,11 @@ pub fn run(personality: &Personality) -> Result<()> {
 
     // 6b. Directories and files the modules' sections grant, opened while still root.
     for configured in &mut loaded.modules {
-        let fs = directories::open_granted(&configured.module.spec, &configured.section)?;
+        let fs = directories::open_granted(
+            &personality.dir,
+            &configured.module.spec,
+            &configured.section,
+        )?;
         configured.fs = Arc::new(fs);
     }
 
