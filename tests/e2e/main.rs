@@ -8,12 +8,21 @@
 //! - `privileges`: root policy, identity, the root drop on every thread (needs root; CI
 //!   runs as root).
 //! - `cli`: `check`, `inspect`, `--help`, `--version`, broken configurations.
+//! - `http`: shttp helpers: a personality with a known site, a raw HTTP client.
+//! - `shttp`: shttp on the wire: files, HEAD, persistence, pipelining, directories,
+//!   ranges, conditionals, the constant response.
+//! - `shttp_clients`: curl, wget, lftp, Python http.client and h11 against shttp.
+//! - `shttp_corpus`: traversal and smuggling corpora, oversize heads, slowloris.
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 
 mod cli;
 mod echo;
 mod harness;
+mod http;
 mod lifecycle;
 mod privileges;
 mod sandbox;
+mod shttp;
+mod shttp_clients;
+mod shttp_corpus;
