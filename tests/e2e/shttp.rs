@@ -22,6 +22,10 @@ fn serves_a_file_with_validators_and_length() {
     );
     assert!(r.header("last-modified").unwrap().ends_with(" GMT"));
     assert!(r.header("date").is_some());
+    for field in ["content-length", "content-type", "etag", "date"] {
+        let count = r.names.iter().filter(|n| *n == field).count();
+        assert_eq!(count, 1, "exactly one {field}: {:?}", r.names);
+    }
     let big = fetch(site.server.addr, "/1m.bin", "");
     assert_eq!(
         big.body,

@@ -54,10 +54,10 @@ pub fn evaluate(c: &Conditions<'_>, v: &Validators) -> Decision {
         if !list_matches(list, &v.etag, true) {
             return Decision::PreconditionFailed;
         }
-    } else if let Some(date) = c.if_unmodified_since.and_then(seconds) {
-        if v.modified > date {
-            return Decision::PreconditionFailed;
-        }
+    } else if let Some(date) = c.if_unmodified_since.and_then(seconds)
+        && v.modified > date
+    {
+        return Decision::PreconditionFailed;
     }
     if let Some(list) = c.if_none_match {
         if list_matches(list, &v.etag, false) {

@@ -10,11 +10,15 @@ use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
 use crate::serverkit::module::connection::{Connection, SendKind};
 
-/// Bytes asked of the host per read (its own cap is 64 KiB).
-const READ_CHUNK: u64 = 64 * 1024;
+/// Bytes asked of the host per read (its own cap is 64 KiB): request heads are small.
+const READ_CHUNK: u64 = 16 * 1024;
 
 /// Nanoseconds in a second, for deadlines.
 pub const SECOND: u64 = 1_000_000_000;
+
+/// The connection broke while sending: the session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disconnected;
 
 /// What waiting for bytes produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,10 +87,15 @@ impl Streams {
     }
 
     /// Writes all of `bytes` and flushes, counted in wait channel `kind`.
-    pub fn send(&mut self, conn: &Connection, kind: SendKind, bytes: &[u8]) -> Result<(), ()> {
+    pub fn send(
+        &mut self,
+        conn: &Connection,
+        kind: SendKind,
+        bytes: &[u8],
+    ) -> Result<(), Disconnected> {
         self.label(conn, kind);
-        self.output.write_all(bytes).map_err(|_| ())?;
-        self.output.flush().map_err(|_| ())
+        self.output.write_all(bytes).map_err(|_| Disconnected)?;
+        self.output.flush().map_err(|_| Disconnected)
     }
 
     /// Tells the host what the next writes are, if it changed.

@@ -51,7 +51,7 @@ fn extension(path: &str) -> Option<String> {
 
 /// The type of `path` from the built-in table.
 pub fn built_in(path: &str) -> &'static str {
-    extension(&path)
+    extension(path)
         .and_then(|ext| {
             BUILT_IN
                 .binary_search_by(|(e, _)| e.cmp(&ext.as_str()))

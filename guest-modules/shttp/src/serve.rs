@@ -5,6 +5,7 @@ use percent_encoding::utf8_percent_encode;
 
 use crate::autoindex::{self, HREF};
 use crate::conditional::{self, Conditions, Decision, Validators};
+use crate::io::Disconnected;
 use crate::mime;
 use crate::path::{self, Target};
 use crate::range::{self, Ranges};
@@ -18,7 +19,7 @@ use crate::session::Session;
 const MAX_MIME_TYPES_BYTES: u64 = 1024 * 1024;
 
 /// The status and body bytes of an answer; `Err` if the connection broke.
-pub type Answered = Result<(u16, u64), ()>;
+pub type Answered = Result<(u16, u64), Disconnected>;
 
 impl Session<'_> {
     /// Answers `req`.
@@ -256,11 +257,11 @@ impl Session<'_> {
         file: &File,
         offset: u64,
         length: u64,
-    ) -> Result<(), ()> {
+    ) -> Result<(), Disconnected> {
         self.conn
             .send_file(&head, file, offset, length)
             .map(|_| ())
-            .map_err(|_| ())
+            .map_err(|_| Disconnected)
     }
 
     /// The content type of `name`: from `mime_types` when set, else the built-in table.

@@ -5,6 +5,7 @@
 use crate::io::{Fill, Streams};
 use crate::request::{self, HeadError, Request};
 use crate::response::{Head, error_body};
+use crate::serve::Answered;
 use crate::serverkit::module::connection::{Connection, SendKind, ShutdownType};
 use crate::serverkit::module::filesystem::Directory;
 use crate::serverkit::module::log;
@@ -137,7 +138,7 @@ impl Session<'_> {
         fields: &[(&str, String)],
         keep_alive: bool,
         minor: u8,
-    ) -> Result<(u16, u64), ()> {
+    ) -> Answered {
         self.simple_body(status, fields, keep_alive, minor, true)
     }
 
@@ -149,7 +150,7 @@ impl Session<'_> {
         keep_alive: bool,
         minor: u8,
         with_body: bool,
-    ) -> Result<(u16, u64), ()> {
+    ) -> Answered {
         let body = error_body(status);
         let mut head = Head::new(status).field("Content-Type", "text/html; charset=utf-8");
         for (name, value) in fields {

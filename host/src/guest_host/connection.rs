@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{
@@ -249,11 +249,14 @@ impl InputStream for Reader {
         if self.closed {
             return Err(StreamError::Closed);
         }
-        let mut buf = vec![0; size.min(MAX_READ_BYTES)];
-        if buf.is_empty() {
+        let size = size.min(MAX_READ_BYTES);
+        if size == 0 {
             return Ok(Bytes::new());
         }
-        match self.socket.try_read(&mut buf) {
+        // Uninitialised capacity: zeroing up to 64 KiB for every call, most of which find
+        // no data or a small request, would be wasted work on every request.
+        let mut buf = BytesMut::with_capacity(size);
+        match self.socket.try_read_buf(&mut buf) {
             Ok(0) => {
                 self.closed = true;
                 Err(StreamError::Closed)
@@ -261,7 +264,7 @@ impl InputStream for Reader {
             Ok(n) => {
                 self.activity.touch();
                 buf.truncate(n);
-                Ok(buf.into())
+                Ok(buf.freeze())
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::new()),
             Err(e) => {
