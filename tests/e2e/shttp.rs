@@ -242,3 +242,34 @@ fn the_health_check_is_a_constant_response() {
     let r = fetch(site.server.addr, "/healthz", "");
     assert_eq!((r.status, r.body.as_slice()), (200, b"OK\n".as_slice()));
 }
+
+/// The file's bytes travel by sendfile(2) in the host: strace sees the call, with the
+/// file's length, on the server's threads.
+#[test]
+fn file_bytes_go_by_sendfile() {
+    let site = start("");
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let mut strace = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=sendfile,sendfile64", "-o"])
+        .arg(trace.path())
+        .args(["-p", &site.server.pid().to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run strace (tools/test-packages.txt)");
+    // strace needs a moment to attach to every thread.
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = fetch(site.server.addr, "/1m.bin", "");
+    assert_eq!(r.body.len(), 1 << 20);
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(strace.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    strace.wait().unwrap();
+    let calls = std::fs::read_to_string(trace.path()).unwrap();
+    assert!(
+        calls.contains("sendfile("),
+        "no sendfile call seen:\n{calls}"
+    );
+}
