@@ -57,6 +57,12 @@ fn write_site(dir: &Path) -> PathBuf {
     for name in AWKWARD {
         std::fs::write(www.join("sub").join(name), format!("content of {name}\n")).unwrap();
     }
+    std::fs::write(www.join("data.thg"), "thing\n").unwrap();
+    std::fs::write(
+        dir.join("mime.types"),
+        "# test table\napplication/x-shttp-thing  thg\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("secret.txt"), SECRET).unwrap();
     symlink(dir.join("secret.txt"), www.join("escape-abs")).unwrap();
     symlink("../secret.txt", www.join("escape-rel")).unwrap();

@@ -237,6 +237,23 @@ fn conditional_requests() {
 }
 
 #[test]
+fn content_types_come_from_mime_types_or_the_built_in_table() {
+    let site = start("mime_types = mime.types");
+    let addr = site.server.addr;
+    let r = fetch(addr, "/data.thg", "");
+    assert_eq!(r.header("content-type"), Some("application/x-shttp-thing"));
+    let r = fetch(addr, "/index.html", "");
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/html; charset=utf-8"),
+        "built-in fallback"
+    );
+    let plain = start("");
+    let r = fetch(plain.server.addr, "/data.thg", "");
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+}
+
+#[test]
 fn the_health_check_is_a_constant_response() {
     let site = start("");
     let r = fetch(site.server.addr, "/healthz", "");

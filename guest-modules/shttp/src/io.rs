@@ -73,11 +73,11 @@ impl Streams {
                     return Fill::Closed;
                 }
             }
-            if Self::now() >= deadline {
+            // A deadline already past makes the timer ready at once.
+            let timer = monotonic_clock::subscribe_instant(deadline);
+            if poll(&[&self.ready, &timer]) == [1] {
                 return Fill::TimedOut;
             }
-            let timer = monotonic_clock::subscribe_instant(deadline);
-            poll(&[&self.ready, &timer]);
         }
     }
 
