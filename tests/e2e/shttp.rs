@@ -63,6 +63,15 @@ fn pipelined_requests_are_answered_in_order_on_one_connection() {
         200,
         "still usable after a 404"
     );
+    raw.send(b"HEAD /%00 HTTP/1.1\r\nHost: t\r\n\r\nHEAD /sub HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(raw.response(true).unwrap().status, 400);
+    assert_eq!(
+        raw.response(true).unwrap().status,
+        301,
+        "no body after HEAD errors either"
+    );
+    raw.get("/index.txt", "");
+    assert_eq!(raw.response(false).unwrap().body, b"hello, index\n");
 }
 
 #[test]

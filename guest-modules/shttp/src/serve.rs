@@ -34,7 +34,7 @@ impl Session<'_> {
         };
         let target = match path::parse(&req.target) {
             Ok(target) => target,
-            Err(_) => return self.simple(400, &[], keep, req.minor),
+            Err(_) => return self.simple_body(400, &[], keep, req.minor, !head_only),
         };
         if self.is_health_check(&req.target) {
             return self.constant(req, keep, head_only);
