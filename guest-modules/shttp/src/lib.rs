@@ -7,7 +7,8 @@
 //! the range: file bytes go from the page cache to the socket and never enter the guest.
 //!
 //! Layout: `session` (the connection loop), `request` (heads and framing), `serve`
-//! (answers), `path`, `range`, `conditional`, `mime`, `autoindex` (pure logic with unit
+//! (answers for files: conditionals, ranges), `directory` (redirects, index, listings,
+//! the health check), `path`, `range`, `conditional`, `mime`, `autoindex` (pure logic with unit
 //! tests), `response` (heads), `io` (streams with deadlines), `settings` (vocabulary).
 //! docs/shttp.md is the operator's guide.
 
@@ -23,6 +24,7 @@ wit_bindgen::generate!({
 
 pub mod autoindex;
 pub mod conditional;
+pub mod directory;
 pub mod io;
 pub mod mime;
 pub mod path;

@@ -1,13 +1,9 @@
 //! Answering one request: method, target, then a file (conditionals, ranges, sendfile by
-//! the host) or a directory (redirect, default index, listing).
-
-use percent_encoding::utf8_percent_encode;
-
-use crate::autoindex::{self, HREF};
+//! the host); directories are in `directory.rs`.
 use crate::conditional::{self, Conditions, Decision, Validators};
 use crate::io::Disconnected;
 use crate::mime;
-use crate::path::{self, Target};
+use crate::path;
 use crate::range::{self, Ranges};
 use crate::request::Request;
 use crate::response::Head;
@@ -53,75 +49,7 @@ impl Session<'_> {
             Err(e) => self.simple_body(lookup_status(&e), &[], keep, req.minor, !head_only),
         }
     }
-
-    fn is_health_check(&self, raw_target: &str) -> bool {
-        let path = raw_target.split('?').next().unwrap_or("");
-        self.settings.health_check.as_deref() == Some(path)
-    }
-
-    /// The constant response: `200 OK` with a fixed body.
-    fn constant(&mut self, req: &Request, keep: bool, head_only: bool) -> Answered {
-        const BODY: &[u8] = b"OK\n";
-        let mut bytes = Head::new(200)
-            .field("Content-Type", "text/plain")
-            .field("Cache-Control", "no-store")
-            .finish(BODY.len() as u64, keep, req.minor);
-        if !head_only {
-            bytes.extend_from_slice(BODY);
-        }
-        self.io
-            .send(self.conn, SendKind::ConstantResponse, &bytes)?;
-        Ok((200, if head_only { 0 } else { BODY.len() as u64 }))
-    }
-
-    fn directory(
-        &mut self,
-        req: &Request,
-        target: &Target,
-        keep: bool,
-        head_only: bool,
-    ) -> Answered {
-        if !target.trailing_slash {
-            let mut location = format!("/{}/", encode_path(&target.path));
-            if let Some(query) = &target.query {
-                location = format!("{location}?{query}");
-            }
-            return self.simple_body(301, &[("Location", location)], keep, req.minor, !head_only);
-        }
-        let index = match target.path.as_str() {
-            "" => self.settings.default_index.clone(),
-            dir => format!("{dir}/{}", self.settings.default_index),
-        };
-        if let Ok(file) = self.root.open(&index) {
-            let meta = file.metadata();
-            if meta.kind == EntryKind::File {
-                return self.file(req, &index, &file, &meta, keep, head_only);
-            }
-        }
-        if !self.settings.autoindex {
-            return self.simple_body(403, &[], keep, req.minor, !head_only);
-        }
-        let entries = match self.root.list_entries(&target.path) {
-            Ok(entries) => entries,
-            Err(e) => return self.simple_body(lookup_status(&e), &[], keep, req.minor, !head_only),
-        };
-        let url = if target.path.is_empty() {
-            "/".to_string()
-        } else {
-            format!("/{}/", target.path)
-        };
-        let page = autoindex::page(&url, entries);
-        let mut bytes = Head::new(200)
-            .field("Content-Type", "text/html; charset=utf-8")
-            .finish(page.len() as u64, keep, req.minor);
-        if !head_only {
-            bytes.extend_from_slice(page.as_bytes());
-        }
-        self.io.send(self.conn, SendKind::Autoindex, &bytes)?;
-        Ok((200, if head_only { 0 } else { page.len() as u64 }))
-    }
-
-    fn file(
+    pub(crate) fn file(
         &mut self,
         req: &Request,
         name: &str,
@@ -295,16 +223,8 @@ fn content_range(offset: u64, length: u64, size: u64) -> String {
     format!("bytes {}-{}/{size}", offset, offset + length - 1)
 }
 
-/// Each segment of `path` percent-encoded, `/` kept.
-fn encode_path(path: &str) -> String {
-    path.split('/')
-        .map(|s| utf8_percent_encode(s, HREF).to_string())
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 /// The status for a failed lookup: nothing is said about what lies outside `doc_root`.
-fn lookup_status(e: &FsError) -> u16 {
+pub(crate) fn lookup_status(e: &FsError) -> u16 {
     match e {
         FsError::AccessDenied => 403,
         FsError::OsError(_) => 500,

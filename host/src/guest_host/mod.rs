@@ -10,3 +10,4 @@ pub mod prestart;
 pub mod send_file;
 pub mod state;
 pub mod stdio;
+pub mod streams;

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use super::connection::{Activity, Outgoing, lock};
+use super::connection::Activity;
+use super::streams::{Outgoing, lock};
 use crate::contract::bindings::connection::SendError;
 use crate::contract::bindings::filesystem::EntryKind;
 

@@ -1,0 +1,223 @@
+//! The `wasi:io` byte streams of a connection. Reads and writes are non-blocking
+//! `try_read`/`try_write` on the tokio socket; a guest's blocking read or write waits in
+//! `Pollable::ready`, so a waiting session costs no thread. Each wait is counted in its
+//! wait channel.
+
+use std::io;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use tokio::net::TcpStream;
+use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
+
+use super::connection::{Activity, MAX_READ_BYTES, MAX_WRITE_PERMIT_BYTES};
+use crate::contract::bindings::connection::SendKind;
+use crate::sessions::waits::{Channel, WaitChannels};
+
+/// Bytes the guest wrote to the output stream that the socket has not taken yet, shared
+/// by the stream and the connection: `send-file` must send them first.
+#[derive(Default)]
+pub(super) struct Outgoing {
+    pending: Bytes,
+    failed: Option<io::Error>,
+}
+
+impl Outgoing {
+    /// Writes as much of `pending` as the socket takes now.
+    pub(super) fn push(&mut self, socket: &TcpStream, activity: &Activity) {
+        while !self.pending.is_empty() && self.failed.is_none() {
+            match socket.try_write(&self.pending) {
+                Ok(n) => {
+                    activity.touch();
+                    let _ = self.pending.split_to(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => self.failed = Some(e),
+            }
+        }
+    }
+
+    /// Whether everything was written (or writing failed).
+    pub(super) fn done(&self) -> bool {
+        self.pending.is_empty() || self.failed.is_some()
+    }
+
+    /// The write error met, if any (reported once).
+    pub(super) fn take_failure(&mut self) -> Option<io::Error> {
+        self.failed.take()
+    }
+}
+
+/// Locks `outgoing`; a poisoned lock only means a panic elsewhere, and the bytes are
+/// still consistent (every update is a single assignment or split).
+pub(super) fn lock(outgoing: &Mutex<Outgoing>) -> MutexGuard<'_, Outgoing> {
+    outgoing
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The input stream.
+pub(super) struct Reader {
+    socket: Arc<TcpStream>,
+    activity: Arc<Activity>,
+    waits: Arc<WaitChannels>,
+    closed: bool,
+}
+
+impl Reader {
+    pub(super) fn new(
+        socket: Arc<TcpStream>,
+        activity: Arc<Activity>,
+        waits: Arc<WaitChannels>,
+    ) -> Self {
+        Reader {
+            socket,
+            activity,
+            waits,
+            closed: false,
+        }
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl InputStream for Reader {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        if self.closed {
+            return Err(StreamError::Closed);
+        }
+        let size = size.min(MAX_READ_BYTES);
+        if size == 0 {
+            return Ok(Bytes::new());
+        }
+        // Uninitialised capacity: zeroing up to 64 KiB for every call, most of which find
+        // no data or a small request, would be wasted work on every request.
+        let mut buf = BytesMut::with_capacity(size);
+        match self.socket.try_read_buf(&mut buf) {
+            Ok(0) => {
+                self.closed = true;
+                Err(StreamError::Closed)
+            }
+            Ok(n) => {
+                self.activity.touch();
+                buf.truncate(n);
+                Ok(buf.freeze())
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::new()),
+            Err(e) => {
+                self.closed = true;
+                Err(StreamError::LastOperationFailed(e.into()))
+            }
+        }
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Reader {
+    async fn ready(&mut self) {
+        if !self.closed {
+            let _waiting = self.waits.enter(Channel::Recv);
+            // An error here shows up in the next read.
+            let _ = self.socket.readable().await;
+        }
+    }
+}
+
+/// The output stream.
+pub(super) struct Writer {
+    socket: Arc<TcpStream>,
+    activity: Arc<Activity>,
+    outgoing: Arc<Mutex<Outgoing>>,
+    sending: Arc<AtomicU8>,
+    waits: Arc<WaitChannels>,
+}
+
+impl Writer {
+    pub(super) fn new(
+        socket: Arc<TcpStream>,
+        activity: Arc<Activity>,
+        outgoing: Arc<Mutex<Outgoing>>,
+        sending: Arc<AtomicU8>,
+        waits: Arc<WaitChannels>,
+    ) -> Self {
+        Writer {
+            socket,
+            activity,
+            outgoing,
+            sending,
+            waits,
+        }
+    }
+
+    fn push_pending(&self) -> MutexGuard<'_, Outgoing> {
+        let mut out = lock(&self.outgoing);
+        out.push(&self.socket, &self.activity);
+        out
+    }
+
+    /// The channel a wait for the socket counts in, from what the guest says it sends.
+    fn channel(&self) -> Channel {
+        match self.sending.load(Ordering::Relaxed) {
+            k if k == SendKind::Headers as u8 => Channel::SendHeaders,
+            k if k == SendKind::Autoindex as u8 => Channel::SendAutoidx,
+            k if k == SendKind::ConstantResponse as u8 => Channel::SendConstantResponse,
+            _ => Channel::Send,
+        }
+    }
+}
+
+fn failure(out: &mut Outgoing) -> StreamResult<()> {
+    match out.take_failure() {
+        Some(e) => Err(StreamError::LastOperationFailed(e.into())),
+        None => Ok(()),
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for Writer {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        let mut out = lock(&self.outgoing);
+        failure(&mut out)?;
+        if !out.pending.is_empty() || bytes.len() > MAX_WRITE_PERMIT_BYTES {
+            return Err(StreamError::Trap(wasmtime::format_err!(
+                "write exceeded the permit given by check-write"
+            )));
+        }
+        out.pending = bytes;
+        out.push(&self.socket, &self.activity);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        failure(&mut self.push_pending())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        let mut out = self.push_pending();
+        failure(&mut out)?;
+        Ok(if out.pending.is_empty() {
+            MAX_WRITE_PERMIT_BYTES
+        } else {
+            0
+        })
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Writer {
+    async fn ready(&mut self) {
+        if self.push_pending().done() {
+            return;
+        }
+        let _waiting = self.waits.enter(self.channel());
+        loop {
+            if let Err(e) = self.socket.writable().await {
+                lock(&self.outgoing).failed = Some(e);
+                return;
+            }
+            if self.push_pending().done() {
+                return;
+            }
+        }
+    }
+}
