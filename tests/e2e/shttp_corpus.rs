@@ -183,3 +183,25 @@ fn a_slowloris_client_is_dropped_while_others_are_served() {
         "soon after the header timeout: {after:?}"
     );
 }
+
+#[test]
+fn a_missing_doc_root_stops_startup_naming_it() {
+    let port = crate::harness::free_port();
+    let personality = crate::harness::TestPersonality::new(&format!(
+        "executes_as_root = true\nuid = 65534\ngid = 65534\n\
+         shttp {{\n  address = 127.0.0.1\n  port = {port}\n  doc_root = no-such-dir\n}}\n"
+    ));
+    let mut server = crate::harness::Server::spawn(&["run"], personality.path(), &[]);
+    let status = server.wait_exit(Duration::from_secs(60));
+    assert_eq!(
+        status.code(),
+        Some(100),
+        "a permanent failure:\n{}",
+        server.log()
+    );
+    let log = server.log();
+    assert!(
+        log.contains("no-such-dir") && log.contains("doc_root"),
+        "{log}"
+    );
+}
