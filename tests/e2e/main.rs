@@ -13,6 +13,7 @@
 //!   ranges, conditionals, the constant response.
 //! - `shttp_clients`: curl, wget, lftp, Python http.client and h11 against shttp.
 //! - `shttp_corpus`: traversal and smuggling corpora, oversize heads, slowloris.
+//! - `shttp_nginx`: shttp and nginx on the same site give the same answers.
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 
@@ -26,3 +27,4 @@ mod sandbox;
 mod shttp;
 mod shttp_clients;
 mod shttp_corpus;
+mod shttp_nginx;
