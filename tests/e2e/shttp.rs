@@ -299,3 +299,21 @@ fn file_bytes_go_by_sendfile() {
         "no sendfile call seen:\n{calls}"
     );
 }
+
+#[test]
+fn an_idle_persistent_connection_is_closed_after_keepalive_timeout() {
+    let site = start("keepalive_timeout = 1");
+    let mut raw = Raw::connect(site.server.addr);
+    raw.get("/index.txt", "");
+    assert_eq!(raw.response(false).unwrap().status, 200);
+    let idle = std::time::Instant::now();
+    assert!(
+        raw.closed_within(Duration::from_secs(5)),
+        "closed when idle"
+    );
+    let waited = idle.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
