@@ -221,3 +221,64 @@ impl Pollable for Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    async fn pair() -> (Arc<TcpStream>, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (Arc::new(server), client)
+    }
+
+    #[tokio::test]
+    async fn a_session_waiting_for_bytes_is_counted_in_recv() {
+        let (server, mut client) = pair().await;
+        let waits = Arc::new(WaitChannels::default());
+        let mut reader = Reader::new(server, Activity::new(), waits.clone());
+        // Nothing to read yet (this also clears tokio's initial, optimistic readiness).
+        assert!(reader.read(100).unwrap().is_empty());
+        let waiting = tokio::spawn(async move {
+            reader.ready().await;
+            reader
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "ready returned with no data");
+        assert_eq!(waits.waiting(Channel::Recv), 1);
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        let mut reader = waiting.await.unwrap();
+        assert_eq!(waits.waiting(Channel::Recv), 0, "the wait ended");
+        assert_eq!(&reader.read(100).unwrap()[..], b"GET / HTTP/1.1\r\n");
+    }
+
+    #[tokio::test]
+    async fn writes_wait_in_the_channel_the_guest_named() {
+        let (server, _client) = pair().await;
+        let waits = Arc::new(WaitChannels::default());
+        let sending = Arc::new(AtomicU8::new(SendKind::Autoindex as u8));
+        let outgoing = Arc::new(Mutex::new(Outgoing::default()));
+        let mut writer = Writer::new(server, Activity::new(), outgoing, sending, waits.clone());
+        // Fill the socket until the peer, which never reads, stops taking bytes.
+        while writer.check_write().unwrap() > 0 {
+            writer
+                .write(Bytes::from(vec![b'x'; MAX_WRITE_PERMIT_BYTES]))
+                .unwrap();
+        }
+        let blocked = tokio::spawn(async move { writer.ready().await });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(waits.waiting(Channel::SendAutoidx), 1);
+        assert_eq!(waits.waiting(Channel::Send), 0);
+        blocked.abort();
+        let _ = blocked.await;
+        assert_eq!(
+            waits.waiting(Channel::SendAutoidx),
+            0,
+            "a cancelled wait is uncounted"
+        );
+    }
+}
