@@ -113,6 +113,22 @@ fn smuggling_shapes_are_refused_and_the_connection_closed() {
 }
 
 #[test]
+fn a_range_flood_gets_the_plain_file() {
+    let site = start("");
+    let flood: Vec<String> = (0..200).map(|i| format!("{i}-{}", 1000 + i)).collect();
+    let r = fetch(
+        site.server.addr,
+        "/1m.bin",
+        &format!("Range: bytes={}\r\n", flood.join(",")),
+    );
+    assert_eq!(
+        (r.status, r.body.len()),
+        (200, 1 << 20),
+        "more than 16 ranges: 200"
+    );
+}
+
+#[test]
 fn oversize_lines_and_headers_get_414_and_431() {
     let site = start("max_header_bytes = 4096");
     let addr = site.server.addr;
