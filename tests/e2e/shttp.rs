@@ -282,11 +282,18 @@ fn file_bytes_go_by_sendfile() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run strace (tools/test-packages.txt)");
-    // strace needs a moment to attach to every thread.
-    std::thread::sleep(Duration::from_millis(1500));
-    let r = fetch(site.server.addr, "/1m.bin", "");
-    assert_eq!(r.body.len(), 1 << 20);
-    std::thread::sleep(Duration::from_millis(300));
+    // strace needs a moment to attach to every thread: fetch until it has seen a call
+    // (each fetch must be whole either way), for at most ten seconds.
+    let seen = |path: &std::path::Path| {
+        std::fs::read_to_string(path).is_ok_and(|t| t.contains("sendfile("))
+    };
+    let start = std::time::Instant::now();
+    while !seen(trace.path()) && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(300));
+        let r = fetch(site.server.addr, "/1m.bin", "");
+        assert_eq!(r.body, big_bytes(1 << 20));
+        std::thread::sleep(Duration::from_millis(100));
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(strace.id() as i32),
         nix::sys::signal::Signal::SIGINT,

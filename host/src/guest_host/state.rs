@@ -95,7 +95,8 @@ pub struct InstanceState {
     pub cpu_tick_budget: u64,
     /// The client's address, for log lines of a session instance.
     pub peer: Option<SocketAddr>,
-    /// The wait channels of the module's sessions (a private set outside sessions).
+    /// Where this instance's waits are counted: the module's `SessionStats` for a session;
+    /// a set of its own, read by nobody, for the lifecycle hooks.
     pub waits: Arc<WaitChannels>,
 }
 
