@@ -1,6 +1,6 @@
 # Day-to-day recipes; each is one command of ./dev, which works without just.
 
-# run the echo demo personality
+# run the shttp demo personality (http://127.0.0.1:8080/)
 run:
     ./dev demo
 
@@ -19,6 +19,10 @@ fmt:
 # run the benchmarks
 bench:
     ./dev bench
+
+# shttp against nginx with wrk (release build)
+bench-http:
+    ./dev bench-http
 
 # build the API docs
 doc:

@@ -12,9 +12,11 @@
 //! - [`modules`]: finding, compiling, loading modules; the versions sessions run on.
 //! - [`engine`]: the wasm engine, its epoch ticker, the compiled-module cache.
 //! - [`guest_host`]: what an instance gets from the host: its store data and the host side
-//!   of each imported interface (log, config, prestart, connection, stdio).
+//!   of each imported interface (log, config, prestart, connection, filesystem, stats,
+//!   stdio).
 //! - [`heaps`]: ServerKit's fixed-size allocators, for the host's records and the report.
 //! - [`listeners`]: listening sockets bound for modules.
+//! - [`directories`]: directories and files granted to modules, resolved beneath.
 //! - [`sessions`]: worker pools, accept loops, one instance per session, limits, shutdown.
 //! - [`process`]: identity (process title) and credentials (root policy and drop).
 //! - [`report`]: the status report, in ServerKit's layout.
@@ -24,6 +26,7 @@
 
 pub mod cli;
 pub mod contract;
+pub mod directories;
 pub mod engine;
 pub mod failure;
 pub mod guest_host;

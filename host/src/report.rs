@@ -15,7 +15,7 @@ use crate::logging::Syslog;
 use crate::modules::ModuleSlot;
 use crate::sessions::server::report_hook_lines;
 use crate::sessions::threads::WORKER_STACK_BYTES;
-use crate::sessions::waits;
+use crate::sessions::waits::Channel;
 
 /// What the report reads: every module with its pool, the heaps, the syslog counters.
 pub struct Reporter {
@@ -75,7 +75,7 @@ pub fn render(
 ) -> String {
     let mut out = String::from("ServerKit status report\n");
     thread_pools(&mut out, modules);
-    wait_channels(&mut out);
+    wait_channels(&mut out, modules);
     database_pools(&mut out);
     heap_table(&mut out, heaps);
     if let Some(syslog) = syslog {
@@ -109,9 +109,14 @@ fn thread_pools(out: &mut String, modules: &[ModuleReport<'_>]) {
     }
 }
 
-fn wait_channels(out: &mut String) {
+/// Sessions waiting in each channel, summed over the modules.
+fn wait_channels(out: &mut String, modules: &[ModuleReport<'_>]) {
     let _ = writeln!(out, "WaitCount Channel\n{SHORT_RULE}");
-    for (channel, count) in waits::snapshot() {
+    for channel in Channel::ALL {
+        let count: u64 = modules
+            .iter()
+            .map(|m| m.slot.stats.waits.waiting(channel))
+            .sum();
         let _ = writeln!(out, "{count:>9} {}", channel.name());
     }
 }

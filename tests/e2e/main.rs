@@ -10,6 +10,12 @@
 //!   runs as root).
 //! - `cli`: `check`, `inspect`, `--help`, `--version`, broken configurations.
 //! - `report`: the status report on SIGUSR1 and SIGALRM, parsed.
+//! - `http`: shttp helpers: a personality with a known site, a raw HTTP client.
+//! - `shttp`: shttp on the wire: files, HEAD, persistence, pipelining, directories,
+//!   ranges, conditionals, the constant response.
+//! - `shttp_clients`: curl, wget, lftp, Python http.client and h11 against shttp.
+//! - `shttp_corpus`: traversal and smuggling corpora, oversize heads, slowloris.
+//! - `shttp_nginx`: shttp and nginx on the same site give the same answers.
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 //! - `syslog`: the remote syslog bypass, with and without a collector.
@@ -19,9 +25,14 @@ mod cli;
 mod daemontools;
 mod echo;
 mod harness;
+mod http;
 mod lifecycle;
 mod privileges;
 mod report;
 mod sandbox;
+mod shttp;
+mod shttp_clients;
+mod shttp_corpus;
+mod shttp_nginx;
 mod syslog;
 mod vtstats;

@@ -14,7 +14,9 @@ wasmtime::component::bindgen!({
     with: {
         "wasi:io": wasmtime_wasi::p2::bindings::io,
         "serverkit:module/connection.connection": crate::guest_host::connection::ClientConnection,
+        "serverkit:module/filesystem.file": crate::guest_host::filesystem::GuestFile,
+        "serverkit:module/filesystem.directory": crate::guest_host::filesystem::GuestDirectory,
     },
 });
 
-pub use self::serverkit::module::{config, connection, log, prestart, stats, types};
+pub use self::serverkit::module::{config, connection, filesystem, log, prestart, stats, types};

@@ -48,7 +48,9 @@ fn option_type(ty: WitType) -> OptionType {
         WitType::Port => OptionType::Port,
         WitType::Address => OptionType::Address,
         WitType::Directory => OptionType::Directory,
-        WitType::File | WitType::Terminal => OptionType::File,
+        WitType::File => OptionType::File,
+        // A device path the host opens itself in prestart; not a file grant.
+        WitType::Terminal => OptionType::String,
         WitType::DatabaseRef => OptionType::DatabaseRef,
     }
 }

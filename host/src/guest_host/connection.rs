@@ -1,25 +1,24 @@
-//! `serverkit:module/connection`: an accepted client connection, owned by the host, and
-//! its `wasi:io` byte streams. Reads and writes are non-blocking `try_read`/`try_write`
-//! on the tokio socket; a guest's blocking read or write waits in `Pollable::ready`, so
-//! a waiting session costs no thread.
+//! `serverkit:module/connection`: an accepted client connection, owned by the host; its
+//! byte streams are in `streams.rs`, its file transfers in `send_file.rs`.
 
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bytes::Bytes;
 use tokio::net::TcpStream;
 use wasmtime::component::Resource;
-use wasmtime_wasi::p2::{
-    DynInputStream, DynOutputStream, InputStream, OutputStream, Pollable, StreamError, StreamResult,
-};
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
-use crate::contract::bindings::connection::{Host, HostConnection, ShutdownType};
+use super::filesystem::GuestFile;
+use super::streams::{Outgoing, Reader, Writer};
+use crate::contract::bindings::connection::{
+    Host, HostConnection, SendError, SendKind, ShutdownType,
+};
 use crate::contract::bindings::prestart::ListenerId;
 use crate::guest_host::state::InstanceState;
-use crate::sessions::waits::{Channel, Waiting};
+use crate::sessions::waits::Channel;
 
 /// Most bytes handed to the guest by one read: what it defends is guest and host memory
 /// against a guest asking for a gigantic buffer (wasmtime-wasi uses the same bound).
@@ -44,7 +43,7 @@ impl Activity {
         })
     }
 
-    fn touch(&self) {
+    pub(super) fn touch(&self) {
         self.last_millis
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
@@ -55,14 +54,16 @@ impl Activity {
         self.start.elapsed().saturating_sub(last)
     }
 }
-
 /// The host side of a `connection` resource.
 pub struct ClientConnection {
-    socket: Arc<TcpStream>,
+    pub(super) socket: Arc<TcpStream>,
     peer: SocketAddr,
     local: SocketAddr,
     listener: ListenerId,
-    activity: Arc<Activity>,
+    pub(super) activity: Arc<Activity>,
+    pub(super) outgoing: Arc<Mutex<Outgoing>>,
+    /// What the guest says it is sending (a `SendKind` as u8), for the wait channels.
+    sending: Arc<AtomicU8>,
     streams_taken: bool,
 }
 
@@ -75,12 +76,17 @@ impl ClientConnection {
         activity: Arc<Activity>,
     ) -> io::Result<Self> {
         let local = socket.local_addr()?;
+        // Responses are written whole (or with MSG_MORE before a sendfile): waiting for
+        // Nagle would only add latency to small answers.
+        socket.set_nodelay(true)?;
         Ok(ClientConnection {
             socket: Arc::new(socket),
             peer,
             local,
             listener,
             activity,
+            outgoing: Arc::default(),
+            sending: Arc::new(AtomicU8::new(SendKind::Body as u8)),
             streams_taken: false,
         })
     }
@@ -113,17 +119,18 @@ impl HostConnection for InstanceState {
             return Ok(None);
         }
         c.streams_taken = true;
-        let reader: DynInputStream = Box::new(Reader {
-            socket: c.socket.clone(),
-            activity: c.activity.clone(),
-            closed: false,
-        });
-        let writer: DynOutputStream = Box::new(Writer {
-            socket: c.socket.clone(),
-            activity: c.activity.clone(),
-            pending: Bytes::new(),
-            failed: None,
-        });
+        let reader: DynInputStream = Box::new(Reader::new(
+            c.socket.clone(),
+            c.activity.clone(),
+            self.waits.clone(),
+        ));
+        let writer: DynOutputStream = Box::new(Writer::new(
+            c.socket.clone(),
+            c.activity.clone(),
+            c.outgoing.clone(),
+            c.sending.clone(),
+            self.waits.clone(),
+        ));
         let reader = self.table.push_child(reader, &conn)?;
         let writer = self.table.push_child(writer, &conn)?;
         Ok(Some((reader, writer)))
@@ -145,129 +152,38 @@ impl HostConnection for InstanceState {
         Ok(())
     }
 
+    async fn sending(
+        &mut self,
+        conn: Resource<ClientConnection>,
+        kind: SendKind,
+    ) -> wasmtime::Result<()> {
+        let c = self.table.get(&conn)?;
+        c.sending.store(kind as u8, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn send_file(
+        &mut self,
+        conn: Resource<ClientConnection>,
+        head: Vec<u8>,
+        file: Resource<GuestFile>,
+        offset: u64,
+        length: u64,
+    ) -> wasmtime::Result<Result<u64, SendError>> {
+        let c = self.table.get(&conn)?;
+        let transfer = super::send_file::Transfer {
+            socket: c.socket.clone(),
+            activity: c.activity.clone(),
+            outgoing: c.outgoing.clone(),
+        };
+        let file = self.table.get(&file)?;
+        let (fd, size, kind) = (file.fd.clone(), file.metadata.size, file.metadata.kind);
+        let _waiting = self.waits.enter(Channel::Sendfile);
+        Ok(transfer.run(&head, fd, size, kind, offset, length).await)
+    }
+
     async fn drop(&mut self, conn: Resource<ClientConnection>) -> wasmtime::Result<()> {
         self.table.delete(conn)?;
         Ok(())
-    }
-}
-
-struct Reader {
-    socket: Arc<TcpStream>,
-    activity: Arc<Activity>,
-    closed: bool,
-}
-
-#[wasmtime_wasi::async_trait]
-impl InputStream for Reader {
-    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
-        if self.closed {
-            return Err(StreamError::Closed);
-        }
-        let mut buf = vec![0; size.min(MAX_READ_BYTES)];
-        if buf.is_empty() {
-            return Ok(Bytes::new());
-        }
-        match self.socket.try_read(&mut buf) {
-            Ok(0) => {
-                self.closed = true;
-                Err(StreamError::Closed)
-            }
-            Ok(n) => {
-                self.activity.touch();
-                buf.truncate(n);
-                Ok(buf.into())
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::new()),
-            Err(e) => {
-                self.closed = true;
-                Err(StreamError::LastOperationFailed(e.into()))
-            }
-        }
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for Reader {
-    async fn ready(&mut self) {
-        if !self.closed {
-            let _waiting = Waiting::on(Channel::Recv);
-            // An error here shows up in the next read.
-            let _ = self.socket.readable().await;
-        }
-    }
-}
-
-struct Writer {
-    socket: Arc<TcpStream>,
-    activity: Arc<Activity>,
-    /// Bytes accepted from the guest that the socket has not taken yet.
-    pending: Bytes,
-    failed: Option<io::Error>,
-}
-
-impl Writer {
-    /// Writes as much of `pending` as the socket takes now.
-    fn push_pending(&mut self) {
-        while !self.pending.is_empty() && self.failed.is_none() {
-            match self.socket.try_write(&self.pending) {
-                Ok(n) => {
-                    self.activity.touch();
-                    let _ = self.pending.split_to(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => self.failed = Some(e),
-            }
-        }
-    }
-
-    fn check_failed(&mut self) -> StreamResult<()> {
-        match self.failed.take() {
-            Some(e) => Err(StreamError::LastOperationFailed(e.into())),
-            None => Ok(()),
-        }
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl OutputStream for Writer {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.check_failed()?;
-        if !self.pending.is_empty() || bytes.len() > MAX_WRITE_PERMIT_BYTES {
-            return Err(StreamError::Trap(wasmtime::format_err!(
-                "write exceeded the permit given by check-write"
-            )));
-        }
-        self.pending = bytes;
-        self.push_pending();
-        Ok(())
-    }
-
-    fn flush(&mut self) -> StreamResult<()> {
-        self.push_pending();
-        self.check_failed()
-    }
-
-    fn check_write(&mut self) -> StreamResult<usize> {
-        self.push_pending();
-        self.check_failed()?;
-        Ok(if self.pending.is_empty() {
-            MAX_WRITE_PERMIT_BYTES
-        } else {
-            0
-        })
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for Writer {
-    async fn ready(&mut self) {
-        let _waiting = (!self.pending.is_empty()).then(|| Waiting::on(Channel::Send));
-        while !self.pending.is_empty() && self.failed.is_none() {
-            if let Err(e) = self.socket.writable().await {
-                self.failed = Some(e);
-                return;
-            }
-            self.push_pending();
-        }
     }
 }

@@ -3,9 +3,12 @@
 
 pub mod config;
 pub mod connection;
+pub mod filesystem;
 pub mod linker;
 pub mod log;
 pub mod prestart;
+pub mod send_file;
 pub mod state;
 pub mod stats;
 pub mod stdio;
+pub mod streams;

@@ -9,7 +9,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::stdio::GuestLog;
+use crate::directories::GrantedFs;
 use crate::listeners::BoundListener;
+use crate::sessions::waits::WaitChannels;
 
 /// Most host resources (connections, streams) one instance may hold: what it defends is
 /// host memory against a guest that opens handles in a loop.
@@ -65,19 +67,25 @@ impl ModuleContext {
 }
 
 /// Privileged resources a module's section grants: the values of its options of type
-/// port and address. A module can bind nothing else.
+/// port and address (what it may bind), and the directories and files its options of
+/// type directory and file name (opened by the host in prestart). Nothing else.
 #[derive(Debug, Default, Clone)]
 pub struct Grants {
     /// Ports it may bind.
     pub ports: Vec<u16>,
     /// Addresses it may bind (the wildcard address is always allowed).
     pub addresses: Vec<IpAddr>,
+    /// Directories and files opened for it.
+    pub fs: Arc<GrantedFs>,
 }
 
 impl Grants {
     /// The grants of `section`, whose option types `spec` gives.
-    pub fn of(spec: &SectionSpec, section: &Section) -> Self {
-        let mut grants = Grants::default();
+    pub fn of(spec: &SectionSpec, section: &Section, fs: Arc<GrantedFs>) -> Self {
+        let mut grants = Grants {
+            fs,
+            ..Grants::default()
+        };
         for option in &spec.options {
             match (&option.ty, section.get(&option.name)) {
                 (OptionType::Port, Some(Value::Int(p))) => {
@@ -108,6 +116,9 @@ pub struct InstanceState {
     pub cpu_tick_budget: u64,
     /// The client's address, for log lines of a session instance.
     pub peer: Option<SocketAddr>,
+    /// Where this instance's waits are counted: the module's `SessionStats` for a session;
+    /// a set of its own, read by nobody, for the lifecycle hooks.
+    pub waits: Arc<WaitChannels>,
 }
 
 impl InstanceState {
@@ -125,6 +136,7 @@ impl InstanceState {
             cpu_ticks: 0,
             cpu_tick_budget: u64::MAX,
             peer: None,
+            waits: Arc::default(),
         }
     }
 }

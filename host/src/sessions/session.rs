@@ -37,7 +37,7 @@ pub async fn serve(
 ) {
     SessionStats::bump(&stats.started);
     let module = version.context.name.clone();
-    let outcome = run(&engine, &version, &options, socket, peer, listener)
+    let outcome = run(&engine, &version, &options, stats, socket, peer, listener)
         .await
         .unwrap_or_else(Outcome::Trap);
     match outcome {
@@ -68,6 +68,7 @@ async fn run(
     engine: &Engine,
     version: &ModuleVersion,
     options: &SessionOptions,
+    stats: &SessionStats,
     socket: TcpStream,
     peer: SocketAddr,
     listener: u32,
@@ -75,6 +76,7 @@ async fn run(
     let activity = Activity::new();
     let mut state = InstanceState::new(version.context.clone(), Phase::Unprivileged);
     state.peer = Some(peer);
+    state.waits = stats.waits.clone();
     state.cpu_tick_budget = instance::ticks(options.session_cpu);
     let (mut store, module) = instance::create(engine, version.pre(), state).await?;
     let conn = ClientConnection::new(socket, peer, listener, activity.clone())?;

@@ -1,6 +1,9 @@
 //! Session counters of one module, read live by the status report.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::waits::WaitChannels;
 
 /// How sessions of a module ended.
 #[derive(Debug, Default)]
@@ -15,6 +18,8 @@ pub struct SessionStats {
     pub trapped: AtomicU64,
     /// Sessions ended by the idle timeout.
     pub timed_out: AtomicU64,
+    /// Sessions waiting in each wait channel now; every session instance holds a handle.
+    pub waits: Arc<WaitChannels>,
 }
 
 impl SessionStats {

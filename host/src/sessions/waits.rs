@@ -1,33 +1,31 @@
-//! Wait channels: how many sessions are blocked, right now, in each kind of host call. The
-//! status report's "WaitCount Channel" table reads them.
-//!
-//! The counters are process-wide, like the report; a static keeps every host call's
-//! bookkeeping to one atomic add with nothing to thread through.
+//! Wait channels, ServerKit's name for "what a session is waiting on": every host call
+//! that can wait belongs to one, and each channel counts the sessions waiting in it right
+//! now, for the status report.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A kind of host call a session can wait in, named as ServerKit's report named them.
+/// The channels, in report order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
-    /// Waiting for bytes from the client.
+    /// Waiting for request bytes from the client.
     Recv,
-    /// Waiting for the client to take bytes.
+    /// Waiting for the socket to take body bytes.
     Send,
-    /// Sending response headers.
+    /// ... protocol headers.
     SendHeaders,
-    /// Sending a directory listing.
+    /// ... a generated directory listing.
     SendAutoidx,
-    /// Sending a fixed response.
+    /// ... a constant response (health checks).
     SendConstantResponse,
-    /// A zero-copy file transfer.
+    /// In a host-side file transfer (sendfile).
     Sendfile,
     /// Opening a file.
     Open,
-    /// Opening a directory.
+    /// Opening a directory to list it.
     Opendir,
-    /// Reading a directory.
+    /// Reading a directory's entries.
     Readdir,
-    /// A database query.
+    /// Waiting for a database query.
     DatabaseQuery,
 }
 
@@ -46,7 +44,7 @@ impl Channel {
         Channel::DatabaseQuery,
     ];
 
-    /// Its name in the report.
+    /// Its name in the status report, as ServerKit's.
     pub fn name(self) -> &'static str {
         match self {
             Channel::Recv => "recv",
@@ -63,73 +61,60 @@ impl Channel {
     }
 }
 
-static WAITING: [AtomicI64; Channel::ALL.len()] = [const { AtomicI64::new(0) }; Channel::ALL.len()];
+/// Sessions waiting in each channel now, for one module.
+#[derive(Debug, Default)]
+pub struct WaitChannels {
+    counts: [AtomicU64; Channel::ALL.len()],
+}
 
-/// Counts one waiter in `channel` until dropped (also when the wait is cancelled).
+impl WaitChannels {
+    /// Counts one more waiter in `channel` until the guard drops.
+    pub fn enter(&self, channel: Channel) -> WaitGuard<'_> {
+        let count = &self.counts[channel as usize];
+        count.fetch_add(1, Ordering::Relaxed);
+        WaitGuard { count }
+    }
+
+    /// Sessions waiting in `channel` now.
+    pub fn waiting(&self, channel: Channel) -> u64 {
+        self.counts[channel as usize].load(Ordering::Relaxed)
+    }
+
+    /// `(name, waiting)` for every channel, in report order.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        Channel::ALL
+            .iter()
+            .map(|&c| (c.name(), self.waiting(c)))
+            .collect()
+    }
+}
+
+/// Holds one waiter's place in a channel.
 #[must_use = "the wait is counted only while the guard lives"]
-pub struct Waiting(Channel);
-
-impl Waiting {
-    /// Starts counting a wait in `channel`.
-    pub fn on(channel: Channel) -> Self {
-        WAITING[channel as usize].fetch_add(1, Ordering::Relaxed);
-        Waiting(channel)
-    }
+pub struct WaitGuard<'a> {
+    count: &'a AtomicU64,
 }
 
-impl Drop for Waiting {
+impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
-        WAITING[self.0 as usize].fetch_sub(1, Ordering::Relaxed);
+        self.count.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-/// How many wait in each channel now, in report order.
-pub fn snapshot() -> Vec<(Channel, i64)> {
-    Channel::ALL
-        .iter()
-        .map(|&c| (c, WAITING[c as usize].load(Ordering::Relaxed)))
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn count(channel: Channel) -> i64 {
-        snapshot()
-            .into_iter()
-            .find(|(c, _)| *c == channel)
-            .unwrap()
-            .1
-    }
-
     #[test]
-    fn a_guard_counts_while_it_lives() {
-        let before = count(Channel::Opendir);
-        let a = Waiting::on(Channel::Opendir);
-        let b = Waiting::on(Channel::Opendir);
-        assert_eq!(count(Channel::Opendir), before + 2);
+    fn counts_waiters_while_their_guards_live() {
+        let waits = WaitChannels::default();
+        let a = waits.enter(Channel::Sendfile);
+        let b = waits.enter(Channel::Sendfile);
+        let _c = waits.enter(Channel::Recv);
+        assert_eq!(waits.waiting(Channel::Sendfile), 2);
         drop(a);
         drop(b);
-        assert_eq!(count(Channel::Opendir), before);
-    }
-
-    #[test]
-    fn names_follow_the_seed_report() {
-        let names: Vec<_> = Channel::ALL.iter().map(|c| c.name()).collect();
-        assert_eq!(
-            &names[..9],
-            [
-                "recv",
-                "send",
-                "send headers",
-                "send autoidx",
-                "send constant response",
-                "sendfile",
-                "open",
-                "opendir",
-                "readdir"
-            ]
-        );
+        assert_eq!(waits.waiting(Channel::Sendfile), 0);
+        assert_eq!(waits.snapshot()[0], ("recv", 1));
     }
 }

@@ -5,7 +5,7 @@
 //! 3. read `c11n` with the combined vocabulary;
 //! 4. apply the root policy;
 //! 5. take the identity;
-//! 6. (database pools: a later issue);
+//! 6. (database pools: a later issue); then open the granted directories and files;
 //! 7. run each module's `prestart` as root;
 //! 8. drop privileges;
 //! 9. serve.
@@ -25,6 +25,7 @@ use serverkit_c11n::{Config, Section};
 use wasmtime::Engine;
 
 use crate::contract::bindings::types::OptionType;
+use crate::directories;
 use crate::engine::EpochTicker;
 use crate::guest_host::state::{Grants, ModuleContext};
 use crate::heaps::HeapRegistry;
@@ -68,7 +69,7 @@ impl ConfiguredModule {
     /// A module configured by `section`.
     pub fn new(module: LoadedModule, section: Section, options: SessionOptions) -> Self {
         let section = Arc::new(section);
-        let grants = Grants::of(&module.spec, &section);
+        let grants = Grants::of(&module.spec, &section, Arc::default());
         let context = ModuleContext::new(module.name(), Some(section.clone()), grants);
         ConfiguredModule {
             module: Arc::new(module),
@@ -76,6 +77,15 @@ impl ConfiguredModule {
             options,
             context,
         }
+    }
+
+    /// Opens the directories and files its section grants (step 6b, as root); its
+    /// instances see them from then on.
+    pub fn open_granted(&mut self, base: &std::path::Path) -> Result<()> {
+        let fs = directories::open_granted(base, &self.module.spec, &self.section)?;
+        let grants = Grants::of(&self.module.spec, &self.section, Arc::new(fs));
+        self.context = ModuleContext::new(self.module.name(), Some(self.section.clone()), grants);
+        Ok(())
     }
 
     /// Paths of its options of type terminal, for prestart to open.
@@ -110,7 +120,7 @@ pub(crate) fn on_startup_thread<T>(
 /// The whole sequence: runs until SIGTERM or SIGINT. `log` is switched to remote syslog
 /// when the configuration asks for it.
 pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
-    let loaded = load(personality)?;
+    let mut loaded = load(personality)?;
     let globals = &loaded.config.globals;
     let heaps = HeapRegistry::default();
     let app = globals
@@ -152,6 +162,11 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
     }
 
     // 6. Database pools arrive with the pop module's issue.
+
+    // 6b. Directories and files the modules' sections grant, opened while still root.
+    for configured in &mut loaded.modules {
+        configured.open_granted(&personality.dir)?;
+    }
 
     // 7. prestart, serially, still privileged.
     let listeners = on_startup_thread(&loaded.engine, prestart::prestart_all(&loaded))?;

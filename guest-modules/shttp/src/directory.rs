@@ -1,0 +1,90 @@
+//! Directory URLs: the trailing-slash redirect, the default index, the autoindex listing;
+//! and the constant response of the health check.
+
+use percent_encoding::utf8_percent_encode;
+
+use crate::autoindex::{self, HREF};
+use crate::path::Target;
+use crate::request::Request;
+use crate::response::Head;
+use crate::serve::{Answered, lookup_status};
+use crate::serverkit::module::connection::SendKind;
+use crate::serverkit::module::filesystem::EntryKind;
+use crate::session::Session;
+
+impl Session<'_> {
+    pub(crate) fn is_health_check(&self, raw_target: &str) -> bool {
+        let path = raw_target.split('?').next().unwrap_or("");
+        self.settings.health_check.as_deref() == Some(path)
+    }
+
+    /// The constant response: `200 OK` with a fixed body.
+    pub(crate) fn constant(&mut self, req: &Request, keep: bool, head_only: bool) -> Answered {
+        const BODY: &[u8] = b"OK\n";
+        let mut bytes = Head::new(200)
+            .field("Content-Type", "text/plain")
+            .field("Cache-Control", "no-store")
+            .finish(BODY.len() as u64, keep, req.minor);
+        if !head_only {
+            bytes.extend_from_slice(BODY);
+        }
+        self.io
+            .send(self.conn, SendKind::ConstantResponse, &bytes)?;
+        Ok((200, if head_only { 0 } else { BODY.len() as u64 }))
+    }
+
+    pub(crate) fn directory(
+        &mut self,
+        req: &Request,
+        target: &Target,
+        keep: bool,
+        head_only: bool,
+    ) -> Answered {
+        if !target.trailing_slash {
+            let mut location = format!("/{}/", encode_path(&target.path));
+            if let Some(query) = &target.query {
+                location = format!("{location}?{query}");
+            }
+            return self.simple_body(301, &[("Location", location)], keep, req.minor, !head_only);
+        }
+        let index = match target.path.as_str() {
+            "" => self.settings.default_index.clone(),
+            dir => format!("{dir}/{}", self.settings.default_index),
+        };
+        if let Ok(file) = self.root.open(&index) {
+            let meta = file.metadata();
+            if meta.kind == EntryKind::File {
+                return self.file(req, &index, &file, &meta, keep, head_only);
+            }
+        }
+        if !self.settings.autoindex {
+            return self.simple_body(403, &[], keep, req.minor, !head_only);
+        }
+        let entries = match self.root.list_entries(&target.path) {
+            Ok(entries) => entries,
+            Err(e) => return self.simple_body(lookup_status(&e), &[], keep, req.minor, !head_only),
+        };
+        let url = if target.path.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/{}/", target.path)
+        };
+        let page = autoindex::page(&url, entries);
+        let mut bytes = Head::new(200)
+            .field("Content-Type", "text/html; charset=utf-8")
+            .finish(page.len() as u64, keep, req.minor);
+        if !head_only {
+            bytes.extend_from_slice(page.as_bytes());
+        }
+        self.io.send(self.conn, SendKind::Autoindex, &bytes)?;
+        Ok((200, if head_only { 0 } else { page.len() as u64 }))
+    }
+}
+
+/// Each segment of `path` percent-encoded, `/` kept.
+fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(|s| utf8_percent_encode(s, HREF).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}

@@ -1,0 +1,237 @@
+//! Request heads: parsed by `httparse`, then checked for what httparse leaves to us:
+//! framing (Content-Length, Transfer-Encoding), Host, and the persistent-connection rules.
+
+/// Most header fields in one request; more is answered 431.
+pub const MAX_HEADERS: usize = 100;
+
+/// A parsed request head.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The method, as sent (methods are case-sensitive).
+    pub method: String,
+    /// The request target, as sent.
+    pub target: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    /// Header fields, names lowercased, values as text (lossy).
+    pub headers: Vec<(String, String)>,
+    /// Length of the request body (from Content-Length).
+    pub body_length: u64,
+}
+
+/// Why a head is refused; each maps to a status, and the connection is closed after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// 400: not HTTP, bad syntax, missing or repeated Host, ...
+    Malformed,
+    /// 400: conflicting or invalid Content-Length, any Transfer-Encoding (refused: a
+    /// static server takes no request bodies it cannot delimit safely).
+    Framing,
+    /// 414: the request line alone is over the limit.
+    UriTooLong,
+    /// 431: the header section is over the limit, or has too many fields.
+    HeadersTooLarge,
+    /// 505: not HTTP/1.x.
+    Version,
+}
+
+impl HeadError {
+    /// The status code answered.
+    pub fn status(self) -> u16 {
+        match self {
+            HeadError::Malformed | HeadError::Framing => 400,
+            HeadError::UriTooLong => 414,
+            HeadError::HeadersTooLarge => 431,
+            HeadError::Version => 505,
+        }
+    }
+}
+
+/// Parses the start of `buf`: `Ok(Some((request, head_length)))` when a whole head is
+/// there, `Ok(None)` when more bytes are needed (and allowed, under `max_bytes`).
+pub fn parse(buf: &[u8], max_bytes: usize) -> Result<Option<(Request, usize)>, HeadError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut fields);
+    let status = match req.parse(buf) {
+        Ok(status) => status,
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::HeadersTooLarge),
+        Err(httparse::Error::Version) => return Err(HeadError::Version),
+        Err(_) => return Err(HeadError::Malformed),
+    };
+    let httparse::Status::Complete(length) = status else {
+        return if buf.len() > max_bytes {
+            Err(too_long(buf, max_bytes))
+        } else {
+            Ok(None)
+        };
+    };
+    if length > max_bytes {
+        return Err(too_long(buf, max_bytes));
+    }
+    let request = Request {
+        method: req.method.unwrap_or_default().to_string(),
+        target: req.path.unwrap_or_default().to_string(),
+        minor: req.version.unwrap_or(1),
+        headers: req
+            .headers
+            .iter()
+            .map(|h| {
+                let value = String::from_utf8_lossy(h.value).trim().to_string();
+                (h.name.to_ascii_lowercase(), value)
+            })
+            .collect(),
+        body_length: 0,
+    };
+    check(request).map(|r| Some((r, length)))
+}
+
+/// The error for a head over `max_bytes`: 414 if the request line alone is, else 431.
+fn too_long(buf: &[u8], max_bytes: usize) -> HeadError {
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(end) if end <= max_bytes => HeadError::HeadersTooLarge,
+        _ => HeadError::UriTooLong,
+    }
+}
+
+/// The checks httparse leaves to the server.
+fn check(mut request: Request) -> Result<Request, HeadError> {
+    if request.has("transfer-encoding") {
+        return Err(HeadError::Framing);
+    }
+    let lengths: Vec<&str> = request.all("content-length").collect();
+    let body_length = match lengths.as_slice() {
+        [] => 0,
+        [only] if !only.is_empty() && only.bytes().all(|b| b.is_ascii_digit()) => {
+            only.parse().map_err(|_| HeadError::Framing)?
+        }
+        _ => return Err(HeadError::Framing),
+    };
+    request.body_length = body_length;
+    let hosts = request.all("host").count();
+    if hosts > 1 || (request.minor == 1 && hosts == 0) {
+        return Err(HeadError::Malformed);
+    }
+    Ok(request)
+}
+
+impl Request {
+    /// Every value of header `name` (lowercase), in order.
+    pub fn all<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + use<'a> {
+        let name = name.to_string();
+        self.headers
+            .iter()
+            .filter(move |(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.all(name).next()
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.header(name).is_some()
+    }
+
+    /// Whether the connection persists after this request: HTTP/1.1 unless
+    /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`.
+    pub fn keep_alive(&self) -> bool {
+        let mut tokens = self
+            .all("connection")
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_ascii_lowercase());
+        if self.minor == 0 {
+            tokens.any(|t| t == "keep-alive")
+        } else {
+            !tokens.any(|t| t == "close")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(raw: &str) -> Result<Option<(Request, usize)>, HeadError> {
+        parse(raw.as_bytes(), 8192)
+    }
+
+    fn ok(raw: &str) -> Request {
+        parse_all(raw).unwrap().unwrap().0
+    }
+
+    #[test]
+    fn parses_heads_and_reports_their_length() {
+        let raw = "GET /a HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\n\r\nGET /b";
+        let (req, len) = parse_all(raw).unwrap().unwrap();
+        assert_eq!(
+            (req.method.as_str(), req.target.as_str(), req.minor),
+            ("GET", "/a", 1)
+        );
+        assert_eq!(req.header("range"), Some("bytes=0-1"));
+        assert_eq!(&raw[len..], "GET /b");
+        assert!(parse_all("GET /a HTTP/1.1\r\nHo").unwrap().is_none());
+    }
+
+    #[test]
+    fn persistence_rules() {
+        assert!(ok("GET / HTTP/1.1\r\nHost: x\r\n\r\n").keep_alive());
+        assert!(!ok("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").keep_alive());
+        assert!(!ok("GET / HTTP/1.0\r\n\r\n").keep_alive());
+        assert!(ok("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
+    }
+
+    #[test]
+    fn smuggling_shapes_are_refused() {
+        for raw in [
+            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1,1\r\n\r\n",
+        ] {
+            assert_eq!(
+                parse_all(raw).map(|_| ()),
+                Err(HeadError::Framing),
+                "{raw:?}"
+            );
+        }
+        for raw in [
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+            "GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            assert_eq!(
+                parse_all(raw).map(|_| ()),
+                Err(HeadError::Malformed),
+                "{raw:?}"
+            );
+        }
+        assert_eq!(
+            parse_all("GET / HTTP/2.0\r\n\r\n").map(|_| ()),
+            Err(HeadError::Version)
+        );
+    }
+
+    #[test]
+    fn oversize_lines_and_headers() {
+        let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000));
+        assert_eq!(
+            parse_all(&long_line).map(|_| ()),
+            Err(HeadError::UriTooLong)
+        );
+        let many = format!("GET / HTTP/1.1\r\nHost: x\r\n{}", "X-A: b\r\n".repeat(2000));
+        assert_eq!(
+            parse_all(&many).map(|_| ()),
+            Err(HeadError::HeadersTooLarge)
+        );
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(9000)
+        );
+        assert_eq!(parse_all(&big).map(|_| ()), Err(HeadError::HeadersTooLarge));
+    }
+}

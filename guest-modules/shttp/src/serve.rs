@@ -1,0 +1,233 @@
+//! Answering one request: method, target, then a file (conditionals, ranges, sendfile by
+//! the host); directories are in `directory.rs`.
+use crate::conditional::{self, Conditions, Decision, Validators};
+use crate::io::Disconnected;
+use crate::mime;
+use crate::path;
+use crate::range::{self, Ranges};
+use crate::request::Request;
+use crate::response::Head;
+use crate::serverkit::module::connection::SendKind;
+use crate::serverkit::module::filesystem::{self, EntryKind, File, FsError, Metadata};
+use crate::session::Session;
+
+/// Largest `mime_types` file read.
+const MAX_MIME_TYPES_BYTES: u64 = 1024 * 1024;
+
+/// The status and body bytes of an answer; `Err` if the connection broke.
+pub type Answered = Result<(u16, u64), Disconnected>;
+
+impl Session<'_> {
+    /// Answers `req`.
+    pub fn answer(&mut self, req: &Request, keep: bool) -> Answered {
+        let head_only = match req.method.as_str() {
+            "GET" => false,
+            "HEAD" => true,
+            _ => {
+                let allow = [("Allow", "GET, HEAD".to_string())];
+                return self.simple(405, &allow, keep, req.minor);
+            }
+        };
+        let target = match path::parse(&req.target) {
+            Ok(target) => target,
+            Err(_) => return self.simple_body(400, &[], keep, req.minor, !head_only),
+        };
+        if self.is_health_check(&req.target) {
+            return self.constant(req, keep, head_only);
+        }
+        match self.root.open(&target.path) {
+            Ok(file) => {
+                let meta = file.metadata();
+                match meta.kind {
+                    EntryKind::Directory => self.directory(req, &target, keep, head_only),
+                    EntryKind::File if !target.trailing_slash => {
+                        self.file(req, &target.path, &file, &meta, keep, head_only)
+                    }
+                    _ => self.simple_body(404, &[], keep, req.minor, !head_only),
+                }
+            }
+            Err(e) => self.simple_body(lookup_status(&e), &[], keep, req.minor, !head_only),
+        }
+    }
+    pub(crate) fn file(
+        &mut self,
+        req: &Request,
+        name: &str,
+        file: &File,
+        meta: &Metadata,
+        keep: bool,
+        head_only: bool,
+    ) -> Answered {
+        let v = Validators::new(meta.modified_seconds, meta.size);
+        let conditions = Conditions {
+            if_match: req.header("if-match"),
+            if_unmodified_since: req.header("if-unmodified-since"),
+            if_none_match: req.header("if-none-match"),
+            if_modified_since: req.header("if-modified-since"),
+            if_range: req.header("if-range"),
+        };
+        let last_modified = httpdate::fmt_http_date(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(v.modified),
+        );
+        match conditional::evaluate(&conditions, &v) {
+            Decision::Proceed => {}
+            Decision::PreconditionFailed => {
+                return self.simple_body(412, &[], keep, req.minor, !head_only);
+            }
+            Decision::NotModified => {
+                // Content-Length of a 304 is the length a 200 would have (RFC 9110 §8.6).
+                let bytes = Head::new(304)
+                    .field("Last-Modified", &last_modified)
+                    .field("ETag", &v.etag)
+                    .finish(meta.size, keep, req.minor);
+                self.io.send(self.conn, SendKind::Headers, &bytes)?;
+                return Ok((304, 0));
+            }
+        }
+        let content_type = self.content_type(name);
+        let ranges = match req.header("range") {
+            Some(header) if !head_only && conditional::range_allowed(&conditions, &v) => {
+                range::resolve(header, meta.size)
+            }
+            _ => Ranges::Whole,
+        };
+        let head = Head::new(match &ranges {
+            Ranges::Whole => 200,
+            Ranges::Parts(_) => 206,
+            Ranges::Unsatisfiable => 416,
+        })
+        .field("Last-Modified", &last_modified)
+        .field("ETag", &v.etag)
+        .field("Accept-Ranges", "bytes");
+        match ranges {
+            Ranges::Whole => {
+                let head = head
+                    .field("Content-Type", &content_type)
+                    .finish(meta.size, keep, req.minor);
+                if head_only {
+                    self.io.send(self.conn, SendKind::Headers, &head)?;
+                    return Ok((200, 0));
+                }
+                self.send_file(head, file, 0, meta.size)
+                    .map(|()| (200, meta.size))
+            }
+            Ranges::Unsatisfiable => {
+                let range = [("Content-Range", format!("bytes */{}", meta.size))];
+                self.simple(416, &range, keep, req.minor)
+            }
+            Ranges::Parts(parts) if parts.len() == 1 => {
+                let (offset, length) = parts[0];
+                let head = head
+                    .field("Content-Type", &content_type)
+                    .field("Content-Range", content_range(offset, length, meta.size))
+                    .finish(length, keep, req.minor);
+                self.send_file(head, file, offset, length)
+                    .map(|()| (206, length))
+            }
+            Ranges::Parts(parts) => self.multipart(
+                head,
+                file,
+                meta.size,
+                &content_type,
+                &parts,
+                keep,
+                req.minor,
+            ),
+        }
+    }
+
+    /// Several ranges as `multipart/byteranges`, each part's bytes sent by the host.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one response's parts, all needed"
+    )]
+    fn multipart(
+        &mut self,
+        head: Head,
+        file: &File,
+        size: u64,
+        content_type: &str,
+        parts: &[(u64, u64)],
+        keep: bool,
+        minor: u8,
+    ) -> Answered {
+        let boundary = format!("shttp{:016x}", crate::io::Streams::now());
+        let part_heads: Vec<String> = parts
+            .iter()
+            .map(|&(offset, length)| {
+                format!(
+                    "\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: {}\r\n\r\n",
+                    content_range(offset, length, size)
+                )
+            })
+            .collect();
+        let tail = format!("\r\n--{boundary}--\r\n");
+        let total: u64 = parts.iter().map(|p| p.1).sum::<u64>()
+            + part_heads.iter().map(|h| h.len() as u64).sum::<u64>()
+            + tail.len() as u64;
+        let mut first = head
+            .field(
+                "Content-Type",
+                format!("multipart/byteranges; boundary={boundary}"),
+            )
+            .finish(total, keep, minor);
+        for (part_head, &(offset, length)) in part_heads.iter().zip(parts) {
+            first.extend_from_slice(part_head.as_bytes());
+            self.send_file(std::mem::take(&mut first), file, offset, length)?;
+        }
+        self.send_file(tail.into_bytes(), file, 0, 0)?;
+        Ok((206, total))
+    }
+
+    fn send_file(
+        &mut self,
+        head: Vec<u8>,
+        file: &File,
+        offset: u64,
+        length: u64,
+    ) -> Result<(), Disconnected> {
+        self.conn
+            .send_file(&head, file, offset, length)
+            .map(|_| ())
+            .map_err(|_| Disconnected)
+    }
+
+    /// The content type of `name`: from `mime_types` when set, else the built-in table.
+    fn content_type(&mut self, name: &str) -> String {
+        if self.settings.mime_types {
+            let table = self.mime_table.get_or_insert_with(read_mime_types);
+            if let Some(ty) = mime::from_mime_types(table, name) {
+                return ty;
+            }
+        }
+        mime::built_in(name).to_string()
+    }
+}
+
+/// The `mime_types` file's text (empty if unreadable).
+fn read_mime_types() -> String {
+    let Some(file) = filesystem::granted_file("mime_types") else {
+        return String::new();
+    };
+    let mut bytes = Vec::new();
+    while (bytes.len() as u64) < MAX_MIME_TYPES_BYTES {
+        match file.read(bytes.len() as u64, 64 * 1024) {
+            Ok(chunk) if !chunk.is_empty() => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn content_range(offset: u64, length: u64, size: u64) -> String {
+    format!("bytes {}-{}/{size}", offset, offset + length - 1)
+}
+
+/// The status for a failed lookup: nothing is said about what lies outside `doc_root`.
+pub(crate) fn lookup_status(e: &FsError) -> u16 {
+    match e {
+        FsError::AccessDenied => 403,
+        FsError::OsError(_) => 500,
+        _ => 404,
+    }
+}
