@@ -77,7 +77,7 @@ pub fn render(
     thread_pools(&mut out, modules);
     wait_channels(&mut out, modules);
     database_pools(&mut out);
-    heap_table(&mut out, heaps);
+    heap_table(&mut out, heaps, modules);
     if let Some(syslog) = syslog {
         let (sent, dropped) = syslog.counts();
         let _ = writeln!(out, "Syslog datagrams sent {sent} dropped {dropped}");
@@ -129,13 +129,16 @@ fn database_pools(out: &mut String) {
     );
 }
 
-fn heap_table(out: &mut String, heaps: &HeapRegistry) {
+fn heap_table(out: &mut String, heaps: &HeapRegistry, modules: &[ModuleReport<'_>]) {
     let _ = writeln!(
         out,
         "Heaps\n{:<24} {:>8} {:>4} {:>10} {:>10} {:>10} {:>10}\n{RULE}",
         "Label", "MaxUnits", "Opts", "ActChnkSiz", "ActivUnits", "ActivChnks", "AllocUnits"
     );
-    for h in heaps.stats() {
+    let guest_heaps = modules
+        .iter()
+        .flat_map(|m| m.slot.current.load().context.heaps.stats());
+    for h in heaps.stats().into_iter().chain(guest_heaps) {
         let _ = writeln!(
             out,
             "{:<24} {:>8} {:>4} {:>10} {:>10} {:>10} {:>10}",

@@ -115,3 +115,59 @@ fn a_module_file_takes_precedence_over_the_built_in() {
     );
     server.client().echo("served by the file's echo");
 }
+
+#[test]
+fn a_module_keeps_shared_state_in_host_heaps() {
+    let port = free_port();
+    let mut server = Server::start(probe_personality(port, "heap"), port);
+    let mut first = Client::connect(server.addr);
+    let ask = |client: &mut Client, line: &str| {
+        client.send(line);
+        client.line().unwrap()
+    };
+    assert_eq!(ask(&mut first, "create visits 16 2"), "ok");
+    let unit = ask(&mut first, "alloc visits");
+    assert_eq!(ask(&mut first, &format!("write visits {unit} hello")), "ok");
+    drop(first);
+
+    // Another session, another instance: the unit is still there, in host memory.
+    let mut second = Client::connect(server.addr);
+    assert_eq!(ask(&mut second, &format!("read visits {unit} 5")), "hello");
+    assert_eq!(
+        ask(&mut second, "create visits 16 2"),
+        "ok",
+        "the same spec again"
+    );
+    let clash = ask(&mut second, "create visits 32 2");
+    assert!(
+        clash.starts_with("err") && clash.contains("InvalidSpec"),
+        "{clash}"
+    );
+    ask(&mut second, "alloc visits");
+    let full = ask(&mut second, "alloc visits");
+    assert!(
+        full.starts_with("err") && full.contains("Full"),
+        "max-units holds: {full}"
+    );
+
+    server.signal(nix::sys::signal::Signal::SIGUSR1);
+    server.wait_for_log("Module probe", Duration::from_secs(10));
+    let log = server.log();
+    let row = log
+        .lines()
+        .find(|l| l.starts_with("probe.visits"))
+        .expect("the guest heap in the report");
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>(),
+        // Max 2, grows by doubling from 1 but never past the maximum: chunks of 1 and 1.
+        ["probe.visits", "2", "E--", "1", "2", "2", "2"],
+        "{row}"
+    );
+
+    assert_eq!(ask(&mut second, &format!("release visits {unit}")), "ok");
+    let gone = ask(&mut second, &format!("read visits {unit} 5"));
+    assert!(
+        gone.starts_with("err") && gone.contains("NoSuchUnit"),
+        "{gone}"
+    );
+}

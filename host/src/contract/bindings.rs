@@ -19,4 +19,6 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use self::serverkit::module::{config, connection, filesystem, log, prestart, stats, types};
+pub use self::serverkit::module::{
+    config, connection, filesystem, heap, log, prestart, stats, types,
+};

@@ -6,7 +6,9 @@ use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::state::InstanceState;
-use crate::contract::bindings::{config, connection, filesystem, log, prestart, stats, types};
+use crate::contract::bindings::{
+    config, connection, filesystem, heap, log, prestart, stats, types,
+};
 
 /// Builds the linker, once per engine.
 pub fn build(engine: &Engine) -> Result<Linker<InstanceState>> {
@@ -19,6 +21,7 @@ pub fn build(engine: &Engine) -> Result<Linker<InstanceState>> {
     prestart::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     connection::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     stats::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    heap::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     filesystem::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     Ok(linker)
 }

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod connection;
 pub mod filesystem;
+pub mod heap;
 pub mod linker;
 pub mod log;
 pub mod prestart;

@@ -8,6 +8,7 @@ use serverkit_c11n::{OptionType, Section, SectionSpec, Value};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::heap::GuestHeaps;
 use super::stdio::GuestLog;
 use crate::directories::GrantedFs;
 use crate::listeners::BoundListener;
@@ -46,6 +47,8 @@ pub struct ModuleContext {
     /// The terminal opened for it in prestart (an option of type terminal), which its
     /// operator writes to as standard output.
     pub terminal: Mutex<Option<std::fs::File>>,
+    /// Its heaps (the heap interface), shared by all its instances.
+    pub heaps: GuestHeaps,
 }
 
 impl ModuleContext {
@@ -56,6 +59,7 @@ impl ModuleContext {
             section,
             grants,
             terminal: Mutex::new(None),
+            heaps: GuestHeaps::default(),
         })
     }
 

@@ -61,7 +61,7 @@ impl Guest for Probe {
                     "mode",
                     OptionType::Text,
                     Some(ConfigValue::Text("normal".into())),
-                    "normal, bind-ungranted or trap-in-prestart",
+                    "normal, heap, bind-ungranted or trap-in-prestart",
                 ),
             ],
         }
@@ -95,6 +95,10 @@ impl Guest for Probe {
     }
 
     fn session(conn: serverkit::module::connection::Connection) -> Result<(), String> {
+        if text("mode") == "heap" {
+            let (input, output) = conn.streams().ok_or("streams taken")?;
+            return heap_commands(input, output);
+        }
         let (_input, mut output) = conn.streams().ok_or("streams taken")?;
         let report = [
             format!("env {}", std::env::vars().count()),
@@ -133,6 +137,53 @@ impl Guest for Probe {
     fn report() -> Vec<String> {
         Vec::new()
     }
+}
+
+/// `mode = heap`: one command a line, one answer a line, driving the heap interface:
+/// `create LABEL SIZE MAX`, `alloc LABEL`, `write LABEL ID TEXT`, `read LABEL ID LEN`,
+/// `release LABEL ID`.
+fn heap_commands(
+    input: wasip2::io::streams::InputStream,
+    mut output: wasip2::io::streams::OutputStream,
+) -> Result<(), String> {
+    use serverkit::module::heap;
+    use std::io::BufRead;
+    for line in std::io::BufReader::new(input).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let num = |i: usize| {
+            words
+                .get(i)
+                .and_then(|w| w.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let answer = match words.as_slice() {
+            ["create", label, ..] => {
+                let spec = heap::HeapSpec {
+                    label: label.to_string(),
+                    unit_size: num(2) as u32,
+                    units_per_chunk: 1,
+                    max_units: num(3) as u32,
+                    grow_exponentially: true,
+                    shrink: false,
+                    unlimited: false,
+                };
+                heap::create(&spec).map(|()| "ok".to_string())
+            }
+            ["alloc", label] => heap::alloc(label).map(|id| id.to_string()),
+            ["write", label, _, text] => {
+                heap::write(label, num(2), 0, text.as_bytes()).map(|()| "ok".to_string())
+            }
+            ["read", label, ..] => heap::read(label, num(2), 0, num(3) as u32)
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+            ["release", label, _] => heap::release(label, num(2)).map(|()| "ok".to_string()),
+            _ => break,
+        };
+        let answer = answer.unwrap_or_else(|e| format!("err {e:?}"));
+        writeln!(output, "{answer}").map_err(|e| e.to_string())?;
+        output.flush().map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 fn own_address() -> String {
