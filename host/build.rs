@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Guest crates under `guest-modules/` built and embedded as built-in modules.
-const SHIPPED_MODULES: &[&str] = &["echo"];
+const SHIPPED_MODULES: &[&str] = &["echo", "pop"];
 
 /// Test-only guest crates under `guest-modules/testing/`: built for the tests, which find
 /// them through `SERVERKIT_TEST_MODULES_DIR`, and never embedded.

@@ -12,8 +12,11 @@
 //! - [`modules`]: finding, compiling, loading modules; the versions sessions run on.
 //! - [`engine`]: the wasm engine, its epoch ticker, the compiled-module cache.
 //! - [`guest_host`]: what an instance gets from the host: its store data and the host side
-//!   of each imported interface (log, config, prestart, connection, stdio).
+//!   of each imported interface (log, config, prestart, connection, database, maildrop,
+//!   stdio).
 //! - [`listeners`]: listening sockets bound for modules.
+//! - [`databases`]: the database pools and the host runtime their connections live on.
+//! - [`maildrops`]: directories opened for modules, and Maildirs beneath them.
 //! - [`sessions`]: worker pools, accept loops, one instance per session, limits, shutdown.
 //! - [`process`]: identity (process title) and credentials (root policy and drop).
 //! - [`cli`], [`inspect`], [`logging`], [`failure`]: the binary's edges.
@@ -22,12 +25,14 @@
 
 pub mod cli;
 pub mod contract;
+pub mod databases;
 pub mod engine;
 pub mod failure;
 pub mod guest_host;
 pub mod inspect;
 pub mod listeners;
 pub mod logging;
+pub mod maildrops;
 pub mod modules;
 pub mod personality;
 pub mod process;

@@ -14,7 +14,8 @@ wasmtime::component::bindgen!({
     with: {
         "wasi:io": wasmtime_wasi::p2::bindings::io,
         "serverkit:module/connection.connection": crate::guest_host::connection::ClientConnection,
+        "serverkit:module/maildrop.maildir": crate::maildrops::Maildir,
     },
 });
 
-pub use self::serverkit::module::{config, connection, log, prestart, types};
+pub use self::serverkit::module::{config, connection, database, log, maildrop, prestart, types};

@@ -6,7 +6,7 @@ use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::state::InstanceState;
-use crate::contract::bindings::{config, connection, log, prestart, types};
+use crate::contract::bindings::{config, connection, database, log, maildrop, prestart, types};
 
 /// Builds the linker, once per engine.
 pub fn build(engine: &Engine) -> Result<Linker<InstanceState>> {
@@ -18,5 +18,7 @@ pub fn build(engine: &Engine) -> Result<Linker<InstanceState>> {
     config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     prestart::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     connection::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    database::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    maildrop::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     Ok(linker)
 }

@@ -3,8 +3,10 @@
 
 pub mod config;
 pub mod connection;
+pub mod database;
 pub mod linker;
 pub mod log;
+pub mod maildrop;
 pub mod prestart;
 pub mod state;
 pub mod stdio;

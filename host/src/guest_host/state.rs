@@ -9,7 +9,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::stdio::GuestLog;
+use crate::databases::Databases;
 use crate::listeners::BoundListener;
+use crate::maildrops::GrantedDirectory;
 
 /// Most host resources (connections, streams) one instance may hold: what it defends is
 /// host memory against a guest that opens handles in a loop.
@@ -39,8 +41,13 @@ pub struct ModuleContext {
     pub name: String,
     /// The module's checked c11n section; `None` while describing, before c11n is read.
     pub section: Option<Arc<Section>>,
-    /// What the section lets the module ask for in prestart.
+    /// What the section lets the module ask for.
     pub grants: Grants,
+    /// Directories the host opened for its `directory` options in prestart.
+    pub directories: Arc<Vec<GrantedDirectory>>,
+    /// The personality's database pools, once open (after the privilege drop); only
+    /// those named in `grants.databases` are reachable.
+    pub databases: Option<Arc<Databases>>,
 }
 
 /// Privileged resources a module's section grants: the values of its options of type
@@ -51,6 +58,10 @@ pub struct Grants {
     pub ports: Vec<u16>,
     /// Addresses it may bind (the wildcard address is always allowed).
     pub addresses: Vec<IpAddr>,
+    /// Database pools it may query: the values of its `database-ref` options.
+    pub databases: Vec<String>,
+    /// Its `directory` options and their paths, opened by the host at prestart.
+    pub directories: Vec<(String, String)>,
 }
 
 impl Grants {
@@ -64,6 +75,10 @@ impl Grants {
                 }
                 (OptionType::Address, Some(Value::Str(a))) => {
                     grants.addresses.extend(a.parse::<IpAddr>().ok())
+                }
+                (OptionType::DatabaseRef, Some(Value::Str(d))) => grants.databases.push(d.clone()),
+                (OptionType::Directory, Some(Value::Str(d))) => {
+                    grants.directories.push((option.name.clone(), d.clone()))
                 }
                 _ => {}
             }

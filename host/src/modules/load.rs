@@ -106,6 +106,8 @@ impl Loader<'_> {
             name: label.to_string(),
             section: None,
             grants: Grants::default(),
+            directories: Default::default(),
+            databases: None,
         });
         let (mut store, module) =
             instance::create(self.engine, pre, hook_state(context, Phase::Unprivileged)).await?;
@@ -123,6 +125,8 @@ impl LoadedModule {
             name: self.name().to_string(),
             section: None,
             grants: Grants::default(),
+            directories: Default::default(),
+            databases: None,
         });
         let (mut store, module) =
             instance::create(engine, &self.pre, hook_state(context, Phase::Unprivileged)).await?;

@@ -25,6 +25,7 @@ pub fn load(personality: &Personality) -> Result<Loaded> {
         engine,
         config,
         modules,
+        dir: personality.dir.clone(),
     })
 }
 

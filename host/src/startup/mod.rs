@@ -5,7 +5,7 @@
 //! 3. read `c11n` with the combined vocabulary;
 //! 4. apply the root policy;
 //! 5. take the identity;
-//! 6. (database pools: a later issue);
+//! 6. plan the database pools (opened after the drop, on the host runtime);
 //! 7. run each module's `prestart` as root;
 //! 8. drop privileges;
 //! 9. serve.
@@ -24,8 +24,10 @@ use anyhow::{Context, Result, anyhow};
 use serverkit_c11n::{Config, Section};
 use wasmtime::Engine;
 
+use crate::databases::{self, Databases};
 use crate::engine::EpochTicker;
 use crate::guest_host::state::{Grants, ModuleContext};
+use crate::maildrops::GrantedDirectory;
 use crate::modules::LoadedModule;
 use crate::personality::Personality;
 use crate::process::{identity, limits, privileges};
@@ -44,6 +46,9 @@ pub struct Loaded {
     pub config: Config,
     /// Each module with its configuration.
     pub modules: Vec<ConfiguredModule>,
+    /// The personality directory: relative paths in c11n (directories, SQLite files)
+    /// are resolved against it.
+    pub dir: std::path::PathBuf,
 }
 
 /// A loaded module and its checked configuration.
@@ -57,12 +62,24 @@ pub struct ConfiguredModule {
 }
 
 impl ConfiguredModule {
-    /// What an instance of it knows: its name, section and grants.
+    /// What an instance of it knows in prestart: its name, section and grants.
     pub fn context(&self) -> Arc<ModuleContext> {
+        self.context_with(Default::default(), None)
+    }
+
+    /// What an instance of it knows once serving: also the directories opened for it
+    /// and the pools.
+    pub fn context_with(
+        &self,
+        directories: Arc<Vec<GrantedDirectory>>,
+        databases: Option<Arc<Databases>>,
+    ) -> Arc<ModuleContext> {
         Arc::new(ModuleContext {
             name: self.module.name().to_string(),
             section: Some(self.section.clone()),
             grants: Grants::of(&self.module.spec, &self.section),
+            directories,
+            databases,
         })
     }
 }
@@ -113,10 +130,12 @@ pub fn run(personality: &Personality) -> Result<()> {
         Err(e) => tracing::warn!("could not raise the open files limit: {e}"),
     }
 
-    // 6. Database pools arrive with the pop module's issue.
+    // 6. Database pools: checked now, opened after the drop (pools start threads, and
+    //    the drop needs a single-threaded process); see `databases::HostRuntime`.
+    let pools = databases::plan(&loaded.config, &personality.dir)?;
 
-    // 7. prestart, serially, still privileged.
-    let listeners = on_startup_thread(&loaded.engine, prestart::prestart_all(&loaded))?;
+    // 7. prestart, serially, still privileged: directories, then the module's binds.
+    let prestarted = on_startup_thread(&loaded.engine, prestart::prestart_all(&loaded))?;
 
     // 8. Drop privileges while this is the only thread.
     privileges::apply(&plan)?;
@@ -124,8 +143,8 @@ pub fn run(personality: &Personality) -> Result<()> {
     // 9. Serve.
     let shutdown_timeout =
         Duration::from_secs(globals.int(SHUTDOWN_TIMEOUT_KEY).unwrap_or(10).max(0) as u64);
-    let modules = loaded.modules.into_iter().zip(listeners).collect();
-    serve::serve(&loaded.engine, modules, shutdown_timeout)
+    let modules = loaded.modules.into_iter().zip(prestarted).collect();
+    serve::serve(&loaded.engine, modules, pools, shutdown_timeout)
 }
 
 fn id_option(globals: &Section, key: &str) -> Result<Option<u32>> {

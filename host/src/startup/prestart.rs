@@ -1,23 +1,40 @@
 //! Step 7: each module's `prestart`, serially, while the process is still root. The
 //! module's requests (binds) are carried out by the host and kept by it.
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result, anyhow};
 
 use super::Loaded;
 use crate::guest_host::state::{Phase, PrestartResults};
 use crate::listeners::BoundListener;
+use crate::maildrops::GrantedDirectory;
 use crate::modules::instance;
 use crate::modules::load::hook_state;
 
-/// Runs every module's prestart; returns each module's listeners, in module order.
-pub async fn prestart_all(loaded: &Loaded) -> Result<Vec<Vec<BoundListener>>> {
+/// What prestart produced for one module: its listeners and the directories the host
+/// opened for its `directory` options.
+pub struct Prestarted {
+    /// Listeners, by id.
+    pub listeners: Vec<BoundListener>,
+    /// Opened directories.
+    pub directories: Arc<Vec<GrantedDirectory>>,
+}
+
+/// Runs every module's prestart; returns what each produced, in module order.
+pub async fn prestart_all(loaded: &Loaded) -> Result<Vec<Prestarted>> {
     let mut all = Vec::new();
     for configured in &loaded.modules {
         let name = configured.module.name();
-        let state = hook_state(
-            configured.context(),
-            Phase::Prestart(PrestartResults::default()),
-        );
+        let context = configured.context();
+        let directories = context
+            .grants
+            .directories
+            .iter()
+            .map(|(option, path)| GrantedDirectory::open(option, &loaded.dir.join(path)))
+            .collect::<Result<Vec<_>>>()
+            .with_context(|| format!("module `{name}`: prestart"))?;
+        let state = hook_state(context, Phase::Prestart(PrestartResults::default()));
         let (mut store, instance) =
             instance::create(&loaded.engine, &configured.module.pre, state).await?;
         let outcome = instance
@@ -38,7 +55,10 @@ pub async fn prestart_all(loaded: &Loaded) -> Result<Vec<Vec<BoundListener>>> {
                 None => anyhow!(context),
             });
         }
-        all.push(results.listeners);
+        all.push(Prestarted {
+            listeners: results.listeners,
+            directories: Arc::new(directories),
+        });
     }
     Ok(all)
 }

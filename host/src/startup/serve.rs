@@ -10,8 +10,9 @@ use tokio::sync::watch;
 use wasmtime::Engine;
 
 use super::ConfiguredModule;
+use super::prestart::Prestarted;
+use crate::databases::{HostRuntime, PoolConfig};
 use crate::engine::EpochTicker;
-use crate::listeners::BoundListener;
 use crate::modules::{ModuleSlot, ModuleVersion};
 use crate::sessions::server::ModuleServer;
 use crate::sessions::stats::SessionStats;
@@ -19,9 +20,13 @@ use crate::sessions::stats::SessionStats;
 /// Serves until a stop signal, then gives live sessions `shutdown_timeout` to finish.
 pub fn serve(
     engine: &Engine,
-    modules: Vec<(ConfiguredModule, Vec<BoundListener>)>,
+    modules: Vec<(ConfiguredModule, Prestarted)>,
+    pools: Vec<PoolConfig>,
     shutdown_timeout: Duration,
 ) -> Result<()> {
+    // The host runtime first: it owns the pools every module's sessions query, and it
+    // is stopped last.
+    let host = HostRuntime::start(pools)?;
     // Watch the stop signals before serving, so an early SIGTERM still drains.
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -31,12 +36,13 @@ pub fn serve(
     let ticker = EpochTicker::start(engine)?;
     let (stop, stopping) = watch::channel(false);
     let mut servers = Vec::new();
-    for (configured, listeners) in modules {
+    for (configured, prestarted) in modules {
         let version = ModuleVersion {
             generation: 1,
             loaded: configured.module.clone(),
-            context: configured.context(),
+            context: configured.context_with(prestarted.directories, Some(host.databases.clone())),
         };
+        let listeners = prestarted.listeners;
         let slot = Arc::new(ModuleSlot {
             name: configured.module.name().to_string(),
             current: ArcSwap::from_pointee(version),
@@ -65,6 +71,7 @@ pub fn serve(
     }
     servers.into_iter().for_each(ModuleServer::stop);
     ticker.stop();
+    host.stop();
     tracing::info!("stopped");
     Ok(())
 }
