@@ -8,6 +8,12 @@
 //! - `privileges`: root policy, identity, the root drop on every thread (needs root; CI
 //!   runs as root).
 //! - `cli`: `check`, `inspect`, `--help`, `--version`, broken configurations.
+//! - `pop_fixture`: Maildirs, a user table per test on SQLite, PostgreSQL or MariaDB,
+//!   the pop server and a raw POP3 client.
+//! - `pop`: the pop module on the embedded database: a command/response corpus, data
+//!   safety (drop, kill -9, QUIT), [IN-USE], injection, poplib, curl and mpop.
+//! - `pop_drivers`: the same login path on PostgreSQL and MariaDB, databases down at start
+//!   and restarted mid-run (through a proxy the test controls).
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 
@@ -15,5 +21,8 @@ mod cli;
 mod echo;
 mod harness;
 mod lifecycle;
+mod pop;
+mod pop_drivers;
+mod pop_fixture;
 mod privileges;
 mod sandbox;
