@@ -406,3 +406,56 @@ fn mpop_keys_on_uidl_and_fetches_nothing_twice() {
     );
     assert_eq!(server.setup.files("alice").len(), 3, "--keep=on");
 }
+
+#[test]
+fn the_shipped_personalities_check_and_the_demo_serves() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../personalities");
+    for name in ["pop", "pop-postgres", "pop-mysql"] {
+        let out = Command::new(crate::harness::binary())
+            .args(["check"])
+            .arg(root.join(name))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The embedded-database demo, copied so the checkout stays clean, on a free port.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("pop");
+    std::fs::create_dir(&copy).unwrap();
+    for file in ["c11n", "setup-demo", "schema.sql"] {
+        std::fs::copy(root.join("pop").join(file), copy.join(file)).unwrap();
+    }
+    let status = Command::new(copy.join("setup-demo")).status().unwrap();
+    assert!(status.success());
+    let port = crate::harness::free_port();
+    let c11n = std::fs::read_to_string(copy.join("c11n")).unwrap();
+    std::fs::write(
+        copy.join("c11n"),
+        c11n.replace("port = 1110", &format!("port = {port}")),
+    )
+    .unwrap();
+    if crate::harness::is_root() {
+        // uid 65534 must be able to reach the copy in this private temporary directory.
+        Command::new("chmod")
+            .args(["755"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+    }
+    let mut server = crate::harness::Server::spawn(&["run"], &copy, &[]);
+    server.addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    server.wait_for_log("serving", Duration::from_secs(60));
+    let mut c = crate::pop_fixture::PopClient::connect(server.addr);
+    c.ok("USER demo");
+    assert_eq!(c.cmd("PASS demo"), "+OK 1 messages (197 octets)");
+    assert!(c.cmd("RETR 1").starts_with("+OK"));
+    assert!(
+        c.body()
+            .iter()
+            .any(|l| l == "..A line starting with a dot is byte-stuffed on the wire.")
+    );
+}

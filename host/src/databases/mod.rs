@@ -126,14 +126,6 @@ pub struct Databases {
 }
 
 impl Databases {
-    /// No pools (a personality without `database` sections, or before step 9).
-    pub fn none(runtime: tokio::runtime::Handle) -> Self {
-        Databases {
-            pools: HashMap::new(),
-            runtime,
-        }
-    }
-
     /// The pool of that title.
     pub fn get(&self, name: &str) -> Option<Arc<NamedPool>> {
         self.pools.get(name).cloned()
