@@ -180,6 +180,11 @@ impl Maildir {
     /// Unlinks the messages; one renamed since listing is found by its unique name
     /// (the part before `:`) in either folder (blocking).
     pub fn delete(&self, names: &[String]) -> Result<u32, MaildropError> {
+        if names.len() > MAX_MESSAGES {
+            return Err(MaildropError::TooLarge(format!(
+                "at most {MAX_MESSAGES} messages per call"
+            )));
+        }
         let mut deleted = 0;
         for name in names {
             let (folder, file) = self.split(name)?;

@@ -177,6 +177,19 @@ fn dele_then_kill_9_deletes_nothing() {
 }
 
 #[test]
+fn an_idle_timeout_deletes_nothing() {
+    let server = PopSetup::new(Backend::Sqlite).start("idle_timeout = 1");
+    let mut c = server.login("alice", "secret");
+    c.ok("DELE 1");
+    std::thread::sleep(Duration::from_millis(2500));
+    c.write(b"QUIT\r\n");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(c.reader_mut(), &mut rest);
+    assert!(!rest.contains("+OK"), "the session had ended: {rest:?}");
+    assert_eq!(server.setup.files("alice").len(), 3);
+}
+
+#[test]
 fn dele_then_quit_deletes_atomically_at_update() {
     let server = start();
     let mut c = server.login("alice", "secret");

@@ -368,6 +368,11 @@ impl PopClient {
         }
     }
 
+    /// The buffered reader, for raw reads.
+    pub fn reader_mut(&mut self) -> &mut BufReader<TcpStream> {
+        &mut self.reader
+    }
+
     /// Closes the connection without QUIT.
     pub fn drop_connection(self) {
         let _ = self.writer.shutdown(std::net::Shutdown::Both);

@@ -34,27 +34,31 @@ impl Wire {
         }
     }
 
-    /// Converts `input`, appending to `out`.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        for &b in input {
-            if self.done {
-                return;
-            }
-            if self.at_line_start && b == b'.' && self.stuff {
+    /// Converts `input`, appending to `out`: a line at a time, copied in slices.
+    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
+        while !input.is_empty() && !self.done {
+            if self.at_line_start && self.stuff && input[0] == b'.' {
                 out.push(b'.');
             }
-            if b == b'\n' {
-                if !self.prev_cr {
-                    out.push(b'\r');
-                }
-                out.push(b'\n');
-                self.end_line();
-            } else {
-                out.push(b);
+            let Some(end) = input.iter().position(|&b| b == b'\n') else {
+                // A line continued in the next chunk.
+                self.line_blank = self.line_blank && input.iter().all(|&b| b == b'\r');
+                self.prev_cr = input.last() == Some(&b'\r');
                 self.at_line_start = false;
-                self.line_blank &= b == b'\r';
+                out.extend_from_slice(input);
+                return;
+            };
+            let line = &input[..end];
+            let cr_before = line.last().map_or(self.prev_cr, |&b| b == b'\r');
+            self.line_blank = self.line_blank && line.iter().all(|&b| b == b'\r');
+            out.extend_from_slice(line);
+            if !cr_before {
+                out.push(b'\r');
             }
-            self.prev_cr = b == b'\r';
+            out.push(b'\n');
+            self.prev_cr = false;
+            self.end_line();
+            input = &input[end + 1..];
         }
     }
 
@@ -144,6 +148,20 @@ mod tests {
             wire_size(b"Subject: t\n\nline one\n.leading dot\n..two dots\n.\nlast\n"),
             59
         );
+    }
+
+    #[test]
+    fn chunk_boundaries_change_nothing() {
+        let stored: &[u8] = b"A: 1\r\n\r\n.x\r\nline\n.\n..\nend\r";
+        let whole = wire(stored, None);
+        for split in 0..stored.len() {
+            let mut w = Wire::new(true, None);
+            let mut out = Vec::new();
+            w.feed(&stored[..split], &mut out);
+            w.feed(&stored[split..], &mut out);
+            w.finish(&mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), whole, "split at {split}");
+        }
     }
 
     #[test]
