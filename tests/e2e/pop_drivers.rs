@@ -48,6 +48,26 @@ fn mysql_logins_and_refusals_with_the_seed_query() {
     logins_and_refusals(Backend::Mysql);
 }
 
+fn through_the_unix_socket(backend: Backend, socket: &'static str) {
+    if !database_available(backend) {
+        return;
+    }
+    let mut setup = PopSetup::new(backend);
+    setup.db_socket = Some(socket);
+    let server = setup.start("");
+    server.login("alice", "secret").ok("QUIT");
+}
+
+#[test]
+fn postgres_through_its_unix_socket_directory() {
+    through_the_unix_socket(Backend::Postgres, "/var/run/postgresql");
+}
+
+#[test]
+fn mysql_through_its_unix_socket() {
+    through_the_unix_socket(Backend::Mysql, "/run/mysqld/mysqld.sock");
+}
+
 fn down_at_start_then_restarted(backend: Backend, upstream: u16) {
     if !database_available(backend) {
         return;

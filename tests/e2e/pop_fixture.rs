@@ -39,6 +39,8 @@ pub struct PopSetup {
     pub port: u16,
     /// Where the pool connects (a proxy's port in some tests); `None` for the default.
     pub db_port: Option<u16>,
+    /// A Unix socket for the pool instead of TCP.
+    pub db_socket: Option<&'static str>,
 }
 
 static TABLE_SEQ: AtomicU32 = AtomicU32::new(0);
@@ -59,6 +61,7 @@ impl PopSetup {
             table,
             port: free_port(),
             db_port: None,
+            db_socket: None,
         };
         for user in ["alice", "bob"] {
             for folder in ["new", "cur", "tmp"] {
