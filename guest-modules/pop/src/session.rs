@@ -2,9 +2,7 @@
 //! [`Transaction`](crate::transaction::Transaction) with the maildrop open and locked, and the UPDATE state as
 //! [`Transaction::update`](crate::transaction::Transaction::update), reached only by QUIT: the one place that deletes anything.
 
-use std::io::Write;
-
-use wasip2::io::streams::OutputStream;
+use wasip2::io::streams::{OutputStream, StreamError};
 
 use crate::Connection;
 use crate::authorization::Authorization;
@@ -23,9 +21,28 @@ impl Client {
         self.send(format!("{line}\r\n").as_bytes())
     }
 
-    pub fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.out.write_all(bytes).map_err(|e| e.to_string())?;
-        self.out.flush().map_err(|e| e.to_string())
+    /// Sends `bytes` in as few host calls as the connection's write permits allow (std's
+    /// `Write` for a WASI stream goes 4 KiB at a time, each write flushed and awaited),
+    /// then starts a flush without waiting for it: the next command's read, or
+    /// [`Client::finish`], waits instead.
+    pub fn send(&mut self, mut bytes: &[u8]) -> Result<(), String> {
+        let failed = |e: StreamError| format!("write to the client failed: {e:?}");
+        while !bytes.is_empty() {
+            let permit = self.out.check_write().map_err(failed)?;
+            if permit == 0 {
+                self.out.subscribe().block();
+                continue;
+            }
+            let n = bytes.len().min(usize::try_from(permit).unwrap_or(usize::MAX));
+            self.out.write(&bytes[..n]).map_err(failed)?;
+            bytes = &bytes[n..];
+        }
+        self.out.flush().map_err(failed)
+    }
+
+    /// Waits until everything sent has reached the socket: the end of a session.
+    fn finish(&mut self) {
+        let _ = self.out.blocking_flush();
     }
 
     pub fn capa(&mut self, authorized: bool) -> Result<(), String> {
@@ -49,8 +66,11 @@ pub fn serve(conn: Connection) -> Result<(), String> {
         peer: conn.peer_address(),
     };
     client.reply("+OK serverkit POP3 ready")?;
-    let Some(transaction) = Authorization::default().run(&mut client)? else {
-        return Ok(());
+    let result = match Authorization::default().run(&mut client) {
+        Ok(Some(transaction)) => transaction.run(&mut client),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
     };
-    transaction.run(&mut client)
+    client.finish();
+    result
 }
