@@ -10,8 +10,11 @@
 //! - `cli`: `check`, `inspect`, `--help`, `--version`, broken configurations.
 //! - `pop_fixture`: Maildirs, a user table per test on SQLite, PostgreSQL or MariaDB,
 //!   the pop server and a raw POP3 client.
-//! - `pop`: the pop module on the embedded database: a command/response corpus, data
-//!   safety (drop, kill -9, QUIT), [IN-USE], injection, poplib, curl and mpop.
+//! - `pop`: the pop module on the embedded database: a command/response corpus, SASL
+//!   PLAIN, injection attempts.
+//! - `pop_safety`: deletions only at QUIT (drop, kill -9, idle timeout delete nothing),
+//!   stable UIDLs, [IN-USE].
+//! - `pop_clients`: poplib, curl, mpop; the shipped pop personalities.
 //! - `pop_drivers`: the same login path on PostgreSQL and MariaDB, databases down at start
 //!   and restarted mid-run (through a proxy the test controls).
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
@@ -22,7 +25,9 @@ mod echo;
 mod harness;
 mod lifecycle;
 mod pop;
+mod pop_clients;
 mod pop_drivers;
 mod pop_fixture;
+mod pop_safety;
 mod privileges;
 mod sandbox;

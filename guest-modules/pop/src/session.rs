@@ -33,7 +33,9 @@ impl Client {
                 self.out.subscribe().block();
                 continue;
             }
-            let n = bytes.len().min(usize::try_from(permit).unwrap_or(usize::MAX));
+            let n = bytes
+                .len()
+                .min(usize::try_from(permit).unwrap_or(usize::MAX));
             self.out.write(&bytes[..n]).map_err(failed)?;
             bytes = &bytes[n..];
         }
