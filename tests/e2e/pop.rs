@@ -157,17 +157,17 @@ fn injection_attempts_match_no_user() {
             "{user} / {password}"
         );
     }
-    let mut c = server.client();
-    c.ok("USER mallory");
-    assert!(
-        c.cmd("PASS x").starts_with("-ERR [SYS/TEMP]"),
-        "maildrop outside the root"
-    );
+    // Maildrops outside the root: named directly, with `..`, through a symlink.
+    for user in ["mallory", "trudy", "eve"] {
+        let mut c = server.client();
+        c.ok(&format!("USER {user}"));
+        assert!(
+            c.cmd("PASS x").starts_with("-ERR [SYS/TEMP]"),
+            "{user}'s maildrop is outside the root"
+        );
+    }
     let log = server.server.log();
-    assert!(
-        log.contains("outside") || log.contains("OutsideRoot"),
-        "{log}"
-    );
+    assert_eq!(log.matches("OutsideRoot").count(), 3, "{log}");
     assert!(log.contains("failed login"), "failed logins are logged");
     assert!(!log.contains("' OR '1'='1\""), "passwords are never logged");
 }

@@ -71,6 +71,8 @@ impl PopSetup {
         for (name, body) in NAMES.iter().zip([MSG1, MSG2, MSG3]) {
             std::fs::write(setup.maildir("alice").join(name), body).unwrap();
         }
+        // A symlink inside the root pointing out of it (eve's maildrop).
+        std::os::unix::fs::symlink("/", setup.mail_root().join("escape")).unwrap();
         setup.create_users();
         setup
     }
@@ -105,8 +107,11 @@ impl PopSetup {
                 root.join("alice/Maildir").display().to_string(),
             ),
             ("bob", "hunter2", "bob/Maildir".to_string()),
-            // A maildrop outside the root: the host must refuse it.
+            // Maildrops outside the root: the host must refuse them, whether named
+            // directly, with `..`, or through a symlink inside the root.
             ("mallory", "x", "/etc".to_string()),
+            ("trudy", "x", "alice/../../..".to_string()),
+            ("eve", "x", "escape".to_string()),
         ]
     }
 
