@@ -38,9 +38,14 @@ fn corpus_authorization_state() {
         "overlong line"
     );
     c.ok("USER alice");
+    let asked = std::time::Instant::now();
     assert_eq!(
         c.cmd("PASS wrong"),
         "-ERR [AUTH] invalid user name or password"
+    );
+    assert!(
+        asked.elapsed() >= std::time::Duration::from_millis(100),
+        "a failed login waits auth_failure_delay_ms"
     );
     c.ok("USER nobody");
     assert!(c.cmd("PASS secret").starts_with("-ERR [AUTH]"));
