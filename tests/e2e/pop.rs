@@ -176,3 +176,34 @@ fn injection_attempts_match_no_user() {
     assert!(log.contains("failed login"), "failed logins are logged");
     assert!(!log.contains("' OR '1'='1\""), "passwords are never logged");
 }
+
+#[test]
+fn a_message_larger_than_a_read_is_sent_whole() {
+    let setup = PopSetup::new(Backend::Sqlite);
+    // 300 kB of LF lines, many starting with a dot, across several 64 KiB host reads.
+    let mut stored = b"Subject: big\n\n".to_vec();
+    for i in 0..6000 {
+        stored.extend_from_slice(
+            format!(".line {i:05} of the big message, dot-started\n").as_bytes(),
+        );
+    }
+    std::fs::write(
+        setup.maildir("bob").join("new/1700000009.M9P1.test"),
+        &stored,
+    )
+    .unwrap();
+    let server = setup.start("");
+    let mut c = server.login("bob", "hunter2");
+    let wire_size = stored.len() + stored.iter().filter(|&&b| b == b'\n').count();
+    assert_eq!(c.cmd("LIST 1"), format!("+OK 1 {wire_size}"));
+    assert_eq!(c.cmd("RETR 1"), format!("+OK {wire_size} octets"));
+    let body = c.body();
+    assert_eq!(body.len(), 6002);
+    assert_eq!(body[2], "..line 00000 of the big message, dot-started");
+    assert_eq!(body[6001], "..line 05999 of the big message, dot-started");
+    let unstuffed: usize = body
+        .iter()
+        .map(|l| l.strip_prefix('.').unwrap_or(l).len() + 2)
+        .sum();
+    assert_eq!(unstuffed, wire_size, "every byte, CRLF-converted");
+}

@@ -13,8 +13,17 @@ const READ_CHUNK: u32 = 64 * 1024;
 /// One message of the maildrop as listed at login.
 struct Entry {
     name: String,
+    /// Bytes on disk when listed: the first read asks for one more, so a short read
+    /// ends the message in one host call.
+    stored: u64,
+    /// The RFC 1939 size.
     size: u64,
     deleted: bool,
+}
+
+/// How much to ask for first when about `stored` bytes are expected.
+fn first_read(stored: u64) -> u32 {
+    u32::try_from(stored.saturating_add(1)).map_or(READ_CHUNK, |n| n.min(READ_CHUNK))
 }
 
 /// The TRANSACTION state: the locked maildrop, its messages numbered from 1 as listed at
@@ -31,10 +40,11 @@ impl Transaction {
         for m in listed {
             let size = match message::size_from_name(&m.name) {
                 Some(size) => size,
-                None => message::wire_size(&read_all(&maildir, &m.name)?),
+                None => message::wire_size(&read_all(&maildir, &m.name, m.size)?),
             };
             entries.push(Entry {
                 name: m.name,
+                stored: m.size,
                 size,
                 deleted: false,
             });
@@ -143,7 +153,8 @@ impl Transaction {
             Err(text) => return client.reply(&format!("-ERR {text}")),
         };
         // Read the first chunk before answering +OK: a message deleted under us is -ERR.
-        let mut chunk = match self.maildir.read(&entry.name, 0, READ_CHUNK) {
+        let mut asked = first_read(entry.stored);
+        let mut chunk = match self.maildir.read(&entry.name, 0, asked) {
             Ok(c) => c,
             Err(e) => {
                 log::log(Level::Warn, &format!("cannot read {}: {e:?}", entry.name));
@@ -156,14 +167,15 @@ impl Transaction {
         loop {
             wire.feed(&chunk, &mut out);
             offset += chunk.len() as u64;
-            if chunk.len() < READ_CHUNK as usize || wire.done {
+            if chunk.len() < asked as usize || wire.done {
                 break;
             }
             client.send(&out)?;
             out.clear();
+            asked = READ_CHUNK;
             chunk = self
                 .maildir
-                .read(&entry.name, offset, READ_CHUNK)
+                .read(&entry.name, offset, asked)
                 .map_err(|e| format!("{e:?}"))?;
         }
         wire.finish(&mut out);
@@ -192,13 +204,16 @@ impl Transaction {
     }
 }
 
-fn read_all(maildir: &Maildir, name: &str) -> Result<Vec<u8>, String> {
+/// The whole message, about `stored` bytes.
+fn read_all(maildir: &Maildir, name: &str, stored: u64) -> Result<Vec<u8>, String> {
     let mut data = Vec::new();
+    let mut asked = first_read(stored);
     loop {
         let chunk = maildir
-            .read(name, data.len() as u64, READ_CHUNK)
+            .read(name, data.len() as u64, asked)
             .map_err(|e| format!("{e:?}"))?;
-        let last = chunk.len() < READ_CHUNK as usize;
+        let last = chunk.len() < asked as usize;
+        asked = READ_CHUNK;
         data.extend_from_slice(&chunk);
         if last {
             return Ok(data);
