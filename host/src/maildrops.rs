@@ -280,3 +280,92 @@ fn beneath(root: &Path, path: &str) -> Result<PathBuf, MaildropError> {
         relative
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root_with_maildir() -> (tempfile::TempDir, GrantedDirectory) {
+        let dir = tempfile::tempdir().unwrap();
+        for folder in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(dir.path().join("u/Maildir").join(folder)).unwrap();
+        }
+        std::fs::write(dir.path().join("u/Maildir/new/1.M1.h"), b"one\n").unwrap();
+        std::fs::write(dir.path().join("u/Maildir/cur/2.M2.h:2,S"), b"two\n").unwrap();
+        let root = GrantedDirectory::open("maildrop_root", dir.path()).unwrap();
+        (dir, root)
+    }
+
+    #[test]
+    fn paths_must_stay_beneath_the_root() {
+        let root = Path::new("/m");
+        assert_eq!(
+            beneath(root, "/m/a/Maildir").unwrap(),
+            Path::new("a/Maildir")
+        );
+        assert_eq!(beneath(root, "a").unwrap(), Path::new("a"));
+        assert_eq!(beneath(root, "/m").unwrap(), Path::new("."));
+        for escape in ["/etc", "/mm/a", "a/../..", "../m"] {
+            assert!(
+                matches!(beneath(root, escape), Err(MaildropError::OutsideRoot(_))),
+                "{escape}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_maildir_is_listed_read_locked_and_deleted_by_unique_name() {
+        let (dir, root) = root_with_maildir();
+        let maildir = Maildir::open(&root, "u/Maildir").unwrap();
+        let names: Vec<String> = maildir
+            .messages()
+            .unwrap()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(names, ["new/1.M1.h", "cur/2.M2.h:2,S"]);
+        assert_eq!(maildir.read("new/1.M1.h", 1, 10).unwrap(), b"ne\n");
+        assert!(matches!(
+            Maildir::open(&root, "u/Maildir"),
+            Err(MaildropError::InUse)
+        ));
+        for bad in ["new/../x", "tmp/x", "new/.hidden", "x", "new/", "cur/a/b"] {
+            assert!(
+                matches!(maildir.read(bad, 0, 1), Err(MaildropError::InvalidName(_))),
+                "{bad}"
+            );
+        }
+        // Another client moves message 1 to cur/ with flags: still deleted.
+        std::fs::rename(
+            dir.path().join("u/Maildir/new/1.M1.h"),
+            dir.path().join("u/Maildir/cur/1.M1.h:2,S"),
+        )
+        .unwrap();
+        assert_eq!(
+            maildir
+                .delete(&["new/1.M1.h".into(), "cur/2.M2.h:2,S".into()])
+                .unwrap(),
+            2
+        );
+        assert!(maildir.messages().unwrap().is_empty());
+        drop(maildir);
+        assert!(
+            Maildir::open(&root, "u/Maildir").is_ok(),
+            "the lock goes with the maildir"
+        );
+    }
+
+    #[test]
+    fn a_symlink_out_of_the_root_is_refused() {
+        let (dir, root) = root_with_maildir();
+        std::os::unix::fs::symlink("/", dir.path().join("out")).unwrap();
+        assert!(matches!(
+            Maildir::open(&root, "out"),
+            Err(MaildropError::OutsideRoot(_))
+        ));
+        assert!(matches!(
+            Maildir::open(&root, "missing"),
+            Err(MaildropError::NotFound(_))
+        ));
+    }
+}

@@ -109,3 +109,47 @@ fn resolve(base: &Path, file: &str) -> PathBuf {
         base.join(path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serverkit_c11n::{Vocabulary, load};
+
+    fn pools(text: &str) -> Result<Vec<PoolConfig>> {
+        let config = load("c11n", text, &Vocabulary::core()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        plan(&config, Path::new("/etc/server/pop"))
+    }
+
+    #[test]
+    fn the_seed_database_is_mysql_with_its_sizes() {
+        let seed = "database FOOFOO {\nname = maildatabase\nuser = mailuser\npassword = sekret\nhost = localhost\npool_max = 30\npool_min = 2\n}\n";
+        let pool = &pools(seed).unwrap()[0];
+        assert_eq!(pool.name, "FOOFOO");
+        assert_eq!(pool.driver, Driver::Mysql);
+        assert_eq!((pool.min, pool.max), (2, 30));
+        assert_eq!(pool.port, None);
+    }
+
+    #[test]
+    fn sqlite_files_are_relative_to_the_personality() {
+        let pool = &pools("database L {\ndriver = sqlite\nname = users.db\n}\n").unwrap()[0];
+        assert_eq!(pool.database.as_deref(), Some("/etc/server/pop/users.db"));
+        assert!(
+            pools("database L {\ndriver = sqlite\n}\n").is_err(),
+            "name is required"
+        );
+    }
+
+    #[test]
+    fn bad_drivers_sizes_and_ports_are_refused() {
+        for bad in [
+            "database D {\ndriver = oracle\n}\n",
+            "database D {\npool_min = 5\npool_max = 2\n}\n",
+            "database D {\npool_max = 0\n}\n",
+            "database D {\nport = 70000\n}\n",
+        ] {
+            let error = pools(bad).unwrap_err().to_string();
+            assert!(error.contains("database `D`"), "{bad}: {error}");
+        }
+    }
+}
