@@ -178,3 +178,22 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
         let _ = to.shutdown(std::net::Shutdown::Both);
     });
 }
+
+#[test]
+fn sqlite_missing_at_start_then_created() {
+    let setup = PopSetup::new(Backend::Sqlite);
+    let db = setup.personality.path().join("users.db");
+    let hidden = setup.personality.path().join("users.db.later");
+    std::fs::rename(&db, &hidden).unwrap();
+    let server = setup.start("");
+    let mut c = server.client();
+    c.ok("USER alice");
+    assert!(c.cmd("PASS secret").starts_with("-ERR [SYS/TEMP]"));
+    // The file appears (restored from a backup, say): logins work without a restart.
+    std::fs::rename(&hidden, &db).unwrap();
+    eventually(|| {
+        let mut c = server.client();
+        c.ok("USER alice");
+        c.cmd("PASS secret").starts_with("+OK")
+    });
+}
