@@ -1,12 +1,12 @@
 //! The AUTHORIZATION state: USER/PASS and SASL PLAIN, the maildrop query, and opening the
 //! maildrop under its exclusive lock.
 
-use crate::command::{self, Command};
+use crate::command::Command;
 use crate::lines::Line;
 use crate::serverkit::module::database::{self, Driver, Value};
 use crate::serverkit::module::log::{self, Level};
 use crate::serverkit::module::maildrop;
-use crate::session::Client;
+use crate::session::{Client, Next};
 use crate::transaction::Transaction;
 use crate::{integer, query, text};
 
@@ -20,61 +20,46 @@ impl Authorization {
     /// Runs until a login succeeds (`Some`) or the client leaves (`None`).
     pub fn run(mut self, client: &mut Client) -> Result<Option<Transaction>, String> {
         loop {
-            let line = match client.lines.next() {
-                Line::Text(line) => line,
-                Line::TooLong => {
-                    client.reply("-ERR line too long")?;
-                    continue;
-                }
-                Line::Closed => return Ok(None),
-            };
-            let command = match command::parse(&line) {
-                Ok(c) => c,
-                Err(refusal) => {
-                    client.reply(&format!("-ERR {refusal}"))?;
-                    continue;
-                }
-            };
-            let (user, password) = match command {
-                Command::Capa => {
-                    client.capa(false)?;
-                    continue;
-                }
-                Command::Quit => {
+            let command = match client.next_command()? {
+                Next::Command(Command::Quit) => {
                     client.reply("+OK bye")?;
                     return Ok(None);
                 }
-                Command::Noop => {
-                    client.reply("+OK")?;
-                    continue;
-                }
-                Command::User(user) => {
-                    self.user = Some(user);
-                    client.reply("+OK send PASS")?;
-                    continue;
-                }
-                Command::Pass(password) => match self.user.take() {
-                    Some(user) => (user, password),
-                    None => {
-                        client.reply("-ERR USER first")?;
-                        continue;
-                    }
-                },
-                Command::Auth(mechanism, initial) => {
-                    match sasl_plain(client, mechanism, initial)? {
-                        Some(credentials) => credentials,
-                        None => continue,
-                    }
-                }
-                _ => {
-                    client.reply("-ERR not in the TRANSACTION state; log in first")?;
-                    continue;
-                }
+                Next::Command(command) => command,
+                Next::Answered => continue,
+                Next::Closed => return Ok(None),
+            };
+            let Some((user, password)) = self.credentials(client, command)? else {
+                continue;
             };
             if let Some(transaction) = login(client, &user, &password)? {
                 return Ok(Some(transaction));
             }
         }
+    }
+
+    /// Answers a command of this state; returns the credentials once PASS or AUTH gave
+    /// them (still unchecked).
+    fn credentials(
+        &mut self,
+        client: &mut Client,
+        command: Command,
+    ) -> Result<Option<(String, String)>, String> {
+        match command {
+            Command::Capa => client.capa(false)?,
+            Command::Noop => client.reply("+OK")?,
+            Command::User(user) => {
+                self.user = Some(user);
+                client.reply("+OK send PASS")?;
+            }
+            Command::Pass(password) => match self.user.take() {
+                Some(user) => return Ok(Some((user, password))),
+                None => client.reply("-ERR USER first")?,
+            },
+            Command::Auth(mechanism, initial) => return sasl_plain(client, mechanism, initial),
+            _ => client.reply("-ERR not in the TRANSACTION state; log in first")?,
+        }
+        Ok(None)
     }
 }
 

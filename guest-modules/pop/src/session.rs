@@ -6,7 +6,18 @@ use wasip2::io::streams::{OutputStream, StreamError};
 
 use crate::Connection;
 use crate::authorization::Authorization;
-use crate::lines::Lines;
+use crate::command::{self, Command};
+use crate::lines::{Line, Lines};
+
+/// What reading the next command gave.
+pub enum Next {
+    /// A command, arguments checked.
+    Command(Command),
+    /// A bad line, already answered with `-ERR`.
+    Answered,
+    /// The client left (or the connection broke).
+    Closed,
+}
 
 /// The client's streams and address.
 pub struct Client {
@@ -19,6 +30,25 @@ impl Client {
     /// Sends one response line.
     pub fn reply(&mut self, line: &str) -> Result<(), String> {
         self.send(format!("{line}\r\n").as_bytes())
+    }
+
+    /// Reads and parses the next command; answers bad lines itself.
+    pub fn next_command(&mut self) -> Result<Next, String> {
+        let line = match self.lines.next() {
+            Line::Text(line) => line,
+            Line::TooLong => {
+                self.reply("-ERR line too long")?;
+                return Ok(Next::Answered);
+            }
+            Line::Closed => return Ok(Next::Closed),
+        };
+        match command::parse(&line) {
+            Ok(command) => Ok(Next::Command(command)),
+            Err(refusal) => {
+                self.reply(&format!("-ERR {refusal}"))?;
+                Ok(Next::Answered)
+            }
+        }
     }
 
     /// Sends `bytes` in as few host calls as the connection's write permits allow (std's

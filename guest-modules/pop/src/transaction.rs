@@ -1,11 +1,10 @@
 //! The TRANSACTION state and its end, the UPDATE state: the only code that deletes.
 
-use crate::command::{self, Command};
-use crate::lines::Line;
+use crate::command::Command;
 use crate::message;
 use crate::serverkit::module::log::{self, Level};
 use crate::serverkit::module::maildrop::Maildir;
-use crate::session::Client;
+use crate::session::{Client, Next};
 
 /// Bytes read from a message per host call.
 const READ_CHUNK: u32 = 64 * 1024;
@@ -80,19 +79,12 @@ impl Transaction {
     /// Serves commands until QUIT (then UPDATE) or disconnection (then nothing is deleted).
     pub fn run(mut self, client: &mut Client) -> Result<(), String> {
         loop {
-            let line = match client.lines.next() {
-                Line::Text(line) => line,
-                Line::TooLong => {
-                    client.reply("-ERR line too long")?;
-                    continue;
-                }
+            match client.next_command()? {
+                Next::Command(Command::Quit) => return self.update(client),
+                Next::Command(command) => self.command(client, command)?,
+                Next::Answered => {}
                 // Dropped connection: the deletion marks die with the session.
-                Line::Closed => return Ok(()),
-            };
-            match command::parse(&line) {
-                Ok(Command::Quit) => return self.update(client),
-                Ok(command) => self.command(client, command)?,
-                Err(refusal) => client.reply(&format!("-ERR {refusal}"))?,
+                Next::Closed => return Ok(()),
             }
         }
     }
