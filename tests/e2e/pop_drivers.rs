@@ -75,16 +75,14 @@ fn down_at_start_then_restarted(backend: Backend, upstream: u16) {
     let proxy = Proxy::new(upstream);
     let mut setup = PopSetup::new(backend);
     setup.db_port = Some(proxy.port);
-    let server: PopServer = setup.start("");
+    let mut server: PopServer = setup.start("");
     // Down at start: the server runs, sessions get a temporary error.
     let mut c = server.client();
     c.ok("USER alice");
     assert!(c.cmd("PASS secret").starts_with("-ERR [SYS/TEMP]"));
-    assert!(
-        server.server.log().contains("database unreachable"),
-        "{}",
-        server.server.log()
-    );
+    server
+        .server
+        .wait_for_log("database unreachable", Duration::from_secs(10));
     // The database comes up: logins work without restarting the server.
     proxy.start();
     eventually(|| {

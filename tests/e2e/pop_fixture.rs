@@ -306,6 +306,25 @@ impl PopServer {
         PopClient::connect(self.server.addr)
     }
 
+    /// A client logged in as `user` once a session that just ended has released the
+    /// maildrop's lock (its end is noticed by the server shortly after the client's).
+    pub fn login_when_free(&self, user: &str, password: &str) -> PopClient {
+        let start = std::time::Instant::now();
+        loop {
+            let mut c = self.client();
+            c.ok(&format!("USER {user}"));
+            let reply = c.cmd(&format!("PASS {password}"));
+            if reply.starts_with("+OK") {
+                return c;
+            }
+            assert!(
+                reply.starts_with("-ERR [IN-USE]") && start.elapsed() < Duration::from_secs(10),
+                "login as {user}: {reply}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// A client logged in as `user`.
     pub fn login(&self, user: &str, password: &str) -> PopClient {
         let mut c = self.client();

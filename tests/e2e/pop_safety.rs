@@ -17,7 +17,7 @@ fn dele_then_dropped_connection_deletes_nothing() {
     c.ok("DELE 1");
     c.ok("DELE 3");
     c.drop_connection();
-    let mut again = server.login("alice", "secret");
+    let mut again = server.login_when_free("alice", "secret");
     assert_eq!(again.cmd("STAT"), "+OK 3 112");
     again.ok("UIDL");
     assert_eq!(again.body()[0], "1 1700000001.M1P1.test", "same UIDL");
@@ -98,14 +98,8 @@ fn a_second_concurrent_login_is_in_use() {
     let mut bob = server.login("bob", "hunter2");
     assert_eq!(bob.cmd("STAT"), "+OK 0 0");
     first.ok("QUIT");
-    let mut third = server.client();
-    third.ok("USER alice");
-    assert!(
-        third.cmd("PASS secret").starts_with("+OK"),
-        "free again after QUIT"
-    );
+    let third = server.login_when_free("alice", "secret");
     // A dropped session frees the lock too.
     third.drop_connection();
-    std::thread::sleep(Duration::from_millis(300));
-    server.login("alice", "secret").ok("QUIT");
+    server.login_when_free("alice", "secret").ok("QUIT");
 }
