@@ -10,7 +10,8 @@
 //! - `cli`: `check`, `inspect`, `--help`, `--version`, broken configurations.
 //! - `pop_fixture`: Maildirs, a user table per test on SQLite, PostgreSQL or MariaDB,
 //!   the pop server and a raw POP3 client.
-//! - `pop`: the pop module on the embedded database: a command/response corpus, SASL
+//! - `pop`: the pop module on the embedded database: the command/response corpus
+//!   (`tests/pop/corpus.txt`) and inline exchanges, SASL
 //!   PLAIN, injection attempts.
 //! - `pop_safety`: deletions only at QUIT (drop, kill -9, idle timeout delete nothing),
 //!   stable UIDLs, [IN-USE].

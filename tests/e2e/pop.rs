@@ -212,3 +212,34 @@ fn a_message_larger_than_a_read_is_sent_whole() {
         .sum();
     assert_eq!(unstuffed, wire_size, "every byte, CRLF-converted");
 }
+
+#[test]
+fn the_command_corpus_gets_its_expected_answers() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/pop/corpus.txt");
+    let corpus = std::fs::read_to_string(&path).unwrap();
+    let server = start();
+    let mut c = crate::pop_fixture::PopClient::connect_raw(server.server.addr);
+    for (n, line) in corpus.lines().enumerate() {
+        let at = format!("{}:{}", path.display(), n + 1);
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        // `S:` alone (an editor may strip the space) expects an empty line.
+        let (kind, text) = line.split_at(line.len().min(2));
+        let text = text.strip_prefix(' ').unwrap_or(text);
+        match kind {
+            "C:" => c.write(format!("{text}\r\n").as_bytes()),
+            "P:" => c.write(format!("{}\r\n", text.replace('|', "\r\n")).as_bytes()),
+            "S:" => assert_eq!(c.line(), text, "{at}"),
+            "S^" => {
+                let got = c.line();
+                assert!(
+                    got.starts_with(text),
+                    "{at}: expected {text:?}..., got {got:?}"
+                );
+            }
+            _ => panic!("{at}: unknown line {line:?}"),
+        }
+    }
+    assert_eq!(server.setup.files("alice").len(), 3, "nothing was deleted");
+}

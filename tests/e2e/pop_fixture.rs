@@ -343,17 +343,22 @@ pub struct PopClient {
 impl PopClient {
     /// Connects and reads the greeting.
     pub fn connect(addr: SocketAddr) -> PopClient {
+        let mut c = PopClient::connect_raw(addr);
+        let greeting = c.line();
+        assert!(greeting.starts_with("+OK"), "greeting: {greeting}");
+        c
+    }
+
+    /// Connects without reading the greeting.
+    pub fn connect_raw(addr: SocketAddr) -> PopClient {
         let stream = TcpStream::connect(addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
-        let mut c = PopClient {
+        PopClient {
             reader: BufReader::new(stream.try_clone().unwrap()),
             writer: stream,
-        };
-        let greeting = c.line();
-        assert!(greeting.starts_with("+OK"), "greeting: {greeting}");
-        c
+        }
     }
 
     pub fn write(&mut self, raw: &[u8]) {
