@@ -24,6 +24,14 @@ bench:
 bench-http:
     ./dev bench-http
 
+# Dovecot and pop side by side: logins/s, RETR throughput, memory per idle session
+bench-pop:
+    ./dev bench-pop
+
+# run the pop personality on the embedded database (demo user demo/demo, port 1110)
+pop-demo:
+    ./dev pop-demo
+
 # build the API docs
 doc:
     ./dev doc

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Guest crates under `guest-modules/` built and embedded as built-in modules.
-const SHIPPED_MODULES: &[&str] = &["echo", "shttp", "vtstats"];
+const SHIPPED_MODULES: &[&str] = &["echo", "shttp", "pop", "vtstats"];
 
 /// Test-only guest crates under `guest-modules/testing/`: built for the tests, which find
 /// them through `SERVERKIT_TEST_MODULES_DIR`, and never embedded.

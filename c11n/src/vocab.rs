@@ -169,6 +169,9 @@ pub struct Vocabulary {
 pub const DEFAULT_POOL_MIN: i64 = 2;
 /// See [`DEFAULT_POOL_MIN`].
 pub const DEFAULT_POOL_MAX: i64 = 10;
+/// The default `driver` of a `database` section: ServerKit spoke only MySQL, so a c11n
+/// file written for it (the seed's `database FOOFOO`) keeps its meaning unchanged.
+pub const DEFAULT_DRIVER: &str = "mysql";
 
 impl Vocabulary {
     /// ServerKit's core vocabulary: the top-level options and the `database` section.
@@ -205,6 +208,24 @@ impl Vocabulary {
                 "host",
                 String,
                 "Hostname or address of database server.",
+            ))
+            .option(
+                OptionSpec::new(
+                    "driver",
+                    String,
+                    "Which database server this pool talks to: `mysql` (MySQL or MariaDB), `postgres`, or `sqlite` (embedded; `name` is then the database file, relative to the personality). Defaults to mysql, ServerKit's only database, so its c11n files keep their meaning.",
+                )
+                .with_default(Value::Str(DEFAULT_DRIVER.to_owned())),
+            )
+            .option(OptionSpec::new(
+                "port",
+                Integer,
+                "TCP port of the database server; the driver's standard port (3306, 5432) when absent.",
+            ))
+            .option(OptionSpec::new(
+                "socket",
+                String,
+                "Unix socket to reach the server through instead of TCP: the socket file for mysql, the socket directory for postgres.",
             ))
             .option(
                 OptionSpec::new(

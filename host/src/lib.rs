@@ -13,10 +13,12 @@
 //! - [`engine`]: the wasm engine, its epoch ticker, the compiled-module cache.
 //! - [`guest_host`]: what an instance gets from the host: its store data and the host side
 //!   of each imported interface (log, config, prestart, connection, filesystem, stats,
-//!   stdio).
+//!   heap, database, maildrop, stdio).
 //! - [`heaps`]: ServerKit's fixed-size allocators, for the host's records and the report.
 //! - [`listeners`]: listening sockets bound for modules.
 //! - [`directories`]: directories and files granted to modules, resolved beneath.
+//! - [`databases`]: the database pools and the host runtime their connections live on.
+//! - [`maildrops`]: directories opened for modules, and Maildirs beneath them.
 //! - [`sessions`]: worker pools, accept loops, one instance per session, limits, shutdown.
 //! - [`process`]: identity (process title) and credentials (root policy and drop).
 //! - [`report`]: the status report, in ServerKit's layout.
@@ -26,6 +28,7 @@
 
 pub mod cli;
 pub mod contract;
+pub mod databases;
 pub mod directories;
 pub mod engine;
 pub mod failure;
@@ -34,6 +37,7 @@ pub mod heaps;
 pub mod inspect;
 pub mod listeners;
 pub mod logging;
+pub mod maildrops;
 pub mod modules;
 pub mod personality;
 pub mod process;

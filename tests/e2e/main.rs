@@ -16,6 +16,17 @@
 //! - `shttp_clients`: curl, wget, lftp, Python http.client and h11 against shttp.
 //! - `shttp_corpus`: traversal and smuggling corpora, oversize heads, slowloris.
 //! - `shttp_nginx`: shttp and nginx on the same site give the same answers.
+//! - `pop_fixture`: Maildirs, a user table per test on SQLite, PostgreSQL or MariaDB,
+//!   the pop server and a raw POP3 client.
+//! - `pop`: the pop module on the embedded database: the command/response corpus
+//!   (`tests/pop/corpus.txt`) and inline exchanges, SASL PLAIN, long messages,
+//!   injection attempts and maildrops escaping the root.
+//! - `pop_safety`: deletions only at QUIT (drop, kill -9, idle timeout delete nothing),
+//!   stable UIDLs, [IN-USE].
+//! - `pop_clients`: poplib, curl, mpop on every driver; the shipped pop personalities.
+//! - `pop_drivers`: the login path on PostgreSQL and MariaDB (TCP and Unix sockets),
+//!   databases down at start and restarted mid-run (through a proxy the test controls),
+//!   an SQLite file missing at start.
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 //! - `syslog`: the remote syslog bypass, with and without a collector.
@@ -27,6 +38,11 @@ mod echo;
 mod harness;
 mod http;
 mod lifecycle;
+mod pop;
+mod pop_clients;
+mod pop_drivers;
+mod pop_fixture;
+mod pop_safety;
 mod privileges;
 mod report;
 mod sandbox;

@@ -40,6 +40,9 @@ fn a_guest_reaches_no_environment_filesystem_or_network() {
             "tcp-connect refused",
             "tcp-listen refused",
             "second-streams refused",
+            "db-own refused",
+            "db-other refused",
+            "maildrop refused",
         ],
         "log:\n{}",
         server.log()
@@ -169,5 +172,42 @@ fn a_module_keeps_shared_state_in_host_heaps() {
     assert!(
         gone.starts_with("err") && gone.contains("NoSuchUnit"),
         "{gone}"
+    );
+}
+
+#[test]
+fn a_guest_reaches_only_the_database_pool_its_section_names() {
+    let port = free_port();
+    let personality = probe_personality(port, "normal");
+    let c11n = std::fs::read_to_string(personality.path().join("c11n")).unwrap();
+    let c11n = c11n.replace("  mode = normal\n", "  mode = normal\n  database = OWN\n")
+        + "database OWN {\n  driver = sqlite\n  name = own.db\n  pool_min = 1\n}\n\
+           database OTHER {\n  driver = sqlite\n  name = other.db\n  pool_min = 1\n}\n";
+    std::fs::write(personality.path().join("c11n"), c11n).unwrap();
+    for db in ["own.db", "other.db"] {
+        rusqlite::Connection::open(personality.path().join(db))
+            .unwrap()
+            .execute_batch("create table t (x integer);")
+            .unwrap();
+    }
+    if crate::harness::is_root() {
+        let status = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(personality.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let server = Server::start(personality, port);
+    let mut client = Client::connect(server.addr);
+    let report: Vec<String> = std::iter::from_fn(|| client.line()).collect();
+    assert!(
+        report.contains(&"db-own granted".to_string()),
+        "{report:?}\n{}",
+        server.log()
+    );
+    assert!(
+        report.contains(&"db-other refused".to_string()),
+        "{report:?}"
     );
 }

@@ -115,7 +115,7 @@ fn unknown_names_get_suggestions_or_pointers() {
 c11n:2:1: error: unknown option `identiy`
   help: did you mean `identity`?
 c11n:3:1: error: unknown option `port`
-  help: `port` is an option of section `svc`, not a top-level option
+  help: `port` is an option of sections `database` and `svc`, not a top-level option
 c11n:4:1: error: unknown option `svc`
   help: `svc` is a section: write `svc { ... }`
 c11n:5:1: error: no loaded module or core section is named `svcc`

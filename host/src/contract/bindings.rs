@@ -16,9 +16,10 @@ wasmtime::component::bindgen!({
         "serverkit:module/connection.connection": crate::guest_host::connection::ClientConnection,
         "serverkit:module/filesystem.file": crate::guest_host::filesystem::GuestFile,
         "serverkit:module/filesystem.directory": crate::guest_host::filesystem::GuestDirectory,
+        "serverkit:module/maildrop.maildir": crate::maildrops::Maildir,
     },
 });
 
 pub use self::serverkit::module::{
-    config, connection, filesystem, heap, log, prestart, stats, types,
+    config, connection, database, filesystem, heap, log, maildrop, prestart, stats, types,
 };

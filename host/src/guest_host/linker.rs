@@ -7,7 +7,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use super::state::InstanceState;
 use crate::contract::bindings::{
-    config, connection, filesystem, heap, log, prestart, stats, types,
+    config, connection, database, filesystem, heap, log, maildrop, prestart, stats, types,
 };
 
 /// Builds the linker, once per engine.
@@ -23,5 +23,7 @@ pub fn build(engine: &Engine) -> Result<Linker<InstanceState>> {
     stats::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     heap::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     filesystem::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    database::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    maildrop::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     Ok(linker)
 }

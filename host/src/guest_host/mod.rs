@@ -3,10 +3,12 @@
 
 pub mod config;
 pub mod connection;
+pub mod database;
 pub mod filesystem;
 pub mod heap;
 pub mod linker;
 pub mod log;
+pub mod maildrop;
 pub mod prestart;
 pub mod send_file;
 pub mod state;

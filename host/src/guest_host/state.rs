@@ -2,7 +2,7 @@
 //! table, what its module's configuration grants, and its CPU budget.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serverkit_c11n::{OptionType, Section, SectionSpec, Value};
 use wasmtime::component::ResourceTable;
@@ -10,8 +10,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::heap::GuestHeaps;
 use super::stdio::GuestLog;
+use crate::databases::Databases;
 use crate::directories::GrantedFs;
 use crate::listeners::BoundListener;
+use crate::maildrops::GrantedDirectory;
 use crate::sessions::waits::WaitChannels;
 
 /// Most host resources (connections, streams) one instance may hold: what it defends is
@@ -42,13 +44,18 @@ pub struct ModuleContext {
     pub name: String,
     /// The module's checked c11n section; `None` while describing, before c11n is read.
     pub section: Option<Arc<Section>>,
-    /// What the section lets the module ask for in prestart.
+    /// What the section lets the module ask for.
     pub grants: Grants,
     /// The terminal opened for it in prestart (an option of type terminal), which its
     /// operator writes to as standard output.
     pub terminal: Mutex<Option<std::fs::File>>,
     /// Its heaps (the heap interface), shared by all its instances.
     pub heaps: GuestHeaps,
+    /// Directories the host opened for its `directory` options in prestart (Maildirs).
+    pub directories: OnceLock<Arc<Vec<GrantedDirectory>>>,
+    /// The personality's database pools, once open (after the privilege drop); only
+    /// those named in `grants.databases` are reachable.
+    pub databases: OnceLock<Arc<Databases>>,
 }
 
 impl ModuleContext {
@@ -60,7 +67,19 @@ impl ModuleContext {
             grants,
             terminal: Mutex::new(None),
             heaps: GuestHeaps::default(),
+            directories: OnceLock::new(),
+            databases: OnceLock::new(),
         })
+    }
+
+    /// The directories opened for it in prestart (none before).
+    pub fn directories(&self) -> &[GrantedDirectory] {
+        self.directories.get().map(|d| d.as_slice()).unwrap_or(&[])
+    }
+
+    /// The database pools, once serving.
+    pub fn databases(&self) -> Option<&Arc<Databases>> {
+        self.databases.get()
     }
 
     /// A handle on the terminal opened for the module in prestart, if any.
@@ -81,6 +100,10 @@ pub struct Grants {
     pub addresses: Vec<IpAddr>,
     /// Directories and files opened for it.
     pub fs: Arc<GrantedFs>,
+    /// Database pools it may query: the values of its `database-ref` options.
+    pub databases: Vec<String>,
+    /// Its `directory` options and their paths, opened by the host at prestart.
+    pub directories: Vec<(String, String)>,
 }
 
 impl Grants {
@@ -97,6 +120,10 @@ impl Grants {
                 }
                 (OptionType::Address, Some(Value::Str(a))) => {
                     grants.addresses.extend(a.parse::<IpAddr>().ok())
+                }
+                (OptionType::DatabaseRef, Some(Value::Str(d))) => grants.databases.push(d.clone()),
+                (OptionType::Directory, Some(Value::Str(d))) => {
+                    grants.directories.push((option.name.clone(), d.clone()))
                 }
                 _ => {}
             }

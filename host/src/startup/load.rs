@@ -26,6 +26,7 @@ pub fn load(personality: &Personality) -> Result<Loaded> {
         config,
         modules,
         syslog,
+        dir: personality.dir.clone(),
     })
 }
 

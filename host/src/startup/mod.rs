@@ -5,7 +5,8 @@
 //! 3. read `c11n` with the combined vocabulary;
 //! 4. apply the root policy;
 //! 5. take the identity;
-//! 6. (database pools: a later issue); then open the granted directories and files;
+//! 6. plan the database pools (opened after the drop, on the host runtime); open the
+//!    granted directories and files;
 //! 7. run each module's `prestart` as root;
 //! 8. drop privileges;
 //! 9. serve.
@@ -25,6 +26,7 @@ use serverkit_c11n::{Config, Section};
 use wasmtime::Engine;
 
 use crate::contract::bindings::types::OptionType;
+use crate::databases;
 use crate::directories;
 use crate::engine::EpochTicker;
 use crate::guest_host::state::{Grants, ModuleContext};
@@ -51,6 +53,9 @@ pub struct Loaded {
     pub config: Config,
     /// Each module with its configuration.
     pub modules: Vec<ConfiguredModule>,
+    /// The personality directory: relative paths in c11n (directories, SQLite files)
+    /// are resolved against it.
+    pub dir: std::path::PathBuf,
 }
 
 /// A loaded module and its checked configuration.
@@ -161,7 +166,9 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
         Err(e) => tracing::warn!("could not raise the open files limit: {e}"),
     }
 
-    // 6. Database pools arrive with the pop module's issue.
+    // 6. Database pools: checked now, opened after the drop (pools start threads, and
+    //    the drop needs a single-threaded process); see `databases::HostRuntime`.
+    let pools = databases::plan(&loaded.config, &personality.dir)?;
 
     // 6b. Directories and files the modules' sections grant, opened while still root.
     for configured in &mut loaded.modules {
@@ -181,7 +188,14 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
     let shutdown_timeout =
         Duration::from_secs(globals.int(SHUTDOWN_TIMEOUT_KEY).unwrap_or(10).max(0) as u64);
     let modules = loaded.modules.into_iter().zip(listeners).collect();
-    serve::serve(&loaded.engine, modules, shutdown_timeout, heaps, syslog)
+    serve::serve(
+        &loaded.engine,
+        modules,
+        pools,
+        shutdown_timeout,
+        heaps,
+        syslog,
+    )
 }
 
 fn id_option(globals: &Section, key: &str) -> Result<Option<u32>> {

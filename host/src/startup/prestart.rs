@@ -1,20 +1,33 @@
 //! Step 7: each module's `prestart`, serially, while the process is still root. The
 //! module's requests (binds) are carried out by the host and kept by it.
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result, anyhow};
 
 use super::{ConfiguredModule, Loaded};
 use crate::guest_host::state::{Phase, PrestartResults};
 use crate::listeners::BoundListener;
+use crate::maildrops::GrantedDirectory;
 use crate::modules::instance;
 use crate::modules::load::hook_state;
 
-/// Runs every module's prestart; returns each module's listeners, in module order.
+/// Runs every module's prestart (opening the directories its section grants first);
+/// returns each module's listeners, in module order.
 pub async fn prestart_all(loaded: &Loaded) -> Result<Vec<Vec<BoundListener>>> {
     let mut all = Vec::new();
     for configured in &loaded.modules {
         let name = configured.module.name();
         open_terminals(configured)?;
+        let directories = configured
+            .context
+            .grants
+            .directories
+            .iter()
+            .map(|(option, path)| GrantedDirectory::open(option, &loaded.dir.join(path)))
+            .collect::<Result<Vec<_>>>()
+            .with_context(|| format!("module `{name}`: prestart"))?;
+        let _ = configured.context.directories.set(Arc::new(directories));
         let prestart = Phase::Prestart(PrestartResults::default());
         let state = hook_state(configured.context.clone(), prestart);
         let (mut store, instance) =

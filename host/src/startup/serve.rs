@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use wasmtime::Engine;
 
 use super::ConfiguredModule;
+use crate::databases::{HostRuntime, PoolConfig};
 use crate::engine::EpochTicker;
 use crate::heaps::HeapRegistry;
 use crate::listeners::BoundListener;
@@ -23,11 +24,15 @@ use crate::sessions::server::ModuleServer;
 pub fn serve(
     engine: &Engine,
     modules: Vec<(ConfiguredModule, Vec<BoundListener>)>,
+    pools: Vec<PoolConfig>,
     shutdown_timeout: Duration,
     heaps: HeapRegistry,
     syslog: Option<Arc<Syslog>>,
 ) -> Result<()> {
-    // Watch the signals before serving, so an early SIGTERM still drains.
+    // The host runtime first: it owns the pools every module's sessions query, and it
+    // is stopped last.
+    let host = HostRuntime::start(pools)?;
+    // Watch the stop signals before serving, so an early SIGTERM still drains.
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -38,6 +43,7 @@ pub fn serve(
     let mut servers = Vec::new();
     for (configured, listeners) in modules {
         let name = configured.module.name().to_string();
+        let _ = configured.context.databases.set(host.databases.clone());
         let version = ModuleVersion {
             generation: 1,
             loaded: configured.module.clone(),
@@ -87,6 +93,7 @@ pub fn serve(
     }
     servers.into_iter().for_each(ModuleServer::stop);
     ticker.stop();
+    host.stop();
     tracing::info!("stopped");
     Ok(())
 }

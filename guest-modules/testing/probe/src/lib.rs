@@ -63,6 +63,12 @@ impl Guest for Probe {
                     Some(ConfigValue::Text("normal".into())),
                     "normal, heap, bind-ungranted or trap-in-prestart",
                 ),
+                option(
+                    "database",
+                    OptionType::DatabaseRef,
+                    None,
+                    "The one pool this module may query",
+                ),
             ],
         }
     }
@@ -121,6 +127,17 @@ impl Guest for Probe {
             format!(
                 "second-streams {}",
                 if conn.streams().is_some() {
+                    "granted"
+                } else {
+                    "refused"
+                }
+            ),
+            // The pool its section names, and another one it must not reach.
+            format!("db-own {}", query_outcome(&text("database"))),
+            format!("db-other {}", query_outcome("OTHER")),
+            format!(
+                "maildrop {}",
+                if serverkit::module::maildrop::open("doc_root", "/").is_ok() {
                     "granted"
                 } else {
                     "refused"
@@ -192,6 +209,16 @@ fn own_address() -> String {
         _ => 0,
     };
     format!("{}:{port}", text("address"))
+}
+
+/// `granted` if `select 1` runs on `pool`, `refused` if the pool is not granted.
+fn query_outcome(pool: &str) -> String {
+    use serverkit::module::database::{self, Error};
+    match database::query(pool, "select 1", &[]) {
+        Ok(_) => "granted".into(),
+        Err(Error::NoSuchPool(_)) => "refused".into(),
+        Err(e) => format!("{e:?}"),
+    }
 }
 
 fn outcome(result: std::io::Result<()>) -> &'static str {

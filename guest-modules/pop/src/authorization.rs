@@ -1,0 +1,244 @@
+//! The AUTHORIZATION state: USER/PASS and SASL PLAIN, the maildrop query, and opening the
+//! maildrop under its exclusive lock.
+
+use crate::command::Command;
+use crate::lines::Line;
+use crate::serverkit::module::database::{self, Driver, Value};
+use crate::serverkit::module::log::{self, Level};
+use crate::serverkit::module::maildrop;
+use crate::session::{Client, Next};
+use crate::transaction::Transaction;
+use crate::{integer, query, text};
+
+/// The AUTHORIZATION state: the user name given so far.
+#[derive(Default)]
+pub struct Authorization {
+    user: Option<String>,
+}
+
+impl Authorization {
+    /// Runs until a login succeeds (`Some`) or the client leaves (`None`).
+    pub fn run(mut self, client: &mut Client) -> Result<Option<Transaction>, String> {
+        loop {
+            let command = match client.next_command()? {
+                Next::Command(Command::Quit) => {
+                    client.reply("+OK bye")?;
+                    return Ok(None);
+                }
+                Next::Command(command) => command,
+                Next::Answered => continue,
+                Next::Closed => return Ok(None),
+            };
+            let Some((user, password)) = self.credentials(client, command)? else {
+                continue;
+            };
+            if let Some(transaction) = login(client, &user, &password)? {
+                return Ok(Some(transaction));
+            }
+        }
+    }
+
+    /// Answers a command of this state; returns the credentials once PASS or AUTH gave
+    /// them (still unchecked).
+    fn credentials(
+        &mut self,
+        client: &mut Client,
+        command: Command,
+    ) -> Result<Option<(String, String)>, String> {
+        match command {
+            Command::Capa => client.capa(false)?,
+            Command::Noop => client.reply("+OK")?,
+            Command::User(user) => {
+                self.user = Some(user);
+                client.reply("+OK send PASS")?;
+            }
+            Command::Pass(password) => match self.user.take() {
+                Some(user) => return Ok(Some((user, password))),
+                None => client.reply("-ERR USER first")?,
+            },
+            Command::Auth(mechanism, initial) => return sasl_plain(client, mechanism, initial),
+            _ => client.reply("-ERR not in the TRANSACTION state; log in first")?,
+        }
+        Ok(None)
+    }
+}
+
+/// AUTH: lists mechanisms when bare; PLAIN with an initial response or after `+ `.
+/// Returns the credentials, or `None` when it already answered.
+fn sasl_plain(
+    client: &mut Client,
+    mechanism: Option<String>,
+    initial: Option<String>,
+) -> Result<Option<(String, String)>, String> {
+    match mechanism.as_deref() {
+        None => {
+            client.send(b"+OK SASL mechanisms follow\r\nPLAIN\r\n.\r\n")?;
+            return Ok(None);
+        }
+        Some("PLAIN") => {}
+        Some(_) => {
+            client.reply("-ERR unsupported SASL mechanism; try PLAIN")?;
+            return Ok(None);
+        }
+    }
+    let response = match initial {
+        Some(r) => r,
+        None => {
+            client.reply("+ ")?;
+            match client.lines.next() {
+                Line::Text(line) => line,
+                Line::TooLong => String::from("!"),
+                Line::Closed => return Err("closed during AUTH".into()),
+            }
+        }
+    };
+    if response == "*" {
+        client.reply("-ERR AUTH cancelled")?;
+        return Ok(None);
+    }
+    let decoded = if response == "=" {
+        Some(Vec::new())
+    } else {
+        base64(&response)
+    };
+    let fields: Option<Vec<String>> = decoded.and_then(|d| {
+        let parts: Vec<&[u8]> = d.split(|b| *b == 0).collect();
+        (parts.len() == 3).then(|| {
+            parts
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect()
+        })
+    });
+    match fields.as_deref() {
+        Some([authz, user, password]) if authz.is_empty() || authz == user => {
+            Ok(Some((user.clone(), password.clone())))
+        }
+        _ => {
+            client.reply("-ERR [AUTH] malformed PLAIN response")?;
+            Ok(None)
+        }
+    }
+}
+
+/// Looks the user up and opens the maildrop. Answers the client in every case; returns
+/// the transaction when the login succeeded.
+fn login(client: &mut Client, user: &str, password: &str) -> Result<Option<Transaction>, String> {
+    let path = match lookup(user, password) {
+        Ok(Some(path)) => path,
+        Ok(None) => {
+            log::log(
+                Level::Warn,
+                &format!(
+                    "failed login for `{}` from {}",
+                    user.escape_debug(),
+                    client.peer
+                ),
+            );
+            let delay = integer("auth_failure_delay_ms")
+                .unwrap_or(2000)
+                .clamp(0, 60_000);
+            std::thread::sleep(std::time::Duration::from_millis(delay as u64));
+            client.reply("-ERR [AUTH] invalid user name or password")?;
+            return Ok(None);
+        }
+        Err(temporary) => {
+            log::log(
+                Level::Error,
+                &format!(
+                    "maildrop lookup for `{}` failed: {temporary}",
+                    user.escape_debug()
+                ),
+            );
+            client.reply("-ERR [SYS/TEMP] user database unavailable, try again later")?;
+            return Ok(None);
+        }
+    };
+    let maildir = match maildrop::open("maildrop_root", &path) {
+        Ok(m) => m,
+        Err(maildrop::Error::InUse) => {
+            client.reply("-ERR [IN-USE] maildrop already in use by another session")?;
+            return Ok(None);
+        }
+        Err(e) => {
+            log::log(
+                Level::Error,
+                &format!(
+                    "cannot open maildrop `{path}` of `{}`: {e:?}",
+                    user.escape_debug()
+                ),
+            );
+            client.reply("-ERR [SYS/TEMP] cannot open the maildrop")?;
+            return Ok(None);
+        }
+    };
+    match Transaction::open(maildir) {
+        Ok(t) => {
+            client.reply(&format!(
+                "+OK {} messages ({} octets)",
+                t.count(),
+                t.octets()
+            ))?;
+            Ok(Some(t))
+        }
+        Err(e) => {
+            log::log(Level::Error, &format!("cannot list maildrop `{path}`: {e}"));
+            client.reply("-ERR [SYS/TEMP] cannot read the maildrop")?;
+            Ok(None)
+        }
+    }
+}
+
+/// Runs the maildrop query: `Ok(None)` when no row matched (a failed login).
+fn lookup(user: &str, password: &str) -> Result<Option<String>, String> {
+    let pool = text("database").ok_or("no database option")?;
+    let format = text("maildrop_query_format_string").ok_or("no query")?;
+    let driver = database::driver_of(&pool).map_err(|e| format!("{e:?}"))?;
+    let style = match driver {
+        Driver::Postgres => query::Style::Dollar,
+        Driver::Mysql | Driver::Sqlite => query::Style::Question,
+    };
+    let (sql, params) = query::compile(&format, style)?;
+    let values: Vec<Value> = params
+        .iter()
+        .map(|p| match p {
+            query::Param::User => Value::Text(user.to_string()),
+            query::Param::Password => Value::Text(password.to_string()),
+        })
+        .collect();
+    let rows = database::query(&pool, &sql, &values).map_err(|e| format!("{e:?}"))?;
+    match rows.rows.first().and_then(|r| r.first()) {
+        None => Ok(None),
+        Some(Value::Text(path)) if !path.is_empty() => Ok(Some(path.clone())),
+        Some(Value::Bytes(b)) => Ok(Some(String::from_utf8_lossy(b).into_owned())),
+        Some(_) => Ok(None), // NULL or empty maildrop: no mailbox to serve
+    }
+}
+
+/// Standard base64 (RFC 4648) with padding; `None` if malformed.
+fn base64(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes = text.trim_end_matches('=').as_bytes();
+    if !text.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for group in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in group.iter().enumerate() {
+            acc |= value(c)? << (18 - 6 * i);
+        }
+        let n = group.len() - 1;
+        out.extend_from_slice(&acc.to_be_bytes()[1..1 + n]);
+    }
+    Some(out)
+}

@@ -1,0 +1,188 @@
+//! Messages as POP3 sees them: sizes counted with CRLF line endings, byte-stuffed lines,
+//! a final CRLF even when the stored file lacks one, and UIDLs from Maildir names.
+
+use sha2::{Digest, Sha256};
+
+/// Longest UIDL RFC 1939 allows.
+const MAX_UIDL: usize = 70;
+
+/// Turns stored bytes (LF or CRLF line endings) into POP3's wire form, chunk by chunk.
+pub struct Wire {
+    /// Add a `.` before a line starting with `.`.
+    stuff: bool,
+    at_line_start: bool,
+    prev_cr: bool,
+    line_blank: bool,
+    in_body: bool,
+    /// Body lines still to send (TOP); `None` for all.
+    body_lines_left: Option<u64>,
+    /// Nothing more to send.
+    pub done: bool,
+}
+
+impl Wire {
+    /// The whole message (RETR) or its headers and `body_lines` lines (TOP).
+    pub fn new(stuff: bool, body_lines: Option<u64>) -> Self {
+        Wire {
+            stuff,
+            at_line_start: true,
+            prev_cr: false,
+            line_blank: true,
+            in_body: false,
+            body_lines_left: body_lines,
+            done: false,
+        }
+    }
+
+    /// Converts `input`, appending to `out`: a line at a time, copied in slices.
+    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
+        while !input.is_empty() && !self.done {
+            if self.at_line_start && self.stuff && input[0] == b'.' {
+                out.push(b'.');
+            }
+            let Some(end) = input.iter().position(|&b| b == b'\n') else {
+                // A line continued in the next chunk.
+                self.line_blank = self.line_blank && input.iter().all(|&b| b == b'\r');
+                self.prev_cr = input.last() == Some(&b'\r');
+                self.at_line_start = false;
+                out.extend_from_slice(input);
+                return;
+            };
+            let line = &input[..end];
+            let cr_before = line.last().map_or(self.prev_cr, |&b| b == b'\r');
+            self.line_blank = self.line_blank && line.iter().all(|&b| b == b'\r');
+            out.extend_from_slice(line);
+            if !cr_before {
+                out.push(b'\r');
+            }
+            out.push(b'\n');
+            self.prev_cr = false;
+            self.end_line();
+            input = &input[end + 1..];
+        }
+    }
+
+    fn end_line(&mut self) {
+        if !self.in_body {
+            if self.line_blank {
+                self.in_body = true;
+                self.done = self.body_lines_left == Some(0);
+            }
+        } else if let Some(left) = &mut self.body_lines_left {
+            *left = left.saturating_sub(1);
+            self.done = *left == 0;
+        }
+        self.at_line_start = true;
+        self.line_blank = true;
+    }
+
+    /// Ends the message: a last line without its newline gets CRLF.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.at_line_start && !self.done {
+            out.extend_from_slice(b"\r\n");
+        }
+        self.done = true;
+    }
+}
+
+/// The size POP3 reports for a stored message: CRLF line endings, before stuffing.
+pub fn wire_size(stored: &[u8]) -> u64 {
+    let mut wire = Wire::new(false, None);
+    let mut out = Vec::with_capacity(stored.len() + stored.len() / 16 + 2);
+    wire.feed(stored, &mut out);
+    wire.finish(&mut out);
+    out.len() as u64
+}
+
+/// The `,W=` size a Maildir writer (Dovecot, serverkit's tests) put in the name: the
+/// CRLF size, so the message need not be read to list it.
+pub fn size_from_name(name: &str) -> Option<u64> {
+    let base = unique_name(name);
+    base.split(',')
+        .skip(1)
+        .find_map(|field| field.strip_prefix("W="))
+        .and_then(|w| w.parse().ok())
+}
+
+/// The Maildir unique name: the file name without its folder and `:2,FLAGS` suffix, which
+/// other clients change; it never changes for the life of the message.
+pub fn unique_name(name: &str) -> &str {
+    let file = name.rsplit('/').next().unwrap_or(name);
+    file.split(':').next().unwrap_or(file)
+}
+
+/// The UIDL of a message: its unique name when it is short and printable enough for RFC
+/// 1939, otherwise a digest of it (stable all the same).
+pub fn uidl(name: &str) -> String {
+    let unique = unique_name(name);
+    if !unique.is_empty()
+        && unique.len() <= MAX_UIDL
+        && unique.bytes().all(|b| (0x21..=0x7e).contains(&b))
+    {
+        return unique.to_string();
+    }
+    let digest = Sha256::digest(unique.as_bytes());
+    digest[..20].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(stored: &[u8], top: Option<u64>) -> String {
+        let mut w = Wire::new(true, top);
+        let mut out = Vec::new();
+        w.feed(stored, &mut out);
+        w.finish(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn stuffs_converts_and_terminates() {
+        let stored = b"Subject: t\n\nline one\n.leading dot\n..two dots\n.\nlast";
+        assert_eq!(
+            wire(stored, None),
+            "Subject: t\r\n\r\nline one\r\n..leading dot\r\n...two dots\r\n..\r\nlast\r\n"
+        );
+        assert_eq!(
+            wire_size(b"Subject: t\n\nline one\n.leading dot\n..two dots\n.\nlast\n"),
+            59
+        );
+    }
+
+    #[test]
+    fn chunk_boundaries_change_nothing() {
+        let stored: &[u8] = b"A: 1\r\n\r\n.x\r\nline\n.\n..\nend\r";
+        let whole = wire(stored, None);
+        for split in 0..stored.len() {
+            let mut w = Wire::new(true, None);
+            let mut out = Vec::new();
+            w.feed(&stored[..split], &mut out);
+            w.feed(&stored[split..], &mut out);
+            w.finish(&mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), whole, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn top_sends_headers_and_n_lines() {
+        let stored = b"A: 1\r\nB: 2\n\none\ntwo\nthree\n";
+        assert_eq!(wire(stored, Some(0)), "A: 1\r\nB: 2\r\n\r\n");
+        assert_eq!(wire(stored, Some(2)), "A: 1\r\nB: 2\r\n\r\none\r\ntwo\r\n");
+    }
+
+    #[test]
+    fn uidls_ignore_folder_and_flags() {
+        assert_eq!(
+            uidl("new/1700000000.M1P1.host,S=10,W=12"),
+            "1700000000.M1P1.host,S=10,W=12"
+        );
+        assert_eq!(
+            uidl("cur/1700000000.M1P1.host,S=10,W=12:2,S"),
+            "1700000000.M1P1.host,S=10,W=12"
+        );
+        assert_eq!(size_from_name("cur/x,S=10,W=12:2,S"), Some(12));
+        let long = format!("new/{}", "x".repeat(80));
+        assert_eq!(uidl(&long).len(), 40);
+    }
+}

@@ -1,0 +1,108 @@
+//! One POP3 session, its states as types: [`Authorization`] until a login succeeds,
+//! [`Transaction`](crate::transaction::Transaction) with the maildrop open and locked, and the UPDATE state as
+//! [`Transaction::update`](crate::transaction::Transaction::update), reached only by QUIT: the one place that deletes anything.
+
+use wasip2::io::streams::{OutputStream, StreamError};
+
+use crate::Connection;
+use crate::authorization::Authorization;
+use crate::command::{self, Command};
+use crate::lines::{Line, Lines};
+
+/// What reading the next command gave.
+pub enum Next {
+    /// A command, arguments checked.
+    Command(Command),
+    /// A bad line, already answered with `-ERR`.
+    Answered,
+    /// The client left (or the connection broke).
+    Closed,
+}
+
+/// The client's streams and address.
+pub struct Client {
+    pub lines: Lines,
+    out: OutputStream,
+    pub peer: String,
+}
+
+impl Client {
+    /// Sends one response line.
+    pub fn reply(&mut self, line: &str) -> Result<(), String> {
+        self.send(format!("{line}\r\n").as_bytes())
+    }
+
+    /// Reads and parses the next command; answers bad lines itself.
+    pub fn next_command(&mut self) -> Result<Next, String> {
+        let line = match self.lines.next() {
+            Line::Text(line) => line,
+            Line::TooLong => {
+                self.reply("-ERR line too long")?;
+                return Ok(Next::Answered);
+            }
+            Line::Closed => return Ok(Next::Closed),
+        };
+        match command::parse(&line) {
+            Ok(command) => Ok(Next::Command(command)),
+            Err(refusal) => {
+                self.reply(&format!("-ERR {refusal}"))?;
+                Ok(Next::Answered)
+            }
+        }
+    }
+
+    /// Sends `bytes` in as few host calls as the connection's write permits allow (std's
+    /// `Write` for a WASI stream goes 4 KiB at a time, each write flushed and awaited),
+    /// then starts a flush without waiting for it: the next command's read, or
+    /// [`Client::finish`], waits instead.
+    pub fn send(&mut self, mut bytes: &[u8]) -> Result<(), String> {
+        let failed = |e: StreamError| format!("write to the client failed: {e:?}");
+        while !bytes.is_empty() {
+            let permit = self.out.check_write().map_err(failed)?;
+            if permit == 0 {
+                self.out.subscribe().block();
+                continue;
+            }
+            let n = bytes
+                .len()
+                .min(usize::try_from(permit).unwrap_or(usize::MAX));
+            self.out.write(&bytes[..n]).map_err(failed)?;
+            bytes = &bytes[n..];
+        }
+        self.out.flush().map_err(failed)
+    }
+
+    /// Waits until everything sent has reached the socket: the end of a session.
+    fn finish(&mut self) {
+        let _ = self.out.blocking_flush();
+    }
+
+    pub fn capa(&mut self, authorized: bool) -> Result<(), String> {
+        let mut text = String::from("+OK capability list follows\r\nTOP\r\nUIDL\r\n");
+        if !authorized {
+            text.push_str("USER\r\nSASL PLAIN\r\n");
+        }
+        text.push_str(
+            "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION serverkit-pop\r\n.\r\n",
+        );
+        self.send(text.as_bytes())
+    }
+}
+
+/// Serves `conn` from greeting to QUIT or disconnection.
+pub fn serve(conn: Connection) -> Result<(), String> {
+    let (input, out) = conn.streams().ok_or("connection streams already taken")?;
+    let mut client = Client {
+        lines: Lines::new(input),
+        out,
+        peer: conn.peer_address(),
+    };
+    client.reply("+OK serverkit POP3 ready")?;
+    let result = match Authorization::default().run(&mut client) {
+        Ok(Some(transaction)) => transaction.run(&mut client),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    client.finish();
+    result
+}

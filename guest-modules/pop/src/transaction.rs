@@ -1,0 +1,214 @@
+//! The TRANSACTION state and its end, the UPDATE state: the only code that deletes.
+
+use crate::command::Command;
+use crate::message;
+use crate::serverkit::module::log::{self, Level};
+use crate::serverkit::module::maildrop::Maildir;
+use crate::session::{Client, Next};
+
+/// Bytes read from a message per host call.
+const READ_CHUNK: u32 = 64 * 1024;
+
+/// One message of the maildrop as listed at login.
+struct Entry {
+    name: String,
+    /// Bytes on disk when listed: the first read asks for one more, so a short read
+    /// ends the message in one host call.
+    stored: u64,
+    /// The RFC 1939 size.
+    size: u64,
+    deleted: bool,
+}
+
+/// How much to ask for first when about `stored` bytes are expected.
+fn first_read(stored: u64) -> u32 {
+    u32::try_from(stored.saturating_add(1)).map_or(READ_CHUNK, |n| n.min(READ_CHUNK))
+}
+
+/// The TRANSACTION state: the locked maildrop, its messages numbered from 1 as listed at
+/// login (numbers never shift), and the deletion marks.
+pub struct Transaction {
+    maildir: Maildir,
+    entries: Vec<Entry>,
+}
+
+impl Transaction {
+    pub fn open(maildir: Maildir) -> Result<Self, String> {
+        let listed = maildir.messages().map_err(|e| format!("{e:?}"))?;
+        let mut entries = Vec::with_capacity(listed.len());
+        for m in listed {
+            let size = match message::size_from_name(&m.name) {
+                Some(size) => size,
+                None => message::wire_size(&read_all(&maildir, &m.name, m.size)?),
+            };
+            entries.push(Entry {
+                name: m.name,
+                stored: m.size,
+                size,
+                deleted: false,
+            });
+        }
+        Ok(Transaction { maildir, entries })
+    }
+
+    pub fn count(&self) -> usize {
+        self.entries.iter().filter(|e| !e.deleted).count()
+    }
+
+    pub fn octets(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| !e.deleted)
+            .map(|e| e.size)
+            .sum()
+    }
+
+    /// The live message numbered `n`, or the `-ERR` text.
+    fn live(&self, n: u64) -> Result<&Entry, String> {
+        let entry = usize::try_from(n)
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| self.entries.get(i))
+            .ok_or_else(|| format!("no message {n}"))?;
+        if entry.deleted {
+            return Err(format!("message {n} is deleted"));
+        }
+        Ok(entry)
+    }
+
+    /// Serves commands until QUIT (then UPDATE) or disconnection (then nothing is deleted).
+    pub fn run(mut self, client: &mut Client) -> Result<(), String> {
+        loop {
+            match client.next_command()? {
+                Next::Command(Command::Quit) => return self.update(client),
+                Next::Command(command) => self.command(client, command)?,
+                Next::Answered => {}
+                // Dropped connection: the deletion marks die with the session.
+                Next::Closed => return Ok(()),
+            }
+        }
+    }
+
+    fn command(&mut self, client: &mut Client, command: Command) -> Result<(), String> {
+        let answer = match command {
+            Command::Capa => return client.capa(true),
+            Command::Stat => Ok(format!("+OK {} {}", self.count(), self.octets())),
+            Command::Noop => Ok("+OK".into()),
+            Command::List(Some(n)) => self.live(n).map(|e| format!("+OK {n} {}", e.size)),
+            Command::Uidl(Some(n)) => self
+                .live(n)
+                .map(|e| format!("+OK {n} {}", message::uidl(&e.name))),
+            Command::List(None) => return self.listing(client, |e| e.size.to_string()),
+            Command::Uidl(None) => return self.listing(client, |e| message::uidl(&e.name)),
+            Command::Retr(n) => return self.send_message(client, n, None),
+            Command::Top(n, lines) => return self.send_message(client, n, Some(lines)),
+            Command::Dele(n) => match usize::try_from(n).ok().and_then(|n| n.checked_sub(1)) {
+                Some(i) if self.live(n).is_ok() => {
+                    self.entries[i].deleted = true;
+                    Ok(format!("+OK message {n} deleted"))
+                }
+                _ => self.live(n).map(|_| String::new()),
+            },
+            Command::Rset => {
+                self.entries.iter_mut().for_each(|e| e.deleted = false);
+                Ok(format!("+OK {} messages", self.count()))
+            }
+            Command::User(_) | Command::Pass(_) | Command::Auth(..) => {
+                Err("already logged in".into())
+            }
+            Command::Quit => unreachable!("QUIT is handled by run"),
+        };
+        match answer {
+            Ok(text) => client.reply(&text),
+            Err(text) => client.reply(&format!("-ERR {text}")),
+        }
+    }
+
+    fn listing(&self, client: &mut Client, field: impl Fn(&Entry) -> String) -> Result<(), String> {
+        let mut text = format!("+OK {} messages\r\n", self.count());
+        for (i, entry) in self.entries.iter().enumerate().filter(|(_, e)| !e.deleted) {
+            text.push_str(&format!("{} {}\r\n", i + 1, field(entry)));
+        }
+        text.push_str(".\r\n");
+        client.send(text.as_bytes())
+    }
+
+    /// RETR (all lines) or TOP (headers and `body_lines`), streamed in chunks.
+    fn send_message(
+        &self,
+        client: &mut Client,
+        n: u64,
+        body_lines: Option<u64>,
+    ) -> Result<(), String> {
+        let entry = match self.live(n) {
+            Ok(e) => e,
+            Err(text) => return client.reply(&format!("-ERR {text}")),
+        };
+        // Read the first chunk before answering +OK: a message deleted under us is -ERR.
+        let mut asked = first_read(entry.stored);
+        let mut chunk = match self.maildir.read(&entry.name, 0, asked) {
+            Ok(c) => c,
+            Err(e) => {
+                log::log(Level::Warn, &format!("cannot read {}: {e:?}", entry.name));
+                return client.reply(&format!("-ERR [SYS/TEMP] message {n} cannot be read"));
+            }
+        };
+        let mut out = format!("+OK {} octets\r\n", entry.size).into_bytes();
+        let mut wire = message::Wire::new(true, body_lines);
+        let mut offset = 0u64;
+        loop {
+            wire.feed(&chunk, &mut out);
+            offset += chunk.len() as u64;
+            if chunk.len() < asked as usize || wire.done {
+                break;
+            }
+            client.send(&out)?;
+            out.clear();
+            asked = READ_CHUNK;
+            chunk = self
+                .maildir
+                .read(&entry.name, offset, asked)
+                .map_err(|e| format!("{e:?}"))?;
+        }
+        wire.finish(&mut out);
+        out.extend_from_slice(b".\r\n");
+        client.send(&out)
+    }
+
+    /// The UPDATE state: removes the messages marked deleted, in one host call.
+    fn update(self, client: &mut Client) -> Result<(), String> {
+        let doomed: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|e| e.deleted)
+            .map(|e| e.name.clone())
+            .collect();
+        if doomed.is_empty() {
+            return client.reply("+OK bye");
+        }
+        match self.maildir.delete(&doomed) {
+            Ok(n) => client.reply(&format!("+OK bye, {n} messages deleted")),
+            Err(e) => {
+                log::log(Level::Error, &format!("deleting messages failed: {e:?}"));
+                client.reply("-ERR [SYS/TEMP] some deleted messages were not removed")
+            }
+        }
+    }
+}
+
+/// The whole message, about `stored` bytes.
+fn read_all(maildir: &Maildir, name: &str, stored: u64) -> Result<Vec<u8>, String> {
+    let mut data = Vec::new();
+    let mut asked = first_read(stored);
+    loop {
+        let chunk = maildir
+            .read(name, data.len() as u64, asked)
+            .map_err(|e| format!("{e:?}"))?;
+        let last = chunk.len() < asked as usize;
+        asked = READ_CHUNK;
+        data.extend_from_slice(&chunk);
+        if last {
+            return Ok(data);
+        }
+    }
+}
