@@ -10,6 +10,7 @@ use tokio::runtime::Handle;
 use wasmtime::Engine;
 
 use crate::contract::version;
+use crate::databases::Databases;
 use crate::heaps::HeapRegistry;
 use crate::logging::Syslog;
 use crate::modules::ModuleSlot;
@@ -27,6 +28,8 @@ pub struct Reporter {
     pub heaps: HeapRegistry,
     /// The syslog sink, when logs go there.
     pub syslog: Option<Arc<Syslog>>,
+    /// The database pools.
+    pub databases: Option<Arc<Databases>>,
 }
 
 impl Reporter {
@@ -38,7 +41,12 @@ impl Reporter {
             let lines = report_hook_lines(&self.engine, slot, pool).await;
             modules.push(ModuleReport { slot, lines });
         }
-        render(&modules, &self.heaps, self.syslog.as_deref())
+        render(
+            &modules,
+            &self.heaps,
+            self.syslog.as_deref(),
+            self.databases.as_deref(),
+        )
     }
 }
 
@@ -72,11 +80,12 @@ pub fn render(
     modules: &[ModuleReport<'_>],
     heaps: &HeapRegistry,
     syslog: Option<&Syslog>,
+    databases: Option<&Databases>,
 ) -> String {
     let mut out = String::from("ServerKit status report\n");
     thread_pools(&mut out, modules);
     wait_channels(&mut out, modules);
-    database_pools(&mut out);
+    database_pools(&mut out, databases);
     heap_table(&mut out, heaps, modules);
     if let Some(syslog) = syslog {
         let (sent, dropped) = syslog.counts();
@@ -121,12 +130,22 @@ fn wait_channels(out: &mut String, modules: &[ModuleReport<'_>]) {
     }
 }
 
-fn database_pools(out: &mut String) {
+fn database_pools(out: &mut String, databases: Option<&Databases>) {
     let _ = writeln!(
         out,
         "Database connection pools\n{:<24} {:>8} {:>8} {:>10} {:>10} {:>6}\n{RULE}",
         "Identifier", "MinConns", "MaxConns", "ActiveBusy", "ActivTotal", "Errors"
     );
+    for pool in databases.map(Databases::pools).unwrap_or_default() {
+        let (busy, total) = pool.figures();
+        let errors = pool.errors.load(Ordering::Relaxed);
+        let (min, max) = (pool.config.min, pool.config.max);
+        let _ = writeln!(
+            out,
+            "{:<24} {min:>8} {max:>8} {busy:>10} {total:>10} {errors:>6}",
+            pool.name
+        );
+    }
 }
 
 fn heap_table(out: &mut String, heaps: &HeapRegistry, modules: &[ModuleReport<'_>]) {

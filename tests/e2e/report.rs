@@ -117,3 +117,35 @@ fn alrm_prints_the_report_for_svc_a() {
     assert!(server.log().contains("SIGALRM: status report follows"));
     server.client().echo("still serving");
 }
+
+/// The pool row of the last report: `MAIL min max busy total errors`.
+fn pool_row(log: &str) -> Vec<String> {
+    let report = last_report(log);
+    row(&report, "MAIL").to_vec()
+}
+
+#[test]
+fn the_report_shows_each_database_pool_live() {
+    use crate::pop_fixture::{Backend, PopSetup, database_available};
+    for backend in [Backend::Sqlite, Backend::Postgres, Backend::Mysql] {
+        if !database_available(backend) {
+            continue;
+        }
+        let mut pop = PopSetup::new(backend).start("");
+        let mut client = pop.login("alice", "secret");
+        client.ok("STAT");
+        pop.server.signal(Signal::SIGUSR1);
+        pop.server
+            .wait_for_log("Module pop", Duration::from_secs(10));
+        let row = pool_row(&pop.server.log());
+        assert_eq!(row[1..3], words("1 4"), "{backend:?}: min and max: {row:?}");
+        let (busy, total): (usize, usize) = (row[3].parse().unwrap(), row[4].parse().unwrap());
+        assert_eq!(busy, 0, "{backend:?}: no query runs now: {row:?}");
+        assert!(
+            (1..=4).contains(&total),
+            "{backend:?}: pool_min is kept open: {row:?}"
+        );
+        assert_eq!(row[5], "0", "{backend:?}: no connection error: {row:?}");
+        client.ok("QUIT");
+    }
+}

@@ -104,6 +104,16 @@ pub struct NamedPool {
 }
 
 impl NamedPool {
+    /// Connections in use and connections open now (the report's ActiveBusy and
+    /// ActivTotal).
+    pub fn figures(&self) -> (usize, usize) {
+        match &self.pool {
+            Pool::Postgres(p) => p.figures(),
+            Pool::Mysql(p) => p.figures(),
+            Pool::Sqlite(p) => p.figures(),
+        }
+    }
+
     /// Runs one query on the host runtime.
     pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Rows, QueryError> {
         let result = match &self.pool {
@@ -126,6 +136,13 @@ pub struct Databases {
 }
 
 impl Databases {
+    /// Every pool, by title.
+    pub fn pools(&self) -> Vec<Arc<NamedPool>> {
+        let mut pools: Vec<_> = self.pools.values().cloned().collect();
+        pools.sort_by(|a, b| a.name.cmp(&b.name));
+        pools
+    }
+
     /// The pool of that title.
     pub fn get(&self, name: &str) -> Option<Arc<NamedPool>> {
         self.pools.get(name).cloned()

@@ -37,6 +37,16 @@ impl MyPool {
         }
     }
 
+    /// Connections in use and open.
+    pub fn figures(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let metrics = self.pool.metrics();
+        (
+            metrics.connections_in_use.load(Relaxed),
+            metrics.connection_count.load(Relaxed),
+        )
+    }
+
     /// Opens `min` connections and returns them to the pool.
     pub async fn warm(&self, min: usize) -> Result<()> {
         let mut held = Vec::new();

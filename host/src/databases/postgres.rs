@@ -17,6 +17,12 @@ pub struct PgPool {
 }
 
 impl PgPool {
+    /// Connections in use and open.
+    pub fn figures(&self) -> (usize, usize) {
+        let status = self.pool.status();
+        (status.size.saturating_sub(status.available), status.size)
+    }
+
     /// Configures the pool; connects lazily (see `warm`).
     pub fn new(config: &PoolConfig) -> Result<Self> {
         let mut pg = tokio_postgres::Config::new();

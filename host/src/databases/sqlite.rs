@@ -19,6 +19,7 @@ pub struct LitePool {
     path: String,
     idle: Arc<Mutex<Vec<Connection>>>,
     permits: Arc<Semaphore>,
+    max: usize,
 }
 
 impl LitePool {
@@ -28,7 +29,15 @@ impl LitePool {
             path: config.database.clone().unwrap_or_default(),
             idle: Arc::new(Mutex::new(Vec::new())),
             permits: Arc::new(Semaphore::new(config.max)),
+            max: config.max,
         }
+    }
+
+    /// Connections in use and open: the in-use ones hold a permit.
+    pub fn figures(&self) -> (usize, usize) {
+        let busy = self.max.saturating_sub(self.permits.available_permits());
+        let idle = self.idle.lock().map(|i| i.len()).unwrap_or(0);
+        (busy, busy + idle)
     }
 
     /// Opens `min` connections and keeps them idle.

@@ -4,6 +4,7 @@
 use crate::contract::bindings::database::{Driver, Error, Host, Rows, Value};
 use crate::databases::{self, MAX_PARAMS, MAX_QUERY_BYTES, QueryError};
 use crate::guest_host::state::InstanceState;
+use crate::sessions::waits::Channel;
 
 impl Host for InstanceState {
     async fn driver_of(&mut self, pool: String) -> wasmtime::Result<Result<Driver, Error>> {
@@ -34,7 +35,10 @@ impl Host for InstanceState {
             )));
         };
         let params = params.into_iter().map(from_wit).collect();
-        Ok(match dbs.query(&pool, sql, params).await {
+        let waiting = self.waits.enter(Channel::DatabaseQuery);
+        let result = dbs.query(&pool, sql, params).await;
+        drop(waiting);
+        Ok(match result {
             Ok(rows) => Ok(Rows {
                 columns: rows.columns,
                 rows: rows

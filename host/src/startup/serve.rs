@@ -65,6 +65,7 @@ pub fn serve(
             .collect(),
         heaps,
         syslog,
+        databases: Some(host.databases.clone()),
     });
     report::install(reporter.clone());
     tracing::info!("serving");
