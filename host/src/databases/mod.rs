@@ -115,17 +115,28 @@ impl NamedPool {
     }
 
     /// Runs one query on the host runtime.
+    /// A connection found dead (the server restarted) is replaced once: the first query
+    /// after a restart then succeeds instead of failing the session.
     pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Rows, QueryError> {
-        let result = match &self.pool {
-            Pool::Postgres(p) => p.query(sql, params).await,
-            Pool::Mysql(p) => p.query(sql, params).await,
-            Pool::Sqlite(p) => p.query(sql, params).await,
+        let result = match self.query_once(sql, params.clone()).await {
+            Err(QueryError::Unavailable(_)) => self.query_once(sql, params).await,
+            other => other,
         };
         if let Err(QueryError::Unavailable(e)) = &result {
             self.errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(pool = %self.name, "database unavailable: {e}");
         }
         result
+    }
+}
+
+impl NamedPool {
+    async fn query_once(&self, sql: &str, params: Vec<Value>) -> Result<Rows, QueryError> {
+        match &self.pool {
+            Pool::Postgres(p) => p.query(sql, &params).await,
+            Pool::Mysql(p) => p.query(sql, &params).await,
+            Pool::Sqlite(p) => p.query(sql, params).await,
+        }
     }
 }
 

@@ -68,15 +68,8 @@ impl PgPool {
         Ok(())
     }
 
-    /// Runs one query; a connection found closed (the server restarted) is replaced once.
-    pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Rows, QueryError> {
-        match self.try_query(sql, &params).await {
-            Err(QueryError::Unavailable(_)) => self.try_query(sql, &params).await,
-            other => other,
-        }
-    }
-
-    async fn try_query(&self, sql: &str, params: &[Value]) -> Result<Rows, QueryError> {
+    /// Runs one query on a pooled connection (`NamedPool::query` retries once).
+    pub async fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, QueryError> {
         let client = self
             .pool
             .get()
