@@ -149,3 +149,38 @@ fn the_report_shows_each_database_pool_live() {
         client.ok("QUIT");
     }
 }
+
+#[test]
+fn a_file_being_sent_shows_in_the_sendfile_channel() {
+    let mut site = crate::http::start("");
+    // Larger than any socket buffer: the transfer must wait for a client that reads nothing.
+    std::fs::write(site.www.join("big.bin"), vec![7u8; 32 << 20]).unwrap();
+    let addr: std::net::SocketAddr = site.base.trim_start_matches("http://").parse().unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut stalled: std::net::TcpStream = socket.into();
+    std::io::Write::write_all(&mut stalled, b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+
+    // Ask until the transfer has filled the buffers and waits (a report a second at most).
+    let start = std::time::Instant::now();
+    loop {
+        site.server.signal(Signal::SIGUSR1);
+        site.server
+            .wait_for_log("Module shttp", Duration::from_secs(10));
+        let report = last_report(&site.server.log());
+        let waiting = report
+            .iter()
+            .find(|r| r.len() == 2 && r[1] == "sendfile")
+            .expect("a sendfile row");
+        if waiting[0] == "1" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no session ever waited in sendfile: {report:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(stalled);
+}
