@@ -195,6 +195,13 @@ fn module_lines(out: &mut String, module: &ModuleReport<'_>) {
         s.trapped.load(Ordering::Relaxed),
         s.timed_out.load(Ordering::Relaxed),
     );
+    let dropped = version.context.log_dropped.load(Ordering::Relaxed);
+    if dropped > 0 {
+        let _ = writeln!(
+            out,
+            "log events dropped (over the per-session budget) {dropped}"
+        );
+    }
     for line in &module.lines {
         let _ = writeln!(out, "{line}");
     }

@@ -10,6 +10,8 @@
 //!   runs as root).
 //! - `cli`: `check`, `inspect`, `--help`, `--version`, broken configurations.
 //! - `report`: the status report on SIGUSR1 and SIGALRM, parsed.
+//! - `hostile`: a module attacking its host (memory, stack, handles, privileges, the log)
+//!   beside echo, which keeps being served.
 //! - `http`: shttp helpers: a personality with a known site, a raw HTTP client.
 //! - `shttp`: shttp on the wire: files, HEAD, persistence, pipelining, directories,
 //!   ranges, conditionals, the constant response.
@@ -36,6 +38,7 @@ mod cli;
 mod daemontools;
 mod echo;
 mod harness;
+mod hostile;
 mod http;
 mod lifecycle;
 mod pop;

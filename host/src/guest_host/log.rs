@@ -7,8 +7,23 @@ use crate::guest_host::state::InstanceState;
 /// huge lines.
 pub const MAX_LOG_MESSAGE_BYTES: usize = 4096;
 
+/// Most log events one instance (one session) may emit: what it defends is the host log,
+/// and the disk or syslog behind it, against a module that floods it. Further events are
+/// dropped and counted per module (the report shows them).
+pub const MAX_LOG_EVENTS_PER_INSTANCE: u32 = 1000;
+
 impl Host for InstanceState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        self.log_events += 1;
+        if self.log_events > MAX_LOG_EVENTS_PER_INSTANCE {
+            self.module
+                .log_dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if self.log_events == MAX_LOG_EVENTS_PER_INSTANCE + 1 {
+                tracing::warn!(module = %self.module.name, "an instance logged more than {MAX_LOG_EVENTS_PER_INSTANCE} events: dropping the rest of its log");
+            }
+            return Ok(());
+        }
         let message = truncate(&message, MAX_LOG_MESSAGE_BYTES);
         let module = self.module.name.as_str();
         let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();

@@ -51,6 +51,8 @@ pub struct ModuleContext {
     pub terminal: Mutex<Option<std::fs::File>>,
     /// Its heaps (the heap interface), shared by all its instances.
     pub heaps: GuestHeaps,
+    /// Log events its instances emitted past their budget, dropped.
+    pub log_dropped: std::sync::atomic::AtomicU64,
     /// Directories the host opened for its `directory` options in prestart (Maildirs).
     pub directories: OnceLock<Arc<Vec<GrantedDirectory>>>,
     /// The personality's database pools, once open (after the privilege drop); only
@@ -67,6 +69,7 @@ impl ModuleContext {
             grants,
             terminal: Mutex::new(None),
             heaps: GuestHeaps::default(),
+            log_dropped: Default::default(),
             directories: OnceLock::new(),
             databases: OnceLock::new(),
         })
@@ -145,6 +148,8 @@ pub struct InstanceState {
     pub cpu_ticks: u64,
     /// Ticks allowed before the instance is interrupted; `u64::MAX` for none.
     pub cpu_tick_budget: u64,
+    /// Log events emitted so far (see `log::MAX_LOG_EVENTS_PER_INSTANCE`).
+    pub log_events: u32,
     /// The client's address, for log lines of a session instance.
     pub peer: Option<SocketAddr>,
     /// Where this instance's waits are counted: the module's `SessionStats` for a session;
@@ -167,6 +172,7 @@ impl InstanceState {
             cpu_ticks: 0,
             cpu_tick_budget: u64::MAX,
             peer: None,
+            log_events: 0,
             waits: Arc::default(),
         }
     }

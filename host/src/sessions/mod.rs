@@ -8,7 +8,16 @@ pub mod stats;
 pub mod threads;
 pub mod waits;
 
-/// The first line of an error's text: traps carry a wasm backtrace after it.
-pub(crate) fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or(text)
+/// What a trap or host failure was, in one line: the wasm trap's kind if there is one
+/// (`wasm trap: out of bounds memory access`), else the root cause (`resource table has
+/// no free keys`). The full error carries a wasm backtrace, which is not for the log.
+pub(crate) fn describe_failure(error: &anyhow::Error) -> String {
+    if let Some(trap) = error
+        .chain()
+        .find_map(|e| e.downcast_ref::<wasmtime::Trap>())
+    {
+        return trap.to_string();
+    }
+    let root = error.root_cause().to_string();
+    root.lines().next().unwrap_or(&root).to_string()
 }

@@ -10,7 +10,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::{Semaphore, watch};
 use wasmtime::Engine;
 
-use super::{first_line, session};
+use super::{describe_failure, session};
 use crate::guest_host::state::Phase;
 use crate::listeners::BoundListener;
 use crate::modules::load::hook_state;
@@ -189,7 +189,7 @@ pub async fn report_hook_lines(
         Ok(Ok(Ok(lines))) => lines.into_iter().take(MAX_REPORT_LINES).collect(),
         Ok(Ok(Err(e))) => vec![format!(
             "(the report hook failed: {})",
-            first_line(&format!("{e:#}"))
+            describe_failure(&e)
         )],
         Ok(Err(e)) => vec![format!("(the report hook failed: {e})")],
         Err(_) => vec![format!(
@@ -216,6 +216,8 @@ async fn operator(engine: Engine, slot: Arc<ModuleSlot>) {
     match result {
         Ok(Ok(())) => tracing::debug!(module = %slot.name, "operator finished"),
         Ok(Err(message)) => tracing::error!(module = %slot.name, "operator failed: {message}"),
-        Err(e) => tracing::error!(module = %slot.name, "operator trapped: {e:#}"),
+        Err(e) => {
+            tracing::error!(module = %slot.name, "operator trapped: {}", describe_failure(&e))
+        }
     }
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use tokio::net::TcpStream;
-use wasmtime::{Engine, Trap};
+use wasmtime::Engine;
 
-use super::first_line;
+use super::describe_failure;
 use super::options::SessionOptions;
 use super::stats::SessionStats;
 use crate::guest_host::connection::{Activity, ClientConnection};
@@ -51,11 +51,7 @@ pub async fn serve(
         }
         Outcome::Trap(error) => {
             SessionStats::bump(&stats.trapped);
-            let kind = error
-                .downcast_ref::<Trap>()
-                .map(|t| t.to_string())
-                .unwrap_or_else(|| "host error".into());
-            tracing::warn!(module, %peer, "session trapped ({kind}): {}", first_line(&format!("{error:#}")));
+            tracing::warn!(module, %peer, "session trapped: {}", describe_failure(&error));
         }
         Outcome::IdleTimeout(after) => {
             SessionStats::bump(&stats.timed_out);

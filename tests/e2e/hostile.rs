@@ -1,0 +1,100 @@
+//! A hostile module (test-only `hostile`) beside echo in one server: each attack ends only
+//! the attacking session, echo keeps being served, and the report counts what happened.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::harness::{Client, Server, TestPersonality, free_port};
+
+fn start() -> (Server, SocketAddr) {
+    let (hostile_port, echo_port) = (free_port(), free_port());
+    let personality = TestPersonality::new(&format!(
+        "executes_as_root = true\nuid = 65534\ngid = 65534\n\
+         hostile {{\n  port = {hostile_port}\n  operator_trap = on\n}}\n\
+         echo {{\n  address = 127.0.0.1\n  port = {echo_port}\n}}\n"
+    ));
+    let wasm = PathBuf::from(env!("SERVERKIT_TEST_MODULES_DIR")).join("hostile.wasm");
+    std::fs::copy(wasm, personality.path().join("modules/hostile.wasm")).unwrap();
+    let server = Server::start(personality, echo_port);
+    (server, ([127, 0, 0, 1], hostile_port).into())
+}
+
+/// Sends one attack; returns the answer, or `None` if the session was ended.
+fn attack(addr: SocketAddr, command: &str) -> Option<String> {
+    let mut client = Client::connect(addr);
+    client.send(command);
+    client.line()
+}
+
+#[test]
+fn a_hostile_module_is_contained_and_others_keep_serving() {
+    let (mut server, hostile) = start();
+    server.wait_for_log("operator trapped", Duration::from_secs(10));
+    let mut bystander = server.client();
+    bystander.echo("before the attacks");
+
+    assert_eq!(
+        attack(hostile, "alloc"),
+        None,
+        "allocating past the memory limit ends the session"
+    );
+    bystander.echo("after alloc");
+    assert_eq!(
+        attack(hostile, "recurse"),
+        None,
+        "exhausting the stack ends the session"
+    );
+    bystander.echo("after recurse");
+    assert_eq!(
+        attack(hostile, "handles"),
+        None,
+        "filling the resource table ends the session"
+    );
+    bystander.echo("after handles");
+    let bind = attack(hostile, "bind").expect("an answer");
+    assert!(
+        bind.contains("bind refused") && bind.contains("NotInPrestart"),
+        "{bind}"
+    );
+    assert_eq!(attack(hostile, "logflood").as_deref(), Some("flooded"));
+    bystander.echo("after the log flood");
+    server.client().echo("and a new session");
+
+    let log = server.log();
+    // A Rust guest keeps its frames in a shadow stack in linear memory, so runaway
+    // recursion runs off the bottom of its memory rather than the wasm call stack.
+    for named in [
+        "session trapped: wasm trap: out of bounds memory access",
+        "session trapped: wasm trap: wasm `unreachable` instruction executed",
+        "session trapped: resource table has no free keys",
+        "operator trapped: wasm trap",
+    ] {
+        assert!(log.contains(named), "{named:?} is logged:\n{log}");
+    }
+    let flood_lines = log.lines().filter(|l| l.contains("flood line")).count();
+    assert!(
+        (900..=1000).contains(&flood_lines),
+        "the log budget held: {flood_lines} lines"
+    );
+    assert!(log.contains("dropping the rest of its log"));
+
+    server.signal(Signal::SIGUSR1);
+    server.wait_for_log("Module hostile", Duration::from_secs(10));
+    let log = server.log();
+    let report = &log[log.rfind("ServerKit status report").unwrap()..];
+    let module = report
+        .lines()
+        .skip_while(|l| *l != "Module hostile")
+        .nth(3)
+        .expect("the module row");
+    let words: Vec<&str> = module.split_whitespace().collect();
+    assert_eq!(words[6], "3", "three sessions trapped: {module}");
+    let dropped = report
+        .lines()
+        .find(|l| l.starts_with("log events dropped"))
+        .expect("the dropped log events");
+    assert!(dropped.ends_with(" 99000"), "{dropped}");
+}
