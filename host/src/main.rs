@@ -14,12 +14,8 @@ fn main() -> ExitCode {
         None => run(cli.run.personality, &log),
         Some(Command::Run(arg)) => run(arg.personality, &log),
         Some(Command::Check(arg)) => Personality::locate(arg.personality)
-            .and_then(|p| {
-                let loaded = serverkit::startup::load(&p)?;
-                // Step 6's checks too (drivers, pool sizes): nothing is opened.
-                serverkit::databases::plan(&loaded.config, &p.dir)
-            })
-            .map(|_| println!("ok")),
+            .and_then(|p| serverkit::startup::check(&p))
+            .map(|()| println!("ok")),
         Some(Command::Inspect { module }) => {
             serverkit::inspect::inspect(&module).map(|text| print!("{text}"))
         }

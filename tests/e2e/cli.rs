@@ -136,3 +136,17 @@ fn an_unknown_section_suggests_the_module() {
     assert_eq!(code, Some(100), "{err}");
     assert!(err.contains("ecko") && err.contains("echo"), "{err}");
 }
+
+#[test]
+fn check_finds_a_missing_granted_directory() {
+    let port = free_port();
+    let personality = TestPersonality::new(&format!(
+        "shttp {{\n  address = 127.0.0.1\n  port = {port}\n  doc_root = no-such-www\n}}\n"
+    ));
+    let (code, out, err) = run(&["check", personality.path().to_str().unwrap()]);
+    assert_eq!(code, Some(100), "{out}{err}");
+    assert!(
+        err.contains("no-such-www") && err.contains("doc_root"),
+        "the missing directory and its option are named:\n{err}"
+    );
+}

@@ -163,11 +163,27 @@ fn mpop_keys_on_uidl_and_fetches_nothing_twice(server: PopServer) {
 
 #[test]
 fn the_shipped_personalities_check_and_the_demo_serves() {
+    // Copies, so the checkout stays clean; the demo setup creates the maildrops that
+    // all three personalities name (check opens them, as run would).
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../personalities");
+    let dir = tempfile::tempdir().unwrap();
+    for (name, files) in [
+        ("pop", &["c11n", "setup-demo", "schema.sql"][..]),
+        ("pop-postgres", &["c11n", "schema.sql"][..]),
+        ("pop-mysql", &["c11n", "schema.sql"][..]),
+    ] {
+        std::fs::create_dir(dir.path().join(name)).unwrap();
+        for file in files {
+            std::fs::copy(root.join(name).join(file), dir.path().join(name).join(file)).unwrap();
+        }
+    }
+    let copy = dir.path().join("pop");
+    let status = Command::new(copy.join("setup-demo")).status().unwrap();
+    assert!(status.success());
     for name in ["pop", "pop-postgres", "pop-mysql"] {
         let out = Command::new(crate::harness::binary())
             .args(["check"])
-            .arg(root.join(name))
+            .arg(dir.path().join(name))
             .output()
             .unwrap();
         assert!(
@@ -176,15 +192,6 @@ fn the_shipped_personalities_check_and_the_demo_serves() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // The embedded-database demo, copied so the checkout stays clean, on a free port.
-    let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("pop");
-    std::fs::create_dir(&copy).unwrap();
-    for file in ["c11n", "setup-demo", "schema.sql"] {
-        std::fs::copy(root.join("pop").join(file), copy.join(file)).unwrap();
-    }
-    let status = Command::new(copy.join("setup-demo")).status().unwrap();
-    assert!(status.success());
     let port = crate::harness::free_port();
     let c11n = std::fs::read_to_string(copy.join("c11n")).unwrap();
     std::fs::write(

@@ -198,6 +198,22 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
     )
 }
 
+/// `serverkit check`: steps 1-3, step 6's pool checks, and the granted directories and
+/// files looked up as `run` would open them (read-only, as the calling user). Binds and
+/// connects nothing.
+pub fn check(personality: &Personality) -> Result<()> {
+    let loaded = load(personality)?;
+    databases::plan(&loaded.config, &personality.dir)?;
+    for configured in &loaded.modules {
+        directories::open_granted(
+            &personality.dir,
+            &configured.module.spec,
+            &configured.section,
+        )?;
+    }
+    Ok(())
+}
+
 fn id_option(globals: &Section, key: &str) -> Result<Option<u32>> {
     globals
         .int(key)
