@@ -195,7 +195,20 @@ fn module_lines(out: &mut String, module: &ModuleReport<'_>) {
         s.trapped.load(Ordering::Relaxed),
         s.timed_out.load(Ordering::Relaxed),
     );
+    if let Some(swap) = slot.last_swap() {
+        let at = humantime_utc(swap.at);
+        let _ = writeln!(out, "Last swap at {at}: {}", swap.outcome);
+    }
     for line in &module.lines {
         let _ = writeln!(out, "{line}");
     }
+}
+
+/// `at` as seconds since the epoch, UTC (what syslog and `date +%s` compare against).
+fn humantime_utc(at: std::time::SystemTime) -> String {
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{secs} (unix time)")
 }

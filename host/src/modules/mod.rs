@@ -6,6 +6,7 @@ pub mod builtin;
 pub mod instance;
 pub mod load;
 pub mod source;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -21,8 +22,8 @@ use crate::sessions::threads::ThreadCounts;
 pub use load::LoadedModule;
 
 /// One configured version of a module: its compiled code plus the configuration it runs
-/// with. Sessions pin the version they started on, so a swap (a later issue) never
-/// changes code under a live session.
+/// with. Sessions pin the version they started on, so a hot swap never changes code
+/// under a live session.
 pub struct ModuleVersion {
     /// Counts up from 1 with each swap.
     pub generation: u64,
@@ -54,6 +55,36 @@ pub struct ModuleSlot {
     pub threads: Arc<ThreadCounts>,
     /// One unit per live session (the report's `<module>_sessions` heap).
     pub records: Arc<Heap<SessionRecord>>,
+    /// When the last hot swap was tried and how it ended, for the report.
+    pub last_swap: std::sync::Mutex<Option<SwapRecord>>,
+}
+
+/// The time and outcome of a hot swap attempt.
+#[derive(Debug, Clone)]
+pub struct SwapRecord {
+    /// When it ended.
+    pub at: std::time::SystemTime,
+    /// `generation N` on success, else why the old version stayed.
+    pub outcome: String,
+}
+
+impl ModuleSlot {
+    /// Records a swap attempt for the report.
+    pub fn record_swap(&self, outcome: String) {
+        let record = SwapRecord {
+            at: std::time::SystemTime::now(),
+            outcome,
+        };
+        *self.last_swap.lock().unwrap_or_else(|p| p.into_inner()) = Some(record);
+    }
+
+    /// The last swap attempt, if any.
+    pub fn last_swap(&self) -> Option<SwapRecord> {
+        self.last_swap
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// What the host keeps about a live session.
@@ -98,6 +129,7 @@ impl ModuleSlot {
             stats: SessionStats::default(),
             threads: Arc::default(),
             records,
+            last_swap: std::sync::Mutex::new(None),
         }
     }
 }

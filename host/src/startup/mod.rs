@@ -16,6 +16,7 @@
 
 mod load;
 mod prestart;
+mod reload;
 mod serve;
 
 use std::sync::Arc;
@@ -56,6 +57,9 @@ pub struct Loaded {
     /// The personality directory: relative paths in c11n (directories, SQLite files)
     /// are resolved against it.
     pub dir: std::path::PathBuf,
+    /// The text of `c11n` as checked: what a module swap is checked against until SIGHUP
+    /// rereads the file.
+    pub text: String,
 }
 
 /// A loaded module and its checked configuration.
@@ -188,8 +192,16 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
     let shutdown_timeout =
         Duration::from_secs(globals.int(SHUTDOWN_TIMEOUT_KEY).unwrap_or(10).max(0) as u64);
     let modules = loaded.modules.into_iter().zip(listeners).collect();
+    let reloader = reload::Reloader {
+        engine: loaded.engine.clone(),
+        personality: personality.clone(),
+        slots: Vec::new(),
+        text: loaded.text,
+        config: loaded.config.clone(),
+    };
     serve::serve(
         &loaded.engine,
+        reloader,
         modules,
         pools,
         shutdown_timeout,
