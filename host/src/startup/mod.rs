@@ -18,6 +18,7 @@ mod load;
 mod prestart;
 mod reload;
 mod serve;
+mod swap_rules;
 
 use std::sync::Arc;
 use std::time::Duration;

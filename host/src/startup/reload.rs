@@ -8,20 +8,18 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 
 use anyhow::{Context, Result, anyhow, bail};
-use serverkit_c11n::{Config, OptionType, Parsed, Section};
+use serverkit_c11n::{Config, Parsed};
 use wasmtime::Engine;
 
-use super::load::{module_section, vocabulary};
-use crate::contract::bindings::types::OptionType as WitType;
+use super::load::vocabulary;
+use super::swap_rules::{Candidate, candidate, restart_needed};
 use crate::contract::version;
 use crate::engine::ComponentCache;
 use crate::guest_host::linker;
-use crate::guest_host::state::{Grants, ModuleContext};
+use crate::modules::ModuleSlot;
 use crate::modules::load::{LoadedModule, Loader, digest};
 use crate::modules::source::{ModuleSource, module_files};
-use crate::modules::{ModuleSlot, ModuleVersion};
 use crate::personality::{Personality, shown};
-use crate::sessions::options::SessionOptions;
 
 /// What to recheck.
 #[derive(Debug, Clone, Copy)]
@@ -46,13 +44,6 @@ pub struct Reloader {
     pub config: Config,
 }
 
-/// A new version ready to publish.
-struct Candidate {
-    slot: Arc<ModuleSlot>,
-    version: ModuleVersion,
-    what: &'static str,
-}
-
 impl Reloader {
     /// Starts the reload thread (after the privilege drop: it runs unprivileged) and
     /// returns where to send requests; the thread ends when every sender is gone.
@@ -73,19 +64,33 @@ impl Reloader {
             Ok(runtime) => runtime,
             Err(e) => return tracing::error!("hot swap disabled: no reload runtime: {e}"),
         };
+        let linker = match linker::build(&self.engine) {
+            Ok(linker) => linker,
+            Err(e) => return tracing::error!("hot swap disabled: {e:#}"),
+        };
+        // After the root drop the process runs as the service user: the cache is used only
+        // if its directory belongs to that user (a root-owned one is refused, and swaps
+        // compile without it; see docs/architecture.md).
+        let cache = ComponentCache::new(ComponentCache::default_dir());
+        let engine = self.engine.clone();
+        let loader = Loader {
+            engine: &engine,
+            linker: &linker,
+            cache: &cache,
+        };
         while let Ok(request) = requests.recv() {
-            runtime.block_on(self.handle(request));
+            runtime.block_on(self.handle(&loader, request));
         }
     }
 
-    async fn handle(&mut self, request: Request) {
+    async fn handle(&mut self, loader: &Loader<'_>, request: Request) {
         let started = std::time::Instant::now();
         let text = match request {
             Request::Files => Ok(self.text.clone()),
             Request::All => self.personality.read_c11n(),
         };
         let prepared = match text {
-            Ok(text) => self.prepare(&text).await.map(|p| (text, p)),
+            Ok(text) => self.prepare(loader, &text).await.map(|p| (text, p)),
             Err(e) => Err(e),
         };
         match prepared {
@@ -129,8 +134,8 @@ impl Reloader {
 
     /// Loads every changed module and checks `text` against them; returns the checked
     /// configuration and the versions to publish, or every reason to refuse.
-    async fn prepare(&self, text: &str) -> Result<(Config, Vec<Candidate>)> {
-        let loaded = self.load_changed().await?;
+    async fn prepare(&self, loader: &Loader<'_>, text: &str) -> Result<(Config, Vec<Candidate>)> {
+        let loaded = self.load_changed(loader).await?;
         let file = shown(&self.personality.c11n_path());
         let modules = self
             .slots
@@ -160,21 +165,12 @@ impl Reloader {
     }
 
     /// Each slot's module reloaded from its file when the file's content changed.
-    async fn load_changed(&self) -> Result<Vec<Option<Arc<LoadedModule>>>> {
-        let linker = linker::build(&self.engine)?;
-        // After the root drop the process runs as the service user: the cache is only
-        // used if its directory belongs to that user (a root-owned one is refused).
-        let cache = ComponentCache::new(ComponentCache::default_dir());
-        let loader = Loader {
-            engine: &self.engine,
-            linker: &linker,
-            cache: &cache,
-        };
+    async fn load_changed(&self, loader: &Loader<'_>) -> Result<Vec<Option<Arc<LoadedModule>>>> {
         self.note_added_files();
         let mut loaded = Vec::new();
         let mut errors = Vec::new();
         for slot in &self.slots {
-            match reload_file(&loader, slot).await {
+            match reload_file(loader, slot).await {
                 Ok(new) => loaded.push(new.map(Arc::new)),
                 Err(e) => errors.push(format!("{e:#}")),
             }
@@ -238,131 +234,4 @@ async fn reload_file(loader: &Loader<'_>, slot: &ModuleSlot) -> Result<Option<Lo
         );
     }
     Ok(Some(loaded))
-}
-
-/// The new version of one slot, if its module or its section changed.
-fn candidate(
-    config: &Config,
-    slot: &Arc<ModuleSlot>,
-    new_module: bool,
-    module: Arc<LoadedModule>,
-) -> Result<Option<Candidate>> {
-    let current = slot.current.load_full();
-    let section = module_section(config, &module)?;
-    let old_section = current.context.section.as_deref();
-    let section_changed = old_section.is_none_or(|old| old.values != section.values);
-    if !new_module && !section_changed {
-        return Ok(None);
-    }
-    let options = SessionOptions::from_section(&config.file, &section)?;
-    if options != slot.options {
-        bail!(
-            "module `{}`: its session options (threads, sessions, timeouts) changed: restart needed",
-            slot.name
-        );
-    }
-    let changed = privileged_changes(&module, old_section, &section);
-    if !changed.is_empty() {
-        bail!(
-            "module `{}`: {} changed: restart needed (ports, addresses, files and directories are opened as root)",
-            slot.name,
-            changed.join(", ")
-        );
-    }
-    let context = if section_changed {
-        carry_over(&current.context, &module, section)
-    } else {
-        current.context.clone()
-    };
-    let what = match (new_module, section_changed) {
-        (true, true) => "module and configuration",
-        (true, false) => "module",
-        _ => "configuration",
-    };
-    let version = ModuleVersion {
-        generation: current.generation + 1,
-        loaded: module,
-        context,
-    };
-    Ok(Some(Candidate {
-        slot: slot.clone(),
-        version,
-        what,
-    }))
-}
-
-/// The module's options whose values the host acted on as root, and which differ.
-fn privileged_changes(module: &LoadedModule, old: Option<&Section>, new: &Section) -> Vec<String> {
-    let privileged = |name: &str| {
-        let ty = module
-            .spec
-            .options
-            .iter()
-            .find(|o| o.name == name)
-            .map(|o| &o.ty);
-        let terminal = module
-            .descriptor
-            .vocabulary
-            .iter()
-            .any(|o| o.name == name && o.option_type == WitType::Terminal);
-        terminal
-            || matches!(
-                ty,
-                Some(
-                    OptionType::Port
-                        | OptionType::Address
-                        | OptionType::Directory
-                        | OptionType::File
-                        | OptionType::DatabaseRef
-                )
-            )
-    };
-    module
-        .spec
-        .options
-        .iter()
-        .map(|o| o.name.as_str())
-        .filter(|name| privileged(name))
-        .filter(|name| old.and_then(|s| s.get(name)) != new.get(name))
-        .map(|name| format!("`{name}`"))
-        .collect()
-}
-
-/// Global options and database sections are applied once, before the root drop.
-fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
-    let mut problems = Vec::new();
-    if old.globals.values != new.globals.values {
-        problems.push(format!(
-            "{}: global options changed: restart needed",
-            new.file
-        ));
-    }
-    let databases = |c: &Config| {
-        c.sections_named("database")
-            .map(|s| (s.title.clone(), s.values.clone()))
-            .collect::<Vec<_>>()
-    };
-    if databases(old) != databases(new) {
-        problems.push(format!(
-            "{}: database sections changed: restart needed",
-            new.file
-        ));
-    }
-    problems
-}
-
-/// A context for the new section that keeps what the host opened for the module: its
-/// granted files, directories, terminal and database pools. Guest heaps start empty.
-fn carry_over(old: &ModuleContext, module: &LoadedModule, section: Section) -> Arc<ModuleContext> {
-    let section = Arc::new(section);
-    let grants = Grants::of(&module.spec, &section, old.grants.fs.clone());
-    let context = ModuleContext::new(&old.name, Some(section), grants);
-    *context.terminal.lock().unwrap_or_else(|p| p.into_inner()) = old.terminal();
-    if let Some(directories) = old.directories.get() {
-        let _ = context.directories.set(directories.clone());
-    }
-    if let Some(databases) = old.databases.get() {
-        let _ = context.databases.set(databases.clone());
-    }
-    context
 }
