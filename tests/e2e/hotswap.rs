@@ -179,7 +179,7 @@ fn broken_replacements_keep_the_old_version_serving() {
     let port = free_port();
     let mut server = Server::start(personality(port, ""), port);
     let dir = server_dir(&server);
-    let broken: [(Vec<u8>, &str); 3] = [
+    let broken: [(Vec<u8>, &str); 4] = [
         (b"not a component".to_vec(), "failed to compile"),
         (
             std::fs::read(test_module("contract_next.wasm")).unwrap(),
@@ -188,6 +188,10 @@ fn broken_replacements_keep_the_old_version_serving() {
         (
             std::fs::read(test_module("construct_fails.wasm")).unwrap(),
             "construct-fails refuses to start",
+        ),
+        (
+            std::fs::read(test_module("probe.wasm")).unwrap(),
+            "now holds a module named `probe`, not `echo`",
         ),
     ];
     for (bytes, why) in broken {

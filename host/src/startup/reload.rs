@@ -95,8 +95,11 @@ impl Reloader {
         };
         match prepared {
             Ok((text, (config, candidates))) => {
-                if candidates.is_empty() && request_is_files(request) {
-                    tracing::debug!("modules folder changed, no module did");
+                if candidates.is_empty() {
+                    match request {
+                        Request::Files => tracing::debug!("modules folder changed, no module did"),
+                        Request::All => tracing::info!("reload: no module and no option changed"),
+                    }
                 }
                 self.publish(candidates, started);
                 self.text = text;
@@ -197,10 +200,6 @@ impl Reloader {
             }
         }
     }
-}
-
-fn request_is_files(request: Request) -> bool {
-    matches!(request, Request::Files)
 }
 
 /// The slot's module loaded again when its file now holds different bytes.
