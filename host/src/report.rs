@@ -199,6 +199,12 @@ fn module_lines(out: &mut String, module: &ModuleReport<'_>) {
         let at = humantime_utc(swap.at);
         let _ = writeln!(out, "Last swap at {at}: {}", swap.outcome);
     }
+    for (generation, sessions) in slot.draining() {
+        let _ = writeln!(
+            out,
+            "Draining generation {generation}: {sessions} live (sessions, and its operator if still running)"
+        );
+    }
     for line in &module.lines {
         let _ = writeln!(out, "{line}");
     }

@@ -57,6 +57,8 @@ pub struct ModuleSlot {
     pub records: Arc<Heap<SessionRecord>>,
     /// When the last hot swap was tried and how it ended, for the report.
     pub last_swap: std::sync::Mutex<Option<SwapRecord>>,
+    /// Versions replaced by a swap, while sessions still run on them.
+    retired: std::sync::Mutex<Vec<std::sync::Weak<ModuleVersion>>>,
 }
 
 /// The time and outcome of a hot swap attempt.
@@ -76,6 +78,29 @@ impl ModuleSlot {
             outcome,
         };
         *self.last_swap.lock().unwrap_or_else(|p| p.into_inner()) = Some(record);
+    }
+
+    /// Publishes `version` for new sessions; the one it replaces stays listed (for the
+    /// report) until its last session ends and frees it.
+    pub fn publish(&self, version: ModuleVersion) {
+        let old = self.current.swap(Arc::new(version));
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        retired.retain(|v| v.strong_count() > 0);
+        retired.push(Arc::downgrade(&old));
+    }
+
+    /// Replaced versions still in use: (generation, holders), oldest first. The holders of
+    /// a version's `Arc` are its live sessions, and its operator while that still runs (an
+    /// operator is not restarted by a swap).
+    pub fn draining(&self) -> Vec<(u64, usize)> {
+        let retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        retired
+            .iter()
+            .filter_map(|v| v.upgrade())
+            // Minus the reference just taken by `upgrade`.
+            .map(|v| (v.generation, Arc::strong_count(&v) - 1))
+            .filter(|(_, sessions)| *sessions > 0)
+            .collect()
     }
 
     /// The last swap attempt, if any.
@@ -130,6 +155,7 @@ impl ModuleSlot {
             threads: Arc::default(),
             records,
             last_swap: std::sync::Mutex::new(None),
+            retired: std::sync::Mutex::new(Vec::new()),
         }
     }
 }

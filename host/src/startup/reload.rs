@@ -123,7 +123,7 @@ impl Reloader {
         {
             let generation = version.generation;
             let v = version::display(&version.loaded.descriptor.version);
-            slot.current.store(Arc::new(version));
+            slot.publish(version);
             slot.record_swap(format!("generation {generation} ({what})"));
             tracing::info!(
                 module = %slot.name,
