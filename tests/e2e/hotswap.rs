@@ -261,3 +261,23 @@ fn server_dir(server: &Server) -> PathBuf {
         .expect("modules/echo.wasm is two levels down")
         .to_path_buf()
 }
+
+#[test]
+fn swap_drain_timeout_bounds_sessions_on_a_replaced_version() {
+    let port = free_port();
+    let personality = personality(port, "");
+    let c11n = format!("swap_drain_timeout = 1\n{}", echo_c11n(port, ""));
+    std::fs::write(personality.path().join("c11n"), c11n).unwrap();
+    let mut server = Server::start(personality, port);
+    let dir = server_dir(&server);
+    let mut held = server.client();
+    held.echo("on generation 1");
+    replace(&dir, &std::fs::read(test_module("echo_next.wasm")).unwrap());
+    server.wait_for_log("generation=2", Duration::from_secs(30));
+    held.echo("still on generation 1 within the drain timeout");
+    let start = Instant::now();
+    assert_eq!(held.line(), None, "closed at the drain deadline");
+    assert!(start.elapsed() < Duration::from_secs(5), "within the bound");
+    server.wait_for_log("swap_drain_timeout passed", Duration::from_secs(5));
+    assert_eq!(fresh_answer(server.addr), "v2 ping");
+}

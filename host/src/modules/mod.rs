@@ -31,9 +31,35 @@ pub struct ModuleVersion {
     pub loaded: Arc<LoadedModule>,
     /// Its checked configuration and grants.
     pub context: Arc<ModuleContext>,
+    /// When its sessions must end: set when a swap replaces it and `swap_drain_timeout`
+    /// bounds how long they may still run.
+    pub drain_deadline: tokio::sync::watch::Sender<Option<tokio::time::Instant>>,
 }
 
 impl ModuleVersion {
+    /// A version with no drain deadline.
+    pub fn new(generation: u64, loaded: Arc<LoadedModule>, context: Arc<ModuleContext>) -> Self {
+        ModuleVersion {
+            generation,
+            loaded,
+            context,
+            drain_deadline: tokio::sync::watch::Sender::new(None),
+        }
+    }
+
+    /// Resolves when the version's drain deadline passes (never, if none is set).
+    pub async fn drained(&self) {
+        let mut deadline = self.drain_deadline.subscribe();
+        loop {
+            let at = *deadline.borrow_and_update();
+            match at {
+                Some(at) => return tokio::time::sleep_until(at).await,
+                None if deadline.changed().await.is_err() => return std::future::pending().await,
+                None => {}
+            }
+        }
+    }
+
     /// The pre-instantiated component sessions are created from.
     pub fn pre(&self) -> &ModulePre<InstanceState> {
         &self.loaded.pre
@@ -81,9 +107,13 @@ impl ModuleSlot {
     }
 
     /// Publishes `version` for new sessions; the one it replaces stays listed (for the
-    /// report) until its last session ends and frees it.
-    pub fn publish(&self, version: ModuleVersion) {
+    /// report) until its last session ends and frees it. Sessions on the replaced version get `drain` to finish, if given.
+    pub fn publish(&self, version: ModuleVersion, drain: Option<std::time::Duration>) {
         let old = self.current.swap(Arc::new(version));
+        if let Some(drain) = drain {
+            old.drain_deadline
+                .send_replace(Some(tokio::time::Instant::now() + drain));
+        }
         let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
         retired.retain(|v| v.strong_count() > 0);
         retired.push(Arc::downgrade(&old));

@@ -5,7 +5,9 @@ use anyhow::{Result, anyhow, bail};
 use serverkit_c11n::{Config, OptionSpec, OptionType, Parsed, Section, Value, Vocabulary};
 use wasmtime::Engine;
 
-use super::{ConfiguredModule, Loaded, SHUTDOWN_TIMEOUT_KEY, on_startup_thread};
+use super::{
+    ConfiguredModule, Loaded, SHUTDOWN_TIMEOUT_KEY, SWAP_DRAIN_TIMEOUT_KEY, on_startup_thread,
+};
 use crate::contract::version;
 use crate::engine::{self, ComponentCache};
 use crate::guest_host::linker;
@@ -120,6 +122,14 @@ pub(super) fn vocabulary<'a>(modules: impl IntoIterator<Item = &'a LoadedModule>
             "Seconds live sessions get to finish after SIGTERM or SIGINT",
         )
         .with_default(Value::Int(10)),
+    );
+    vocabulary.options.push(
+        OptionSpec::new(
+            SWAP_DRAIN_TIMEOUT_KEY,
+            OptionType::Integer,
+            "Seconds sessions on a module version replaced by a hot swap may still run; 0 for no bound",
+        )
+        .with_default(Value::Int(0)),
     );
     vocabulary.options.push(
         OptionSpec::new(

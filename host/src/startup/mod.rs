@@ -45,6 +45,10 @@ pub use load::load;
 /// Core option: seconds live sessions get to finish after SIGTERM or SIGINT.
 const SHUTDOWN_TIMEOUT_KEY: &str = "shutdown_timeout";
 
+/// Core option: seconds sessions on a module version replaced by a hot swap may still run;
+/// 0 (the default) for no bound.
+const SWAP_DRAIN_TIMEOUT_KEY: &str = "swap_drain_timeout";
+
 /// A personality whose modules are loaded and whose configuration is checked (steps 1-3).
 pub struct Loaded {
     /// Where logs go when `bypass_libc_syslog` is on: address and format.

@@ -101,9 +101,9 @@ impl Reloader {
                         Request::All => tracing::info!("reload: no module and no option changed"),
                     }
                 }
-                self.publish(candidates, started);
                 self.text = text;
                 self.config = config;
+                self.publish(candidates, started);
             }
             Err(e) => {
                 tracing::error!("hot swap refused, every module keeps its version: {e:#}");
@@ -123,7 +123,7 @@ impl Reloader {
         {
             let generation = version.generation;
             let v = version::display(&version.loaded.descriptor.version);
-            slot.publish(version);
+            slot.publish(version, self.drain_timeout());
             slot.record_swap(format!("generation {generation} ({what})"));
             tracing::info!(
                 module = %slot.name,
@@ -133,6 +133,17 @@ impl Reloader {
                 "hot swap: new sessions start on the new {what}"
             );
         }
+    }
+
+    /// How long sessions on a replaced version may still run (`swap_drain_timeout`; 0 for
+    /// no bound).
+    fn drain_timeout(&self) -> Option<std::time::Duration> {
+        let seconds = self
+            .config
+            .globals
+            .int(super::SWAP_DRAIN_TIMEOUT_KEY)
+            .unwrap_or(0);
+        (seconds > 0).then(|| std::time::Duration::from_secs(seconds as u64))
     }
 
     /// Loads every changed module and checks `text` against them; returns the checked

@@ -48,11 +48,7 @@ pub fn serve(
     for (configured, listeners) in modules {
         let name = configured.module.name().to_string();
         let _ = configured.context.databases.set(host.databases.clone());
-        let version = ModuleVersion {
-            generation: 1,
-            loaded: configured.module.clone(),
-            context: configured.context.clone(),
-        };
+        let version = ModuleVersion::new(1, configured.module.clone(), configured.context.clone());
         let slot = Arc::new(ModuleSlot::new(&name, version, configured.options, &heaps));
         servers.push(ModuleServer::start(
             engine,

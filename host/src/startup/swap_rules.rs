@@ -60,11 +60,7 @@ pub(super) fn candidate(
         (true, false) => "module",
         _ => "configuration",
     };
-    let version = ModuleVersion {
-        generation: current.generation + 1,
-        loaded: module,
-        context,
-    };
+    let version = ModuleVersion::new(current.generation + 1, module, context);
     Ok(Some(Candidate {
         slot: slot.clone(),
         version,
