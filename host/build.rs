@@ -16,7 +16,13 @@ const SHIPPED_MODULES: &[&str] = &["echo", "shttp", "pop", "vtstats"];
 
 /// Test-only guest crates under `guest-modules/testing/`: built for the tests, which find
 /// them through `SERVERKIT_TEST_MODULES_DIR`, and never embedded.
-const TEST_MODULES: &[&str] = &["probe", "contract-next", "hostile"];
+const TEST_MODULES: &[&str] = &[
+    "probe",
+    "contract-next",
+    "hostile",
+    "echo-next",
+    "construct-fails",
+];
 
 fn main() {
     let manifest_dir =

@@ -202,7 +202,26 @@ fn module_lines(out: &mut String, module: &ModuleReport<'_>) {
             "log events dropped (over the per-session budget) {dropped}"
         );
     }
+    if let Some(swap) = slot.last_swap() {
+        let at = humantime_utc(swap.at);
+        let _ = writeln!(out, "Last swap at {at}: {}", swap.outcome);
+    }
+    for (generation, sessions) in slot.draining() {
+        let _ = writeln!(
+            out,
+            "Draining generation {generation}: {sessions} live (sessions, and its operator if still running)"
+        );
+    }
     for line in &module.lines {
         let _ = writeln!(out, "{line}");
     }
+}
+
+/// `at` as seconds since the epoch, UTC (what syslog and `date +%s` compare against).
+fn humantime_utc(at: std::time::SystemTime) -> String {
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{secs} (unix time)")
 }

@@ -32,7 +32,11 @@ fn hup_does_not_kill_the_server() {
     let port = free_port();
     let mut server = Server::start(TestPersonality::new(&echo_c11n(port, "")), port);
     server.signal(Signal::SIGHUP);
-    server.wait_for_log("ignoring SIGHUP", Duration::from_secs(5));
+    server.wait_for_log("SIGHUP: rechecking", Duration::from_secs(5));
+    server.wait_for_log(
+        "reload: no module and no option changed",
+        Duration::from_secs(10),
+    );
     server.client().echo("still serving");
 }
 

@@ -5,6 +5,8 @@
 //! - `daemontools`: the shipped service directory under a real svscan and svc.
 //! - `echo`: the echo module served to many clients; a trap, an infinite loop and an idle
 //!   client each end only their own session; back-pressure at `max_sessions`.
+//! - `hotswap`: module files replaced under load (alternating echo and the test-only
+//!   echo-next), broken replacements refused, SIGHUP rereading c11n.
 //! - `lifecycle`: SIGTERM drains live sessions; exit codes.
 //! - `privileges`: root policy, identity, the root drop on every thread (needs root; CI
 //!   runs as root).
@@ -39,6 +41,7 @@ mod daemontools;
 mod echo;
 mod harness;
 mod hostile;
+mod hotswap;
 mod http;
 mod lifecycle;
 mod pop;

@@ -20,6 +20,10 @@ use crate::guest_host::state::{Grants, InstanceState, ModuleContext, Phase};
 pub struct LoadedModule {
     /// Where it came from, for messages.
     pub label: String,
+    /// Its file in `modules/`, for modules loaded from one (what a hot swap rereads).
+    pub path: Option<std::path::PathBuf>,
+    /// SHA-256 of its bytes, in hex: a swap skips a file whose content is unchanged.
+    pub digest: String,
     /// The compiled component.
     pub component: Component,
     /// The component linked against the host's imports.
@@ -92,6 +96,8 @@ impl Loader<'_> {
         let spec = vocabulary::section_spec(&descriptor)?;
         let loaded = LoadedModule {
             label: label.clone(),
+            path: source.path.clone(),
+            digest: digest(&source.wasm),
             component,
             pre,
             descriptor,
@@ -127,6 +133,15 @@ impl LoadedModule {
                 anyhow::anyhow!("module `{}` failed to construct: {message}", self.name())
             })
     }
+}
+
+/// SHA-256 of a module's bytes, in hex.
+pub fn digest(wasm: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(wasm)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The state of an instance running a lifecycle hook.

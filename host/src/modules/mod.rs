@@ -6,6 +6,7 @@ pub mod builtin;
 pub mod instance;
 pub mod load;
 pub mod source;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -21,8 +22,8 @@ use crate::sessions::threads::ThreadCounts;
 pub use load::LoadedModule;
 
 /// One configured version of a module: its compiled code plus the configuration it runs
-/// with. Sessions pin the version they started on, so a swap (a later issue) never
-/// changes code under a live session.
+/// with. Sessions pin the version they started on, so a hot swap never changes code
+/// under a live session.
 pub struct ModuleVersion {
     /// Counts up from 1 with each swap.
     pub generation: u64,
@@ -30,9 +31,35 @@ pub struct ModuleVersion {
     pub loaded: Arc<LoadedModule>,
     /// Its checked configuration and grants.
     pub context: Arc<ModuleContext>,
+    /// When its sessions must end: set when a swap replaces it and `swap_drain_timeout`
+    /// bounds how long they may still run.
+    pub drain_deadline: tokio::sync::watch::Sender<Option<tokio::time::Instant>>,
 }
 
 impl ModuleVersion {
+    /// A version with no drain deadline.
+    pub fn new(generation: u64, loaded: Arc<LoadedModule>, context: Arc<ModuleContext>) -> Self {
+        ModuleVersion {
+            generation,
+            loaded,
+            context,
+            drain_deadline: tokio::sync::watch::Sender::new(None),
+        }
+    }
+
+    /// Resolves when the version's drain deadline passes (never, if none is set).
+    pub async fn drained(&self) {
+        let mut deadline = self.drain_deadline.subscribe();
+        loop {
+            let at = *deadline.borrow_and_update();
+            match at {
+                Some(at) => return tokio::time::sleep_until(at).await,
+                None if deadline.changed().await.is_err() => return std::future::pending().await,
+                None => {}
+            }
+        }
+    }
+
     /// The pre-instantiated component sessions are created from.
     pub fn pre(&self) -> &ModulePre<InstanceState> {
         &self.loaded.pre
@@ -54,6 +81,65 @@ pub struct ModuleSlot {
     pub threads: Arc<ThreadCounts>,
     /// One unit per live session (the report's `<module>_sessions` heap).
     pub records: Arc<Heap<SessionRecord>>,
+    /// When the last hot swap was tried and how it ended, for the report.
+    pub last_swap: std::sync::Mutex<Option<SwapRecord>>,
+    /// Versions replaced by a swap, while sessions still run on them.
+    retired: std::sync::Mutex<Vec<std::sync::Weak<ModuleVersion>>>,
+}
+
+/// The time and outcome of a hot swap attempt.
+#[derive(Debug, Clone)]
+pub struct SwapRecord {
+    /// When it ended.
+    pub at: std::time::SystemTime,
+    /// `generation N` on success, else why the old version stayed.
+    pub outcome: String,
+}
+
+impl ModuleSlot {
+    /// Records a swap attempt for the report.
+    pub fn record_swap(&self, outcome: String) {
+        let record = SwapRecord {
+            at: std::time::SystemTime::now(),
+            outcome,
+        };
+        *self.last_swap.lock().unwrap_or_else(|p| p.into_inner()) = Some(record);
+    }
+
+    /// Publishes `version` for new sessions; the one it replaces stays listed (for the
+    /// report) until its last session ends and frees it. Sessions on the replaced version get `drain` to finish, if given.
+    pub fn publish(&self, version: ModuleVersion, drain: Option<std::time::Duration>) {
+        let old = self.current.swap(Arc::new(version));
+        if let Some(drain) = drain {
+            old.drain_deadline
+                .send_replace(Some(tokio::time::Instant::now() + drain));
+        }
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        retired.retain(|v| v.strong_count() > 0);
+        retired.push(Arc::downgrade(&old));
+    }
+
+    /// Replaced versions still in use: (generation, holders), oldest first. The holders of
+    /// a version's `Arc` are its live sessions, and its operator while that still runs (an
+    /// operator is not restarted by a swap).
+    pub fn draining(&self) -> Vec<(u64, usize)> {
+        let retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        retired
+            .iter()
+            .filter_map(|v| v.upgrade())
+            // Minus the reference just taken by `upgrade`.
+            .map(|v| (v.generation, Arc::strong_count(&v) - 1))
+            .filter(|(_, sessions)| *sessions > 0)
+            .collect()
+    }
+
+    /// The last swap attempt, if any.
+    pub fn last_swap(&self) -> Option<SwapRecord> {
+        self.last_swap
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// What the host keeps about a live session.
@@ -98,6 +184,8 @@ impl ModuleSlot {
             stats: SessionStats::default(),
             threads: Arc::default(),
             records,
+            last_swap: std::sync::Mutex::new(None),
+            retired: std::sync::Mutex::new(Vec::new()),
         }
     }
 }

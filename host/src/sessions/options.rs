@@ -56,7 +56,7 @@ pub fn host_session_options() -> Vec<OptionSpec> {
 }
 
 /// The session options of one module, checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SessionOptions {
     /// Most live sessions.
     pub max_sessions: usize,

@@ -23,6 +23,8 @@ enum Outcome {
     GuestError(String),
     Trap(anyhow::Error),
     IdleTimeout(Duration),
+    /// Its module version was replaced and `swap_drain_timeout` passed.
+    Drained,
 }
 
 /// Serves one connection to its end.
@@ -57,6 +59,15 @@ pub async fn serve(
             SessionStats::bump(&stats.timed_out);
             tracing::info!(module, %peer, "session idle for {}s: closed", after.as_secs());
         }
+        Outcome::Drained => {
+            SessionStats::bump(&stats.timed_out);
+            tracing::info!(
+                module,
+                %peer,
+                generation = version.generation,
+                "session closed: its module version was replaced and swap_drain_timeout passed"
+            );
+        }
     }
 }
 
@@ -83,6 +94,7 @@ async fn run(
             Err(message) => Outcome::GuestError(message),
         }),
         () = idle(&activity, options.idle_timeout) => Ok(Outcome::IdleTimeout(options.idle_timeout)),
+        () = version.drained() => Ok(Outcome::Drained),
     }
 }
 

@@ -5,7 +5,9 @@ use anyhow::{Result, anyhow, bail};
 use serverkit_c11n::{Config, OptionSpec, OptionType, Parsed, Section, Value, Vocabulary};
 use wasmtime::Engine;
 
-use super::{ConfiguredModule, Loaded, SHUTDOWN_TIMEOUT_KEY, on_startup_thread};
+use super::{
+    ConfiguredModule, Loaded, SHUTDOWN_TIMEOUT_KEY, SWAP_DRAIN_TIMEOUT_KEY, on_startup_thread,
+};
 use crate::contract::version;
 use crate::engine::{self, ComponentCache};
 use crate::guest_host::linker;
@@ -19,7 +21,7 @@ use crate::sessions::options::SessionOptions;
 /// Steps 1-3: load the modules and check the configuration.
 pub fn load(personality: &Personality) -> Result<Loaded> {
     let engine = engine::new()?;
-    let (config, modules) = on_startup_thread(&engine, load_modules(personality, &engine))?;
+    let (config, modules, text) = on_startup_thread(&engine, load_modules(personality, &engine))?;
     let syslog = syslog_settings(&config)?;
     Ok(Loaded {
         engine,
@@ -27,13 +29,14 @@ pub fn load(personality: &Personality) -> Result<Loaded> {
         modules,
         syslog,
         dir: personality.dir.clone(),
+        text,
     })
 }
 
 async fn load_modules(
     personality: &Personality,
     engine: &Engine,
-) -> Result<(Config, Vec<ConfiguredModule>)> {
+) -> Result<(Config, Vec<ConfiguredModule>, String)> {
     let c11n_file = shown(&personality.c11n_path());
     let text = personality.read_c11n()?;
     // Parsed with recovery: the section names say which built-ins to load, and syntax
@@ -82,7 +85,7 @@ async fn load_modules(
         configured.push(ConfiguredModule::new(module, section, options));
     }
     check_capacity(&config.file, &configured)?;
-    Ok((config, configured))
+    Ok((config, configured, text))
 }
 
 /// The remote syslog settings, when `bypass_libc_syslog` is on.
@@ -110,7 +113,7 @@ fn syslog_settings(config: &Config) -> Result<Option<(String, Format)>> {
 const SYSLOG_FORMAT_KEY: &str = "syslog_format";
 
 /// Core options, `database` sections, the host's core options and one section per module.
-fn vocabulary(modules: &[LoadedModule]) -> Vocabulary {
+pub(super) fn vocabulary<'a>(modules: impl IntoIterator<Item = &'a LoadedModule>) -> Vocabulary {
     let mut vocabulary = Vocabulary::core();
     vocabulary.options.push(
         OptionSpec::new(
@@ -119,6 +122,14 @@ fn vocabulary(modules: &[LoadedModule]) -> Vocabulary {
             "Seconds live sessions get to finish after SIGTERM or SIGINT",
         )
         .with_default(Value::Int(10)),
+    );
+    vocabulary.options.push(
+        OptionSpec::new(
+            SWAP_DRAIN_TIMEOUT_KEY,
+            OptionType::Integer,
+            "Seconds sessions on a module version replaced by a hot swap may still run; 0 for no bound",
+        )
+        .with_default(Value::Int(0)),
     );
     vocabulary.options.push(
         OptionSpec::new(
@@ -164,7 +175,7 @@ fn add_module(modules: &mut Vec<LoadedModule>, module: LoadedModule) -> Result<(
 }
 
 /// The module's section, or its defaults when the file has none.
-fn module_section(config: &Config, module: &LoadedModule) -> Result<Section> {
+pub(super) fn module_section(config: &Config, module: &LoadedModule) -> Result<Section> {
     if let Some(section) = config.section(module.name()) {
         return Ok(section.clone());
     }
@@ -200,7 +211,7 @@ fn module_section(config: &Config, module: &LoadedModule) -> Result<Section> {
 }
 
 /// Every live session and every operator holds an instance: the sum must fit the engine.
-fn check_capacity(file: &str, modules: &[ConfiguredModule]) -> Result<()> {
+pub(super) fn check_capacity(file: &str, modules: &[ConfiguredModule]) -> Result<()> {
     let sessions: usize = modules.iter().map(|m| m.options.max_sessions).sum();
     if sessions + modules.len() > engine::INSTANCE_CAPACITY as usize {
         bail!(

@@ -16,7 +16,9 @@
 
 mod load;
 mod prestart;
+mod reload;
 mod serve;
+mod swap_rules;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +45,10 @@ pub use load::load;
 /// Core option: seconds live sessions get to finish after SIGTERM or SIGINT.
 const SHUTDOWN_TIMEOUT_KEY: &str = "shutdown_timeout";
 
+/// Core option: seconds sessions on a module version replaced by a hot swap may still run;
+/// 0 (the default) for no bound.
+const SWAP_DRAIN_TIMEOUT_KEY: &str = "swap_drain_timeout";
+
 /// A personality whose modules are loaded and whose configuration is checked (steps 1-3).
 pub struct Loaded {
     /// Where logs go when `bypass_libc_syslog` is on: address and format.
@@ -56,6 +62,9 @@ pub struct Loaded {
     /// The personality directory: relative paths in c11n (directories, SQLite files)
     /// are resolved against it.
     pub dir: std::path::PathBuf,
+    /// The text of `c11n` as checked: what a module swap is checked against until SIGHUP
+    /// rereads the file.
+    pub text: String,
 }
 
 /// A loaded module and its checked configuration.
@@ -188,8 +197,16 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
     let shutdown_timeout =
         Duration::from_secs(globals.int(SHUTDOWN_TIMEOUT_KEY).unwrap_or(10).max(0) as u64);
     let modules = loaded.modules.into_iter().zip(listeners).collect();
+    let reloader = reload::Reloader {
+        engine: loaded.engine.clone(),
+        personality: personality.clone(),
+        slots: Vec::new(),
+        text: loaded.text,
+        config: loaded.config.clone(),
+    };
     serve::serve(
         &loaded.engine,
+        reloader,
         modules,
         pools,
         shutdown_timeout,

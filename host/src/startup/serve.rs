@@ -1,5 +1,6 @@
 //! Step 9: start every module's server, print the status report on SIGUSR1 or SIGALRM,
-//! and on SIGTERM or SIGINT drain and stop.
+//! hot-swap changed modules (file watcher) and configuration (SIGHUP), and on SIGTERM or
+//! SIGINT drain and stop.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use tokio::sync::watch;
 use wasmtime::Engine;
 
 use super::ConfiguredModule;
+use super::reload::{Reloader, Request};
 use crate::databases::{HostRuntime, PoolConfig};
 use crate::engine::EpochTicker;
 use crate::heaps::HeapRegistry;
@@ -21,8 +23,10 @@ use crate::report::{self, Reporter};
 use crate::sessions::server::ModuleServer;
 
 /// Serves until a stop signal, then gives live sessions `shutdown_timeout` to finish.
+/// `reloader` (whose slots are filled here) carries out hot swaps meanwhile.
 pub fn serve(
     engine: &Engine,
+    mut reloader: Reloader,
     modules: Vec<(ConfiguredModule, Vec<BoundListener>)>,
     pools: Vec<PoolConfig>,
     shutdown_timeout: Duration,
@@ -44,11 +48,7 @@ pub fn serve(
     for (configured, listeners) in modules {
         let name = configured.module.name().to_string();
         let _ = configured.context.databases.set(host.databases.clone());
-        let version = ModuleVersion {
-            generation: 1,
-            loaded: configured.module.clone(),
-            context: configured.context.clone(),
-        };
+        let version = ModuleVersion::new(1, configured.module.clone(), configured.context.clone());
         let slot = Arc::new(ModuleSlot::new(&name, version, configured.options, &heaps));
         servers.push(ModuleServer::start(
             engine,
@@ -68,6 +68,13 @@ pub fn serve(
         databases: Some(host.databases.clone()),
     });
     report::install(reporter.clone());
+    reloader.slots = servers.iter().map(|s| s.slot().clone()).collect();
+    let modules_dir = reloader.personality.modules_dir();
+    let reload = reloader.start()?;
+    let files_changed = reload.clone();
+    crate::modules::watch::spawn(modules_dir, move || {
+        files_changed.send(Request::Files).is_ok()
+    })?;
     tracing::info!("serving");
 
     let stop_signal = loop {
@@ -79,7 +86,10 @@ pub fn serve(
                 // One write, so log lines cannot interleave with the report.
                 let _ = std::io::stderr().lock().write_all(text.as_bytes());
             }
-            Event::Ignored(name) => tracing::warn!("ignoring {name}"),
+            Event::Reload(name) => {
+                tracing::info!("{name}: rechecking every module and the configuration");
+                let _ = reload.send(Request::All);
+            }
         }
     };
     tracing::info!(
@@ -103,13 +113,12 @@ pub fn serve(
 enum Event {
     Stop(&'static str),
     Report(&'static str),
-    Ignored(&'static str),
+    Reload(&'static str),
 }
 
 /// The signals the server acts on. USR1 prints the report, as ServerKit's did; ALRM too,
 /// because daemontools 0.76's `svc` cannot send USR1 but can send ALRM (`svc -a`). HUP
-/// would kill the process by default; until reload exists it is logged and ignored, so
-/// `svc -h` does not take the server down.
+/// (`svc -h`) rereads the configuration and rechecks every module file.
 struct Signals {
     term: Signal,
     int: Signal,
@@ -140,7 +149,7 @@ impl Signals {
             _ = self.int.recv() => Event::Stop("SIGINT"),
             _ = self.usr1.recv() => Event::Report("SIGUSR1"),
             _ = self.alrm.recv() => Event::Report("SIGALRM"),
-            _ = self.hup.recv() => Event::Ignored("SIGHUP (reload is not supported yet)"),
+            _ = self.hup.recv() => Event::Reload("SIGHUP"),
         }
     }
 }
