@@ -44,3 +44,4 @@ pub mod process;
 pub mod report;
 pub mod sessions;
 pub mod startup;
+pub mod tls;

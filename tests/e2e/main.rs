@@ -30,6 +30,7 @@
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 //! - `syslog`: the remote syslog bypass, with and without a collector.
+//! - `tls`: HTTPS and POP3S terminated by the host; bad certificates refused at startup.
 //! - `vtstats`: the report on a pseudo-terminal every interval.
 
 mod cli;
@@ -51,4 +52,5 @@ mod shttp_clients;
 mod shttp_corpus;
 mod shttp_nginx;
 mod syslog;
+mod tls;
 mod vtstats;

@@ -41,6 +41,24 @@ pub fn vocabulary() -> Vec<OptionSpec> {
         option("address", Address, text("0.0.0.0"), "Address to listen on"),
         option("port", Port, int(80), "TCP port to listen on"),
         option(
+            "tls_port",
+            Port,
+            None,
+            "TCP port for HTTPS (the host terminates TLS); needs certificate and private_key",
+        ),
+        option(
+            "certificate",
+            Certificate,
+            None,
+            "PEM certificate chain for HTTPS, read by the host as root",
+        ),
+        option(
+            "private_key",
+            PrivateKey,
+            None,
+            "PEM private key for HTTPS, read by the host as root; never seen by the module",
+        ),
+        option(
             "backlog",
             Integer,
             int(511),

@@ -15,3 +15,4 @@ pub mod state;
 pub mod stats;
 pub mod stdio;
 pub mod streams;
+pub mod transport;

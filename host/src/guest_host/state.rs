@@ -36,6 +36,9 @@ pub struct PrestartResults {
     pub listeners: Vec<BoundListener>,
     /// Errors of refused requests.
     pub failures: Vec<anyhow::Error>,
+    /// The module's `certificate` and `private-key` options and their files (resolved
+    /// against the personality directory), for `bind-tls-listener`.
+    pub tls_files: Vec<(String, std::path::PathBuf)>,
 }
 
 /// What an instance knows about its module.

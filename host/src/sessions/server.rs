@@ -68,7 +68,7 @@ impl ModuleServer {
                 slot.clone(),
                 sessions.clone(),
                 socket,
-                listener.id,
+                (listener.id, listener.tls),
                 shutdown.clone(),
             ));
         }
@@ -116,7 +116,7 @@ async fn accept_loop(
     slot: Arc<ModuleSlot>,
     sessions: Arc<Semaphore>,
     socket: tokio::net::TcpListener,
-    listener: u32,
+    (listener, tls): (u32, Option<Arc<rustls::ServerConfig>>),
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -152,7 +152,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        let (engine, slot) = (engine.clone(), slot.clone());
+        let (engine, slot, tls) = (engine.clone(), slot.clone(), tls.clone());
         tokio::spawn(async move {
             let options = slot.options.clone();
             session::serve(
@@ -162,7 +162,7 @@ async fn accept_loop(
                 &slot.stats,
                 stream,
                 peer,
-                listener,
+                (listener, tls),
             )
             .await;
             drop(record);
