@@ -30,7 +30,8 @@
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 //! - `syslog`: the remote syslog bypass, with and without a collector.
-//! - `tls`: HTTPS and POP3S terminated by the host; bad certificates refused at startup.
+//! - `tls`: HTTPS and POP3S terminated by the host, STLS (s_client, curl, poplib) and a
+//!   command injected before its handshake; bad certificates refused at startup.
 //! - `vtstats`: the report on a pseudo-terminal every interval.
 
 mod cli;

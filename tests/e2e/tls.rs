@@ -210,3 +210,119 @@ fn a_key_not_matching_the_certificate_is_refused_at_startup() {
     let pem = make_pem(false, true);
     refused(&pem, &pem.key(), "does not match");
 }
+
+/// pop on a plain port with a certificate prepared for STLS.
+fn stls_server(pem: &Pem) -> crate::pop_fixture::PopServer {
+    let options = format!(
+        "certificate = {}\nprivate_key = {}\n",
+        pem.cert().display(),
+        pem.key().display()
+    );
+    PopSetup::new(Backend::Sqlite).start(&options)
+}
+
+#[test]
+fn stls_upgrades_for_s_client_curl_and_poplib() {
+    let pem = make_pem(false, false);
+    let server = stls_server(&pem);
+    let port = server.setup.port.to_string();
+    let cacert = pem.cert().display().to_string();
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-verify_return_error",
+            "-starttls",
+            "pop3",
+        ])
+        .args(["-CAfile", &cacert, "-connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run openssl (see tools/test-packages.txt)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"USER alice\r\nPASS secret\r\nSTAT\r\nQUIT\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("+OK 3 112"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // curl refuses to go on unless STLS succeeds.
+    let url = format!("pop3://127.0.0.1:{port}/");
+    let listing = run_in(
+        Path::new("/"),
+        "curl",
+        &[
+            "-sS",
+            "--ssl-reqd",
+            "--cacert",
+            &cacert,
+            "-u",
+            "alice:secret",
+            &url,
+        ],
+    );
+    assert_eq!(listing.lines().count(), 3, "{listing}");
+    let script = r#"
+import poplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+p = poplib.POP3('127.0.0.1', int(sys.argv[1]), timeout=20)
+print('before', sorted(p.capa()))
+p.stls(context=ctx)
+print('after', sorted(p.capa()))
+p.user('alice'); p.pass_('secret')
+print('stat', p.stat())
+p.quit()
+"#;
+    let out = run_in(Path::new("/"), &python(), &["-c", script, &port, &cacert]);
+    assert!(out.contains("before") && out.contains("'STLS'"), "{out}");
+    let after = out.lines().find(|l| l.starts_with("after")).unwrap();
+    assert!(!after.contains("STLS"), "STLS offered under TLS: {out}");
+    assert!(out.contains("stat (3, 112)"), "{out}");
+}
+
+#[test]
+fn plaintext_injected_after_stls_is_never_run() {
+    let pem = make_pem(false, false);
+    let server = stls_server(&pem);
+    // USER rides in the same segment as STLS: were it run (under TLS, from a buffer),
+    // the PASS sent after the handshake would log in.
+    let script = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+raw = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=20)
+f = raw.makefile('rb', buffering=0)
+print('greeting', f.readline())
+raw.sendall(b'STLS\r\nUSER alice\r\n')
+print('stls', f.readline())
+s = ctx.wrap_socket(raw, server_hostname='localhost')
+s.sendall(b'PASS secret\r\n')
+print('pass', s.recv(200))
+s.sendall(b'USER alice\r\nPASS secret\r\n')
+print('login', s.recv(200), s.recv(200))
+"#;
+    let out = run_in(
+        Path::new("/"),
+        &python(),
+        &[
+            "-c",
+            script,
+            &server.setup.port.to_string(),
+            &pem.cert().display().to_string(),
+        ],
+    );
+    assert!(out.contains("stls b'+OK begin TLS"), "{out}");
+    assert!(out.contains("pass b'-ERR USER first"), "{out}");
+    let login = out
+        .lines()
+        .find(|l| l.starts_with("login"))
+        .unwrap_or_default();
+    assert!(login.contains("+OK send PASS"), "{out}");
+}

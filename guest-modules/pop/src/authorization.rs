@@ -47,6 +47,10 @@ impl Authorization {
     ) -> Result<Option<(String, String)>, String> {
         match command {
             Command::Capa => client.capa(false)?,
+            Command::Stls => {
+                self.user = None;
+                client.start_tls()?;
+            }
             Command::Noop => client.reply("+OK")?,
             Command::User(user) => {
                 self.user = Some(user);

@@ -24,6 +24,10 @@ pub struct Client {
     pub lines: Lines,
     out: OutputStream,
     pub peer: String,
+    /// Whether `STLS` is offered: a certificate was prepared and TLS is not on yet.
+    stls: bool,
+    /// Last: the streams above are its children and must be dropped first.
+    conn: Connection,
 }
 
 impl Client {
@@ -77,10 +81,30 @@ impl Client {
         let _ = self.out.blocking_flush();
     }
 
+    /// STLS: the host sends the `+OK` after discarding unread input, then TLS starts;
+    /// lines this side had buffered (sent before the handshake) are dropped too.
+    pub fn start_tls(&mut self) -> Result<(), String> {
+        if !self.stls {
+            return self.reply("-ERR STLS not available");
+        }
+        self.out
+            .blocking_flush()
+            .map_err(|e| format!("write to the client failed: {e:?}"))?;
+        self.conn
+            .start_tls(b"+OK begin TLS negotiation\r\n")
+            .map_err(|e| format!("STLS failed: {e}"))?;
+        self.lines.discard_buffered();
+        self.stls = false;
+        Ok(())
+    }
+
     pub fn capa(&mut self, authorized: bool) -> Result<(), String> {
         let mut text = String::from("+OK capability list follows\r\nTOP\r\nUIDL\r\n");
         if !authorized {
             text.push_str("USER\r\nSASL PLAIN\r\n");
+        }
+        if !authorized && self.stls {
+            text.push_str("STLS\r\n");
         }
         text.push_str(
             "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION serverkit-pop\r\n.\r\n",
@@ -96,6 +120,8 @@ pub fn serve(conn: Connection) -> Result<(), String> {
         lines: Lines::new(input),
         out,
         peer: conn.peer_address(),
+        stls: crate::text("certificate").is_some() && !conn.is_tls(),
+        conn,
     };
     client.reply("+OK serverkit POP3 ready")?;
     let result = match Authorization::default().run(&mut client) {

@@ -192,6 +192,29 @@ impl HostConnection for InstanceState {
         Ok(transfer.run(&head, fd, size, kind, offset, length).await)
     }
 
+    async fn is_tls(&mut self, conn: Resource<ClientConnection>) -> wasmtime::Result<bool> {
+        Ok(self.table.get(&conn)?.socket.is_tls())
+    }
+
+    async fn start_tls(
+        &mut self,
+        conn: Resource<ClientConnection>,
+        reply: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let Some(config) = self.module.tls.get().cloned() else {
+            return Ok(Err(
+                "no certificate was prepared in prestart (prepare-tls)".into()
+            ));
+        };
+        let c = self.table.get(&conn)?;
+        let transfer = super::send_file::Transfer {
+            socket: c.socket.clone(),
+            activity: c.activity.clone(),
+            outgoing: c.outgoing.clone(),
+        };
+        Ok(super::start_tls::start(&transfer, &reply, config).await)
+    }
+
     async fn drop(&mut self, conn: Resource<ClientConnection>) -> wasmtime::Result<()> {
         self.table.delete(conn)?;
         Ok(())

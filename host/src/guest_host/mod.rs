@@ -11,6 +11,7 @@ pub mod log;
 pub mod maildrop;
 pub mod prestart;
 pub mod send_file;
+pub mod start_tls;
 pub mod state;
 pub mod stats;
 pub mod stdio;

@@ -36,6 +36,19 @@ impl Host for InstanceState {
         };
         Ok(self.bind(&address, port, backlog, Some(config)))
     }
+
+    async fn prepare_tls(
+        &mut self,
+        certificate_option: String,
+        key_option: String,
+    ) -> wasmtime::Result<Result<(), BindError>> {
+        Ok(self
+            .tls_config(&certificate_option, &key_option)
+            .map(|config| {
+                // A second call keeps the first configuration.
+                let _ = self.module.tls.set(config);
+            }))
+    }
 }
 
 impl InstanceState {

@@ -70,7 +70,7 @@ impl Transfer {
     }
 
     /// Waits until the output stream's pending bytes are on the socket.
-    async fn drain_stream(&self) -> io::Result<()> {
+    pub(super) async fn drain_stream(&self) -> io::Result<()> {
         loop {
             {
                 let mut out = lock(&self.outgoing);
@@ -121,7 +121,7 @@ impl Transfer {
         Ok(length)
     }
 
-    async fn send_head(&self, mut head: &[u8], more: bool) -> io::Result<()> {
+    pub(super) async fn send_head(&self, mut head: &[u8], more: bool) -> io::Result<()> {
         let flags = if more { libc::MSG_MORE } else { 0 } | libc::MSG_NOSIGNAL;
         let tcp = self.socket.socket.as_ref();
         let socket = socket2::SockRef::from(tcp);

@@ -59,6 +59,8 @@ pub struct ModuleContext {
     /// The personality's database pools, once open (after the privilege drop); only
     /// those named in `grants.databases` are reachable.
     pub databases: OnceLock<Arc<Databases>>,
+    /// The TLS configuration `prestart.prepare-tls` loaded, for `connection.start-tls`.
+    pub tls: OnceLock<Arc<rustls::ServerConfig>>,
 }
 
 impl ModuleContext {
@@ -72,6 +74,7 @@ impl ModuleContext {
             heaps: GuestHeaps::default(),
             directories: OnceLock::new(),
             databases: OnceLock::new(),
+            tls: OnceLock::new(),
         })
     }
 

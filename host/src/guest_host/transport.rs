@@ -3,7 +3,7 @@
 //! `try_read`/`try_write`; the guest's streams see plaintext only).
 
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::BytesMut;
 use rustls::{ServerConfig, ServerConnection};
@@ -13,7 +13,8 @@ use tokio::net::TcpStream;
 pub struct Transport {
     /// The accepted socket.
     pub socket: Arc<TcpStream>,
-    tls: Option<Mutex<ServerConnection>>,
+    /// Set once, when TLS starts: at accept (a TLS listener) or by `start-tls`.
+    tls: OnceLock<Mutex<ServerConnection>>,
 }
 
 /// `io::Read`/`io::Write` over the non-blocking tokio socket, for rustls' `read_tls` and
@@ -40,22 +41,42 @@ impl Transport {
     pub fn plain(socket: TcpStream) -> Self {
         Transport {
             socket: Arc::new(socket),
-            tls: None,
+            tls: OnceLock::new(),
         }
     }
 
     /// A TLS transport over `socket`; the handshake happens as the guest reads and writes.
     pub fn tls(socket: TcpStream, config: Arc<ServerConfig>) -> io::Result<Self> {
-        let conn = ServerConnection::new(config).map_err(io::Error::other)?;
-        Ok(Transport {
-            socket: Arc::new(socket),
-            tls: Some(Mutex::new(conn)),
-        })
+        let transport = Transport::plain(socket);
+        transport.start_tls(config)?;
+        Ok(transport)
     }
 
     /// Whether TLS is on.
     pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
+        self.tls.get().is_some()
+    }
+
+    /// Reads and throws away what the peer sent that is still in the socket (STARTTLS:
+    /// nothing sent before the handshake may be taken as sent under TLS).
+    pub fn discard_input(&self) -> io::Result<()> {
+        let mut sink = [0u8; 4096];
+        loop {
+            match self.socket.try_read(&mut sink) {
+                Ok(0) => return Ok(()),
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Turns TLS on in place; errors if TLS is on already.
+    pub fn start_tls(&self, config: Arc<ServerConfig>) -> io::Result<()> {
+        let conn = ServerConnection::new(config).map_err(io::Error::other)?;
+        self.tls
+            .set(Mutex::new(conn))
+            .map_err(|_| io::Error::other("TLS is already active"))
     }
 
     fn lock(tls: &Mutex<ServerConnection>) -> MutexGuard<'_, ServerConnection> {
@@ -66,7 +87,7 @@ impl Transport {
     /// Appends plaintext to `buf` (up to its spare capacity): `Ok(0)` at the end,
     /// `WouldBlock` when none is there yet.
     pub fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        if self.tls.is_none() {
+        if self.tls.get().is_none() {
             return self.socket.try_read_buf(buf);
         }
         let start = buf.len();
@@ -78,7 +99,7 @@ impl Transport {
 
     /// Reads plaintext into `buf`: `Ok(0)` at the end, `WouldBlock` when none is there yet.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(tls) = &self.tls else {
+        let Some(tls) = self.tls.get() else {
             return self.socket.try_read(buf);
         };
         let mut conn = Self::lock(tls);
@@ -103,7 +124,7 @@ impl Transport {
 
     /// Takes plaintext from `buf`: `WouldBlock` while earlier ciphertext is still queued.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        let Some(tls) = &self.tls else {
+        let Some(tls) = self.tls.get() else {
             return self.socket.try_write(buf);
         };
         let mut conn = Self::lock(tls);
@@ -121,7 +142,7 @@ impl Transport {
 
     /// Writes queued ciphertext; `Ok(true)` once none is left (always, without TLS).
     pub fn flush(&self) -> io::Result<bool> {
-        match &self.tls {
+        match self.tls.get() {
             Some(tls) => flush(&mut Self::lock(tls), &self.socket),
             None => Ok(true),
         }
@@ -129,7 +150,7 @@ impl Transport {
 
     /// Queues TLS' close_notify and writes what the socket takes now (nothing without TLS).
     pub fn close_notify(&self) {
-        if let Some(tls) = &self.tls {
+        if let Some(tls) = self.tls.get() {
             let mut conn = Self::lock(tls);
             conn.send_close_notify();
             // The peer may be gone; the shutdown that follows ends the connection anyway.
@@ -139,7 +160,7 @@ impl Transport {
 
     /// Whether plaintext (or the end of the stream) is ready without reading the socket.
     pub fn buffered(&self) -> bool {
-        let Some(tls) = &self.tls else {
+        let Some(tls) = self.tls.get() else {
             return false;
         };
         match Self::lock(tls).process_new_packets() {
