@@ -326,3 +326,34 @@ print('login', s.recv(200), s.recv(200))
         .unwrap_or_default();
     assert!(login.contains("+OK send PASS"), "{out}");
 }
+
+#[test]
+fn the_report_counts_handshakes_ok_and_failed() {
+    let pem = make_pem(false, false);
+    let tls_port = free_port();
+    let pop = PopSetup::new(Backend::Sqlite).start(&pem.options(tls_port));
+    let script = r#"
+import poplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+p = poplib.POP3_SSL('127.0.0.1', int(sys.argv[1]), context=ctx, timeout=20)
+p.quit()
+"#;
+    let cacert = pem.cert().display().to_string();
+    run_in(
+        Path::new("/"),
+        &python(),
+        &["-c", script, &tls_port.to_string(), &cacert],
+    );
+    // Plaintext on the TLS port: a handshake that fails.
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+    raw.write_all(b"USER alice\r\n\r\n\r\n\r\n\r\n").unwrap();
+    let expected = "TLS handshakes ok 1 (TLSv1.3 1, TLSv1.2 0) failed 1";
+    for _ in 0..50 {
+        pop.server.signal(nix::sys::signal::Signal::SIGUSR1);
+        std::thread::sleep(Duration::from_millis(200));
+        if pop.server.log().contains(expected) {
+            return;
+        }
+    }
+    panic!("no `{expected}` in the report:\n{}", pop.server.log());
+}

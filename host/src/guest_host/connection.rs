@@ -99,6 +99,13 @@ impl ClientConnection {
     }
 }
 
+impl ClientConnection {
+    /// Its transport, for the session to count TLS handshakes once it ends.
+    pub fn transport(&self) -> Arc<Transport> {
+        self.socket.clone()
+    }
+}
+
 impl Host for InstanceState {}
 
 impl HostConnection for InstanceState {

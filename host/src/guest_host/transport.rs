@@ -148,6 +148,18 @@ impl Transport {
         }
     }
 
+    /// How TLS went: `None` without TLS; `Some(None)` if the handshake has not completed;
+    /// `Some(Some(tls13))` once it has.
+    pub fn handshake(&self) -> Option<Option<bool>> {
+        let conn = Self::lock(self.tls.get()?);
+        if conn.is_handshaking() {
+            return Some(None);
+        }
+        Some(Some(
+            conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3),
+        ))
+    }
+
     /// Queues TLS' close_notify and writes what the socket takes now (nothing without TLS).
     pub fn close_notify(&self) {
         if let Some(tls) = self.tls.get() {

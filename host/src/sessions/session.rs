@@ -88,14 +88,17 @@ async fn run(
     state.cpu_tick_budget = instance::ticks(options.session_cpu);
     let (mut store, module) = instance::create(engine, version.pre(), state).await?;
     let conn = ClientConnection::new(socket, peer, listener, activity.clone(), tls)?;
+    let transport = conn.transport();
     let conn = store.data_mut().table.push(conn)?;
-    tokio::select! {
-        result = module.call_session(&mut store, conn) => Ok(match result? {
+    let outcome = tokio::select! {
+        result = module.call_session(&mut store, conn) => result.map(|r| match r {
             Ok(()) => Outcome::Ok,
             Err(message) => Outcome::GuestError(message),
         }),
         () = idle(&activity, options.idle_timeout) => Ok(Outcome::IdleTimeout(options.idle_timeout)),
-    }
+    };
+    stats.count_tls(transport.handshake());
+    Ok(outcome?)
 }
 
 /// Resolves once the connection has moved no byte for `limit`.
