@@ -17,7 +17,7 @@ pub struct BoundListener {
     /// The socket, non-blocking, ready for tokio.
     pub socket: TcpListener,
     /// With TLS: the configuration (certificate and key) the host terminates it with.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub tls: Option<Arc<crate::tls::TlsSource>>,
 }
 
 /// Binds `ip:port` with `backlog`, non-blocking, with `SO_REUSEADDR` so a restarted server

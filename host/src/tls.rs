@@ -3,10 +3,11 @@
 //! root only), checked, and turned into a rustls server configuration. The key bytes stay in
 //! the host; a module only ever sees the plaintext of its connections.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 
 use anyhow::{Context, Result, bail};
+use arc_swap::ArcSwap;
 use rustls::ServerConfig;
 use rustls::crypto::ring::{default_provider, sign::any_supported_type};
 use rustls::pki_types::pem::PemObject;
@@ -44,6 +45,68 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
         .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
+}
+
+/// A certificate and key read at prestart, which a reload may replace: new handshakes
+/// use the current configuration, established sessions keep theirs.
+pub struct TlsSource {
+    cert: PathBuf,
+    key: PathBuf,
+    current: ArcSwap<ServerConfig>,
+}
+
+impl std::fmt::Debug for TlsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key material: the paths only.
+        f.debug_struct("TlsSource")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every live source, for [`reload_all`].
+static SOURCES: Mutex<Vec<Weak<TlsSource>>> = Mutex::new(Vec::new());
+
+impl TlsSource {
+    /// Reads and checks `cert` and `key` (see [`server_config`]) and registers the source
+    /// for [`reload_all`].
+    pub fn load(cert: &Path, key: &Path) -> Result<Arc<Self>> {
+        let source = Arc::new(TlsSource {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            current: ArcSwap::new(server_config(cert, key)?),
+        });
+        let mut sources = SOURCES.lock().unwrap_or_else(|p| p.into_inner());
+        sources.retain(|s| s.strong_count() > 0);
+        sources.push(Arc::downgrade(&source));
+        Ok(source)
+    }
+
+    /// The configuration a new handshake uses.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        self.current.load_full()
+    }
+
+    /// Reads the files again; on any error the current configuration stays.
+    pub fn reload(&self) -> Result<()> {
+        self.current.store(server_config(&self.cert, &self.key)?);
+        Ok(())
+    }
+}
+
+/// Reloads every certificate and key in use (for SIGHUP): each source whose files read
+/// and check correctly switches for new handshakes; the others keep their configuration
+/// and their errors are returned. Runs with the process's credentials of the moment: after
+/// the root drop, a key readable by root only cannot be read again.
+pub fn reload_all() -> Vec<anyhow::Error> {
+    let sources: Vec<_> = SOURCES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    sources.iter().filter_map(|s| s.reload().err()).collect()
 }
 
 fn read_pem(path: &Path) -> Result<Vec<u8>> {
@@ -100,4 +163,50 @@ fn check_validity(path: &Path, leaf: &CertificateDer<'_>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes a fresh self-signed certificate and its key (or another key) into `dir`.
+    fn write_pair(dir: &Path, matching: bool) -> (PathBuf, PathBuf) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let key = if matching {
+            key
+        } else {
+            rcgen::KeyPair::generate().unwrap()
+        };
+        let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+
+    #[test]
+    fn a_reload_switches_only_when_the_new_files_are_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = write_pair(dir.path(), true);
+        let source = TlsSource::load(&cert, &key).unwrap();
+        let first = source.config();
+        write_pair(dir.path(), true);
+        assert!(reload_all().is_empty());
+        let second = source.config();
+        assert!(
+            !Arc::ptr_eq(&first, &second),
+            "new handshakes use the new pair"
+        );
+        write_pair(dir.path(), false);
+        let errors = source.reload().unwrap_err();
+        assert!(
+            format!("{errors:#}").contains("does not match"),
+            "{errors:#}"
+        );
+        assert!(
+            Arc::ptr_eq(&second, &source.config()),
+            "a bad pair is not taken"
+        );
+    }
 }

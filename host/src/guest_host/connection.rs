@@ -208,7 +208,7 @@ impl HostConnection for InstanceState {
         conn: Resource<ClientConnection>,
         reply: Vec<u8>,
     ) -> wasmtime::Result<Result<(), String>> {
-        let Some(config) = self.module.tls.get().cloned() else {
+        let Some(config) = self.module.tls.get().map(|source| source.config()) else {
             return Ok(Err(
                 "no certificate was prepared in prestart (prepare-tls)".into()
             ));

@@ -5,12 +5,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rustls::ServerConfig;
-
 use crate::contract::bindings::prestart::{BindError, Host, ListenerId};
 use crate::guest_host::state::{InstanceState, Phase};
 use crate::listeners::{self, BoundListener};
-use crate::tls;
+use crate::tls::TlsSource;
 
 impl Host for InstanceState {
     async fn bind_listener(
@@ -53,7 +51,7 @@ impl Host for InstanceState {
 
 impl InstanceState {
     /// Reads and checks the certificate and key named by the two options (as root).
-    fn tls_config(&mut self, cert: &str, key: &str) -> Result<Arc<ServerConfig>, BindError> {
+    fn tls_config(&mut self, cert: &str, key: &str) -> Result<Arc<TlsSource>, BindError> {
         let Phase::Prestart(results) = &mut self.phase else {
             return Err(BindError::NotInPrestart);
         };
@@ -70,7 +68,7 @@ impl InstanceState {
                 })
         };
         let (cert, key) = (file(cert)?, file(key)?);
-        tls::server_config(&cert, &key).map_err(|e| {
+        TlsSource::load(&cert, &key).map_err(|e| {
             let message = format!("{e:#}");
             results.failures.push(e);
             BindError::TlsError(message)
@@ -82,7 +80,7 @@ impl InstanceState {
         address: &str,
         port: u16,
         backlog: u32,
-        tls: Option<Arc<ServerConfig>>,
+        tls: Option<Arc<TlsSource>>,
     ) -> Result<ListenerId, BindError> {
         let Phase::Prestart(results) = &mut self.phase else {
             return Err(BindError::NotInPrestart);

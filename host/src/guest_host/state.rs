@@ -60,7 +60,7 @@ pub struct ModuleContext {
     /// those named in `grants.databases` are reachable.
     pub databases: OnceLock<Arc<Databases>>,
     /// The TLS configuration `prestart.prepare-tls` loaded, for `connection.start-tls`.
-    pub tls: OnceLock<Arc<rustls::ServerConfig>>,
+    pub tls: OnceLock<Arc<crate::tls::TlsSource>>,
 }
 
 impl ModuleContext {

@@ -116,7 +116,7 @@ async fn accept_loop(
     slot: Arc<ModuleSlot>,
     sessions: Arc<Semaphore>,
     socket: tokio::net::TcpListener,
-    (listener, tls): (u32, Option<Arc<rustls::ServerConfig>>),
+    (listener, tls): (u32, Option<Arc<crate::tls::TlsSource>>),
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -152,7 +152,9 @@ async fn accept_loop(
                 continue;
             }
         };
-        let (engine, slot, tls) = (engine.clone(), slot.clone(), tls.clone());
+        // The configuration of the moment: a reload changes it for new handshakes only.
+        let tls = tls.as_ref().map(|source| source.config());
+        let (engine, slot) = (engine.clone(), slot.clone());
         tokio::spawn(async move {
             let options = slot.options.clone();
             session::serve(
