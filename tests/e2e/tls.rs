@@ -357,3 +357,37 @@ p.quit()
     }
     panic!("no `{expected}` in the report:\n{}", pop.server.log());
 }
+
+#[test]
+fn plaintext_login_never_refuses_user_until_stls() {
+    let pem = make_pem(false, false);
+    let options = format!(
+        "certificate = {}\nprivate_key = {}\nplaintext_login = never\n",
+        pem.cert().display(),
+        pem.key().display()
+    );
+    let server = PopSetup::new(Backend::Sqlite).start(&options);
+    let mut plain = server.client();
+    let refused = plain.cmd("USER alice");
+    assert!(refused.starts_with("-ERR [AUTH]"), "{refused}");
+    let script = r#"
+import poplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+p = poplib.POP3('127.0.0.1', int(sys.argv[1]), timeout=20)
+p.stls(context=ctx)
+p.user('alice'); p.pass_('secret')
+print('stat', p.stat())
+p.quit()
+"#;
+    let out = run_in(
+        Path::new("/"),
+        &python(),
+        &[
+            "-c",
+            script,
+            &server.setup.port.to_string(),
+            &pem.cert().display().to_string(),
+        ],
+    );
+    assert!(out.contains("stat (3, 112)"), "{out}");
+}

@@ -81,6 +81,13 @@ impl Client {
         let _ = self.out.blocking_flush();
     }
 
+    /// Whether a login must wait for TLS (`plaintext_login`): `never` refuses it on every
+    /// plain connection, `local-only` on those from another host.
+    pub fn login_needs_tls(&self) -> bool {
+        let policy = crate::text("plaintext_login").unwrap_or_default();
+        needs_tls(&policy, &self.peer) && !self.conn.is_tls()
+    }
+
     /// STLS: the host sends the `+OK` after discarding unread input, then TLS starts;
     /// lines this side had buffered (sent before the handshake) are dropped too.
     pub fn start_tls(&mut self) -> Result<(), String> {
@@ -113,6 +120,18 @@ impl Client {
     }
 }
 
+/// Whether `policy` (a `plaintext_login` value) refuses a plaintext login from `peer`.
+fn needs_tls(policy: &str, peer: &str) -> bool {
+    let loopback = peer
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback());
+    match policy {
+        "never" => true,
+        "local-only" => !loopback,
+        _ => false,
+    }
+}
+
 /// Serves `conn` from greeting to QUIT or disconnection.
 pub fn serve(conn: Connection) -> Result<(), String> {
     let (input, out) = conn.streams().ok_or("connection streams already taken")?;
@@ -131,4 +150,19 @@ pub fn serve(conn: Connection) -> Result<(), String> {
     };
     client.finish();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_tls;
+
+    #[test]
+    fn plaintext_login_policies() {
+        assert!(!needs_tls("allowed", "192.0.2.1:5000"));
+        assert!(!needs_tls("local-only", "127.0.0.1:5000"));
+        assert!(!needs_tls("local-only", "[::1]:5000"));
+        assert!(needs_tls("local-only", "192.0.2.1:5000"));
+        assert!(needs_tls("local-only", "[2001:db8::1]:5000"));
+        assert!(needs_tls("never", "127.0.0.1:5000"));
+    }
 }

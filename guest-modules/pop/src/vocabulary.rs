@@ -99,6 +99,13 @@ pub fn descriptor() -> Descriptor {
                 "Directory every maildrop lies beneath; opened by the host at prestart",
             ),
             option(
+                "plaintext_login",
+                OptionType::Text,
+                Some(Text("allowed".into())),
+                false,
+                "USER/PASS and AUTH without TLS: allowed, local-only (refused from non-loopback clients until STLS), or never",
+            ),
+            option(
                 "auth_failure_delay_ms",
                 OptionType::Integer,
                 Some(Integer(2000)),
