@@ -391,3 +391,34 @@ p.quit()
     );
     assert!(out.contains("stat (3, 112)"), "{out}");
 }
+
+#[test]
+fn https_redirect_sends_plain_requests_to_the_tls_port() {
+    let pem = make_pem(false, false);
+    let tls_port = free_port();
+    let site = start(&format!("{}https_redirect = on\n", pem.options(tls_port)));
+    let cacert = pem.cert().display().to_string();
+    let url = format!("{}/sub/hello.txt?x=1", site.base);
+    let head = run_in(
+        site.www.as_path(),
+        "curl",
+        &[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            &url,
+        ],
+    );
+    assert_eq!(
+        head,
+        format!("301 https://127.0.0.1:{tls_port}/sub/hello.txt?x=1")
+    );
+    let body = run_in(
+        site.www.as_path(),
+        "curl",
+        &["-sS", "--fail", "-L", "--cacert", &cacert, &url],
+    );
+    assert_eq!(body, "hello from sub\n");
+}
