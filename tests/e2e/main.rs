@@ -30,8 +30,10 @@
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 //! - `syslog`: the remote syslog bypass, with and without a collector.
-//! - `tls`: HTTPS and POP3S terminated by the host, STLS (s_client, curl, poplib) and a
-//!   command injected before its handshake; bad certificates refused at startup.
+//! - `tls`: HTTPS terminated by the host, the redirect to it; bad certificates refused at
+//!   startup; certificates made for the tests.
+//! - `tls_pop`: POP3S and STLS (s_client, curl, poplib), a command injected before the
+//!   STLS handshake, `plaintext_login`, handshake counters in the report.
 //! - `vtstats`: the report on a pseudo-terminal every interval.
 
 mod cli;
@@ -54,4 +56,5 @@ mod shttp_corpus;
 mod shttp_nginx;
 mod syslog;
 mod tls;
+mod tls_pop;
 mod vtstats;
