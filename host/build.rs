@@ -59,6 +59,16 @@ fn main() {
         );
         std::fs::copy(&wasm, shipped_dir.join(format!("{name}.wasm")))
             .expect("copy a shipped module");
+        // The content hash makes this file's text change whenever the module does, so an
+        // incremental build cannot keep embedding an older module.
+        let bytes = std::fs::read(&wasm).expect("read a built module");
+        let hash = content_hash(&bytes);
+        writeln!(
+            generated,
+            "    // {name}: {} bytes, content hash {hash:016x}",
+            bytes.len()
+        )
+        .unwrap();
         writeln!(
             generated,
             "    ({name:?}, include_bytes!({:?})),",
@@ -68,6 +78,13 @@ fn main() {
     }
     generated.push_str("];\n");
     std::fs::write(out.join("builtin_modules.rs"), generated).expect("write builtin_modules.rs");
+}
+
+fn content_hash(bytes: &[u8]) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    let mut hasher = DefaultHasher::new();
+    hasher.write(bytes);
+    hasher.finish()
 }
 
 /// The cargo target directory of the outer build.

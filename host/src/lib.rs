@@ -16,6 +16,7 @@
 //!   heap, database, maildrop, stdio).
 //! - [`heaps`]: ServerKit's fixed-size allocators, for the host's records and the report.
 //! - [`listeners`]: listening sockets bound for modules.
+//! - [`tls`]: certificates and private keys read at prestart; rustls server configurations.
 //! - [`directories`]: directories and files granted to modules, resolved beneath.
 //! - [`databases`]: the database pools and the host runtime their connections live on.
 //! - [`maildrops`]: directories opened for modules, and Maildirs beneath them.
@@ -44,3 +45,4 @@ pub mod process;
 pub mod report;
 pub mod sessions;
 pub mod startup;
+pub mod tls;

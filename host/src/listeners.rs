@@ -2,6 +2,7 @@
 //! held for the life of the process, and never given to a guest.
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -15,6 +16,8 @@ pub struct BoundListener {
     pub local_addr: SocketAddr,
     /// The socket, non-blocking, ready for tokio.
     pub socket: TcpListener,
+    /// With TLS: the configuration (certificate and key) the host terminates it with.
+    pub tls: Option<Arc<crate::tls::TlsSource>>,
 }
 
 /// Binds `ip:port` with `backlog`, non-blocking, with `SO_REUSEADDR` so a restarted server
@@ -49,6 +52,7 @@ pub fn bind(ip: IpAddr, port: u16, backlog: u32) -> Result<BoundListener> {
         id: 0,
         local_addr,
         socket,
+        tls: None,
     })
 }
 

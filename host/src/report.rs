@@ -212,6 +212,18 @@ fn module_lines(out: &mut String, module: &ModuleReport<'_>) {
             "Draining generation {generation}: {sessions} live (sessions, and its operator if still running)"
         );
     }
+    let (tls_ok, tls_failed) = (
+        s.tls_ok.load(Ordering::Relaxed),
+        s.tls_failed.load(Ordering::Relaxed),
+    );
+    if tls_ok + tls_failed > 0 {
+        let tls13 = s.tls13.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "TLS handshakes ok {tls_ok} (TLSv1.3 {tls13}, TLSv1.2 {}) failed {tls_failed}",
+            tls_ok - tls13
+        );
+    }
     for line in &module.lines {
         let _ = writeln!(out, "{line}");
     }

@@ -34,6 +34,10 @@
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 //! - `syslog`: the remote syslog bypass, with and without a collector.
+//! - `tls`: HTTPS terminated by the host, the redirect to it; bad certificates refused at
+//!   startup; certificates made for the tests.
+//! - `tls_pop`: POP3S and STLS (s_client, curl, poplib), a command injected before the
+//!   STLS handshake, `plaintext_login`, handshake counters in the report.
 //! - `vtstats`: the report on a pseudo-terminal every interval.
 
 mod cli;
@@ -57,4 +61,6 @@ mod shttp_clients;
 mod shttp_corpus;
 mod shttp_nginx;
 mod syslog;
+mod tls;
+mod tls_pop;
 mod vtstats;

@@ -47,6 +47,15 @@ impl Authorization {
     ) -> Result<Option<(String, String)>, String> {
         match command {
             Command::Capa => client.capa(false)?,
+            Command::User(_) | Command::Pass(_) | Command::Auth(Some(_), _)
+                if client.login_needs_tls() =>
+            {
+                client.reply("-ERR [AUTH] plaintext login refused here: use STLS first")?
+            }
+            Command::Stls => {
+                self.user = None;
+                client.start_tls()?;
+            }
             Command::Noop => client.reply("+OK")?,
             Command::User(user) => {
                 self.user = Some(user);

@@ -5,6 +5,7 @@
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Capa,
+    Stls,
     User(String),
     Pass(String),
     Auth(Option<String>, Option<String>),
@@ -39,6 +40,7 @@ pub fn parse(line: &str) -> Result<Command, Refusal> {
     };
     Ok(match keyword.as_str() {
         "CAPA" => arity(0).map(|_| Command::Capa)?,
+        "STLS" => arity(0).map(|_| Command::Stls)?,
         "USER" => {
             // The user name is everything after the space: some contain spaces.
             let user = rest.filter(|r| !r.is_empty()).ok_or("USER needs a name")?;

@@ -53,6 +53,22 @@ impl Guest for Pop {
             u32::try_from(backlog).map_err(|_| format!("backlog {backlog} is out of range"))?;
         prestart::bind_listener(&address, port, backlog)
             .map_err(|e| format!("cannot listen on {address}:{port}: {e:?}"))?;
+        let policy = text("plaintext_login").unwrap_or_default();
+        if !["allowed", "local-only", "never"].contains(&policy.as_str()) {
+            return Err(format!(
+                "plaintext_login is `{policy}`: expected allowed, local-only or never"
+            ));
+        }
+        if text("certificate").is_some() {
+            prestart::prepare_tls("certificate", "private_key")
+                .map_err(|e| format!("cannot use the certificate for STLS: {e:?}"))?;
+        }
+        if let Some(tls_port) = integer("tls_port") {
+            let tls_port = u16::try_from(tls_port)
+                .map_err(|_| format!("tls_port {tls_port} is out of range"))?;
+            prestart::bind_tls_listener(&address, tls_port, backlog, "certificate", "private_key")
+                .map_err(|e| format!("cannot listen with TLS on {address}:{tls_port}: {e:?}"))?;
+        }
         Ok(())
     }
 

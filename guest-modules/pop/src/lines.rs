@@ -52,6 +52,12 @@ impl Lines {
         Line::Text(String::from_utf8_lossy(text).into_owned())
     }
 
+    /// Drops what was read but not yet taken as lines (STLS: sent before the handshake).
+    pub fn discard_buffered(&mut self) {
+        let buffered = self.reader.buffer().len();
+        self.reader.consume(buffered);
+    }
+
     fn discard_rest(&mut self) -> Line {
         let mut sink = Vec::new();
         loop {

@@ -24,6 +24,10 @@ pub struct Client {
     pub lines: Lines,
     out: OutputStream,
     pub peer: String,
+    /// Whether `STLS` is offered: a certificate was prepared and TLS is not on yet.
+    stls: bool,
+    /// Last: the streams above are its children and must be dropped first.
+    conn: Connection,
 }
 
 impl Client {
@@ -77,15 +81,54 @@ impl Client {
         let _ = self.out.blocking_flush();
     }
 
+    /// Whether a login must wait for TLS (`plaintext_login`): `never` refuses it on every
+    /// plain connection, `local-only` on those from another host.
+    pub fn login_needs_tls(&self) -> bool {
+        let policy = crate::text("plaintext_login").unwrap_or_default();
+        needs_tls(&policy, &self.peer) && !self.conn.is_tls()
+    }
+
+    /// STLS: the host sends the `+OK` after discarding unread input, then TLS starts;
+    /// lines this side had buffered (sent before the handshake) are dropped too.
+    pub fn start_tls(&mut self) -> Result<(), String> {
+        if !self.stls {
+            return self.reply("-ERR STLS not available");
+        }
+        self.out
+            .blocking_flush()
+            .map_err(|e| format!("write to the client failed: {e:?}"))?;
+        self.conn
+            .start_tls(b"+OK begin TLS negotiation\r\n")
+            .map_err(|e| format!("STLS failed: {e}"))?;
+        self.lines.discard_buffered();
+        self.stls = false;
+        Ok(())
+    }
+
     pub fn capa(&mut self, authorized: bool) -> Result<(), String> {
         let mut text = String::from("+OK capability list follows\r\nTOP\r\nUIDL\r\n");
         if !authorized {
             text.push_str("USER\r\nSASL PLAIN\r\n");
         }
+        if !authorized && self.stls {
+            text.push_str("STLS\r\n");
+        }
         text.push_str(
             "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION serverkit-pop\r\n.\r\n",
         );
         self.send(text.as_bytes())
+    }
+}
+
+/// Whether `policy` (a `plaintext_login` value) refuses a plaintext login from `peer`.
+fn needs_tls(policy: &str, peer: &str) -> bool {
+    let loopback = peer
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback());
+    match policy {
+        "never" => true,
+        "local-only" => !loopback,
+        _ => false,
     }
 }
 
@@ -96,6 +139,8 @@ pub fn serve(conn: Connection) -> Result<(), String> {
         lines: Lines::new(input),
         out,
         peer: conn.peer_address(),
+        stls: crate::text("certificate").is_some() && !conn.is_tls(),
+        conn,
     };
     client.reply("+OK serverkit POP3 ready")?;
     let result = match Authorization::default().run(&mut client) {
@@ -105,4 +150,19 @@ pub fn serve(conn: Connection) -> Result<(), String> {
     };
     client.finish();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_tls;
+
+    #[test]
+    fn plaintext_login_policies() {
+        assert!(!needs_tls("allowed", "192.0.2.1:5000"));
+        assert!(!needs_tls("local-only", "127.0.0.1:5000"));
+        assert!(!needs_tls("local-only", "[::1]:5000"));
+        assert!(needs_tls("local-only", "192.0.2.1:5000"));
+        assert!(needs_tls("local-only", "[2001:db8::1]:5000"));
+        assert!(needs_tls("never", "127.0.0.1:5000"));
+    }
 }

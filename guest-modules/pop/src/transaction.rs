@@ -113,6 +113,7 @@ impl Transaction {
                 self.entries.iter_mut().for_each(|e| e.deleted = false);
                 Ok(format!("+OK {} messages", self.count()))
             }
+            Command::Stls => Err("STLS only before logging in".into()),
             Command::User(_) | Command::Pass(_) | Command::Auth(..) => {
                 Err("already logged in".into())
             }

@@ -57,6 +57,27 @@ pub fn descriptor() -> Descriptor {
                 "TCP port to listen on",
             ),
             option(
+                "tls_port",
+                OptionType::Port,
+                None,
+                false,
+                "TCP port for POP3S, TLS from the first byte (the host terminates it); needs certificate and private_key",
+            ),
+            option(
+                "certificate",
+                OptionType::Certificate,
+                None,
+                false,
+                "PEM certificate chain for POP3S, read by the host as root",
+            ),
+            option(
+                "private_key",
+                OptionType::PrivateKey,
+                None,
+                false,
+                "PEM private key for POP3S, read by the host as root; never seen by the module",
+            ),
+            option(
                 "backlog",
                 OptionType::Integer,
                 Some(Integer(32)),
@@ -76,6 +97,13 @@ pub fn descriptor() -> Descriptor {
                 None,
                 true,
                 "Directory every maildrop lies beneath; opened by the host at prestart",
+            ),
+            option(
+                "plaintext_login",
+                OptionType::Text,
+                Some(Text("allowed".into())),
+                false,
+                "USER/PASS and AUTH without TLS: allowed, local-only (refused from non-loopback clients until STLS), or never",
             ),
             option(
                 "auth_failure_delay_ms",

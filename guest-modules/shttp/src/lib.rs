@@ -79,6 +79,12 @@ impl Guest for Shttp {
         }
         prestart::bind_listener(&address, port, backlog)
             .map_err(|e| format!("cannot listen on {address}:{port}: {e:?}"))?;
+        if let Some(tls_port) = settings::integer("tls_port") {
+            let tls_port = u16::try_from(tls_port)
+                .map_err(|_| format!("tls_port {tls_port} is out of range"))?;
+            prestart::bind_tls_listener(&address, tls_port, backlog, "certificate", "private_key")
+                .map_err(|e| format!("cannot listen with TLS on {address}:{tls_port}: {e:?}"))?;
+        }
         Ok(())
     }
 

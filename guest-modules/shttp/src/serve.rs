@@ -11,6 +11,14 @@ use crate::serverkit::module::connection::SendKind;
 use crate::serverkit::module::filesystem::{self, EntryKind, File, FsError, Metadata};
 use crate::session::Session;
 
+/// The name in a `Host` value, without its port (`[::1]:80` gives `[::1]`).
+fn host_name(host: &str) -> &str {
+    match host.find(']') {
+        Some(end) => &host[..=end],
+        None => host.split(':').next().unwrap_or(host),
+    }
+}
+
 /// Largest `mime_types` file read.
 const MAX_MIME_TYPES_BYTES: u64 = 1024 * 1024;
 
@@ -34,6 +42,13 @@ impl Session<'_> {
         };
         if self.is_health_check(&req.target) {
             return self.constant(req, keep, head_only);
+        }
+        if let Some(port) = self.settings.https_redirect
+            && !self.conn.is_tls()
+        {
+            let host = req.header("host").map(host_name).unwrap_or("localhost");
+            let location = format!("https://{host}:{port}{}", req.target);
+            return self.simple_body(301, &[("Location", location)], keep, req.minor, !head_only);
         }
         match self.root.open(&target.path) {
             Ok(file) => {

@@ -41,6 +41,24 @@ pub fn vocabulary() -> Vec<OptionSpec> {
         option("address", Address, text("0.0.0.0"), "Address to listen on"),
         option("port", Port, int(80), "TCP port to listen on"),
         option(
+            "tls_port",
+            Port,
+            None,
+            "TCP port for HTTPS (the host terminates TLS); needs certificate and private_key",
+        ),
+        option(
+            "certificate",
+            Certificate,
+            None,
+            "PEM certificate chain for HTTPS, read by the host as root",
+        ),
+        option(
+            "private_key",
+            PrivateKey,
+            None,
+            "PEM private key for HTTPS, read by the host as root; never seen by the module",
+        ),
+        option(
             "backlog",
             Integer,
             int(511),
@@ -89,6 +107,12 @@ pub fn vocabulary() -> Vec<OptionSpec> {
             "Largest request head (request line and header fields) accepted; beyond it 414 or 431",
         ),
         option(
+            "https_redirect",
+            Boolean,
+            Some(ConfigValue::Boolean(false)),
+            "Answer every request on the plain port (but the health check) with 301 to the same URL on tls_port",
+        ),
+        option(
             "access_log",
             Boolean,
             Some(ConfigValue::Boolean(false)),
@@ -122,6 +146,8 @@ pub struct Settings {
     pub health_check: Option<String>,
     /// Whether `mime_types` is set.
     pub mime_types: bool,
+    /// `tls_port`, when `https_redirect` sends plain requests there.
+    pub https_redirect: Option<i64>,
 }
 
 impl Settings {
@@ -142,6 +168,7 @@ impl Settings {
             access_log: boolean("access_log"),
             health_check: string("health_check"),
             mime_types: string("mime_types").is_some(),
+            https_redirect: integer("tls_port").filter(|_| boolean("https_redirect")),
         }
     }
 }

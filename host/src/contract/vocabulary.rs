@@ -51,6 +51,8 @@ fn option_type(ty: WitType) -> OptionType {
         WitType::File => OptionType::File,
         // A device path the host opens itself in prestart; not a file grant.
         WitType::Terminal => OptionType::String,
+        // Read by the host only, in prestart, for a TLS listener; never a file grant.
+        WitType::Certificate | WitType::PrivateKey => OptionType::String,
         WitType::DatabaseRef => OptionType::DatabaseRef,
     }
 }

@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use rustls::ServerConfig;
 use tokio::net::TcpStream;
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
 use super::filesystem::GuestFile;
 use super::streams::{Outgoing, Reader, Writer};
+use super::transport::Transport;
 use crate::contract::bindings::connection::{
     Host, HostConnection, SendError, SendKind, ShutdownType,
 };
@@ -56,7 +58,7 @@ impl Activity {
 }
 /// The host side of a `connection` resource.
 pub struct ClientConnection {
-    pub(super) socket: Arc<TcpStream>,
+    pub(super) socket: Arc<Transport>,
     peer: SocketAddr,
     local: SocketAddr,
     listener: ListenerId,
@@ -68,19 +70,24 @@ pub struct ClientConnection {
 }
 
 impl ClientConnection {
-    /// Wraps an accepted socket.
+    /// Wraps an accepted socket; with `tls`, the host terminates TLS on it.
     pub fn new(
         socket: TcpStream,
         peer: SocketAddr,
         listener: ListenerId,
         activity: Arc<Activity>,
+        tls: Option<Arc<ServerConfig>>,
     ) -> io::Result<Self> {
         let local = socket.local_addr()?;
         // Responses are written whole (or with MSG_MORE before a sendfile): waiting for
         // Nagle would only add latency to small answers.
         socket.set_nodelay(true)?;
+        let transport = match tls {
+            Some(config) => Transport::tls(socket, config)?,
+            None => Transport::plain(socket),
+        };
         Ok(ClientConnection {
-            socket: Arc::new(socket),
+            socket: Arc::new(transport),
             peer,
             local,
             listener,
@@ -89,6 +96,13 @@ impl ClientConnection {
             sending: Arc::new(AtomicU8::new(SendKind::Body as u8)),
             streams_taken: false,
         })
+    }
+}
+
+impl ClientConnection {
+    /// Its transport, for the session to count TLS handshakes once it ends.
+    pub fn transport(&self) -> Arc<Transport> {
+        self.socket.clone()
     }
 }
 
@@ -147,8 +161,11 @@ impl HostConnection for InstanceState {
             ShutdownType::Send => Shutdown::Write,
             ShutdownType::Both => Shutdown::Both,
         };
+        if how != Shutdown::Read {
+            c.socket.close_notify();
+        }
         // The peer may be gone already; there is nothing useful to tell the guest then.
-        let _ = socket2::SockRef::from(c.socket.as_ref()).shutdown(how);
+        let _ = socket2::SockRef::from(c.socket.socket.as_ref()).shutdown(how);
         Ok(())
     }
 
@@ -180,6 +197,29 @@ impl HostConnection for InstanceState {
         let (fd, size, kind) = (file.fd.clone(), file.metadata.size, file.metadata.kind);
         let _waiting = self.waits.enter(Channel::Sendfile);
         Ok(transfer.run(&head, fd, size, kind, offset, length).await)
+    }
+
+    async fn is_tls(&mut self, conn: Resource<ClientConnection>) -> wasmtime::Result<bool> {
+        Ok(self.table.get(&conn)?.socket.is_tls())
+    }
+
+    async fn start_tls(
+        &mut self,
+        conn: Resource<ClientConnection>,
+        reply: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let Some(config) = self.module.tls.get().map(|source| source.config()) else {
+            return Ok(Err(
+                "no certificate was prepared in prestart (prepare-tls)".into()
+            ));
+        };
+        let c = self.table.get(&conn)?;
+        let transfer = super::send_file::Transfer {
+            socket: c.socket.clone(),
+            activity: c.activity.clone(),
+            outgoing: c.outgoing.clone(),
+        };
+        Ok(super::start_tls::start(&transfer, &reply, config).await)
     }
 
     async fn drop(&mut self, conn: Resource<ClientConnection>) -> wasmtime::Result<()> {

@@ -5,18 +5,20 @@
 //! here), then `head`, then the file range. The head is sent with `MSG_MORE`, so the kernel
 //! coalesces it with the first file bytes into full segments (nginx's `tcp_nopush`); the
 //! sendfile call itself pushes the last segment out.
+//!
+//! On a TLS connection the host reads the range itself (pread, in chunks) and writes it
+//! through TLS: still never through guest memory.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::Interest;
-use tokio::net::TcpStream;
-
 use super::connection::Activity;
 use super::streams::{Outgoing, lock};
+use super::transport::Transport;
 use crate::contract::bindings::connection::SendError;
 use crate::contract::bindings::filesystem::EntryKind;
+use tokio::io::Interest;
 
 /// Longest head `send-file` accepts: what it defends is host memory against a guest
 /// passing a huge buffer as "headers".
@@ -26,9 +28,12 @@ pub const MAX_SEND_HEAD_BYTES: usize = 64 * 1024;
 /// other sessions on the worker between calls.
 const SENDFILE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
+/// Bytes read from the file per write through TLS (one TLS record's worth).
+const TLS_CHUNK_BYTES: usize = 16 * 1024;
+
 /// What a transfer needs from the connection.
 pub(super) struct Transfer {
-    pub socket: Arc<TcpStream>,
+    pub socket: Arc<Transport>,
     pub activity: Arc<Activity>,
     pub outgoing: Arc<Mutex<Outgoing>>,
 }
@@ -54,13 +59,18 @@ impl Transfer {
             return Err(SendError::OutOfRange);
         }
         self.drain_stream().await.map_err(error)?;
+        if self.socket.is_tls() {
+            self.write_tls(head).await.map_err(error)?;
+            let sent = self.copy_tls(&fd, offset, length).await.map_err(error)?;
+            return Ok(head.len() as u64 + sent);
+        }
         self.send_head(head, length > 0).await.map_err(error)?;
         let sent = self.send_range(&fd, offset, length).await.map_err(error)?;
         Ok(head.len() as u64 + sent)
     }
 
     /// Waits until the output stream's pending bytes are on the socket.
-    async fn drain_stream(&self) -> io::Result<()> {
+    pub(super) async fn drain_stream(&self) -> io::Result<()> {
         loop {
             {
                 let mut out = lock(&self.outgoing);
@@ -72,19 +82,52 @@ impl Transfer {
                     return Ok(());
                 }
             }
-            self.socket.writable().await?;
+            self.socket.socket.writable().await?;
         }
     }
 
-    async fn send_head(&self, mut head: &[u8], more: bool) -> io::Result<()> {
+    /// Writes `bytes` through TLS and waits until their ciphertext is on the socket.
+    async fn write_tls(&self, mut bytes: &[u8]) -> io::Result<()> {
+        loop {
+            while !bytes.is_empty() {
+                match self.socket.try_write(bytes) {
+                    Ok(n) => bytes = &bytes[n..],
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            if bytes.is_empty() && self.socket.flush()? {
+                self.activity.touch();
+                return Ok(());
+            }
+            self.socket.socket.writable().await?;
+        }
+    }
+
+    /// Reads the range in chunks and writes each through TLS.
+    async fn copy_tls(&self, fd: &OwnedFd, mut offset: u64, length: u64) -> io::Result<u64> {
+        let end = offset + length;
+        let mut buf = vec![0u8; TLS_CHUNK_BYTES];
+        while offset < end {
+            let want = ((end - offset) as usize).min(TLS_CHUNK_BYTES);
+            let n = rustix::io::pread(fd.as_fd(), &mut buf[..want], offset)?;
+            if n == 0 {
+                // The file shrank under us: stop rather than spin.
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.write_tls(&buf[..n]).await?;
+            offset += n as u64;
+        }
+        Ok(length)
+    }
+
+    pub(super) async fn send_head(&self, mut head: &[u8], more: bool) -> io::Result<()> {
         let flags = if more { libc::MSG_MORE } else { 0 } | libc::MSG_NOSIGNAL;
-        let socket = socket2::SockRef::from(self.socket.as_ref());
+        let tcp = self.socket.socket.as_ref();
+        let socket = socket2::SockRef::from(tcp);
         while !head.is_empty() {
-            self.socket.writable().await?;
-            match self
-                .socket
-                .try_io(Interest::WRITABLE, || socket.send_with_flags(head, flags))
-            {
+            tcp.writable().await?;
+            match tcp.try_io(Interest::WRITABLE, || socket.send_with_flags(head, flags)) {
                 Ok(n) => {
                     self.activity.touch();
                     head = &head[n..];
@@ -100,9 +143,10 @@ impl Transfer {
         let end = offset + length;
         while offset < end {
             let chunk = ((end - offset) as usize).min(SENDFILE_CHUNK_BYTES);
-            self.socket.writable().await?;
-            let sent = self.socket.try_io(Interest::WRITABLE, || {
-                rustix::fs::sendfile(self.socket.as_fd(), fd.as_fd(), Some(&mut offset), chunk)
+            let tcp = self.socket.socket.as_ref();
+            tcp.writable().await?;
+            let sent = tcp.try_io(Interest::WRITABLE, || {
+                rustix::fs::sendfile(tcp.as_fd(), fd.as_fd(), Some(&mut offset), chunk)
                     .map_err(io::Error::from)
             });
             match sent {

@@ -36,6 +36,9 @@ pub struct PrestartResults {
     pub listeners: Vec<BoundListener>,
     /// Errors of refused requests.
     pub failures: Vec<anyhow::Error>,
+    /// The module's `certificate` and `private-key` options and their files (resolved
+    /// against the personality directory), for `bind-tls-listener`.
+    pub tls_files: Vec<(String, std::path::PathBuf)>,
 }
 
 /// What an instance knows about its module.
@@ -58,6 +61,8 @@ pub struct ModuleContext {
     /// The personality's database pools, once open (after the privilege drop); only
     /// those named in `grants.databases` are reachable.
     pub databases: OnceLock<Arc<Databases>>,
+    /// The TLS configuration `prestart.prepare-tls` loaded, for `connection.start-tls`.
+    pub tls: OnceLock<Arc<crate::tls::TlsSource>>,
 }
 
 impl ModuleContext {
@@ -72,6 +77,7 @@ impl ModuleContext {
             log_dropped: Default::default(),
             directories: OnceLock::new(),
             databases: OnceLock::new(),
+            tls: OnceLock::new(),
         })
     }
 

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
 use super::connection::{Activity, MAX_READ_BYTES, MAX_WRITE_PERMIT_BYTES};
+use super::transport::Transport;
 use crate::contract::bindings::connection::SendKind;
 use crate::sessions::waits::{Channel, WaitChannels};
 
@@ -20,27 +20,33 @@ use crate::sessions::waits::{Channel, WaitChannels};
 #[derive(Default)]
 pub(super) struct Outgoing {
     pending: Bytes,
+    /// TLS only: ciphertext of written bytes is still queued in the host.
+    backlog: bool,
     failed: Option<io::Error>,
 }
 
 impl Outgoing {
     /// Writes as much of `pending` as the socket takes now.
-    pub(super) fn push(&mut self, socket: &TcpStream, activity: &Activity) {
+    pub(super) fn push(&mut self, transport: &Transport, activity: &Activity) {
         while !self.pending.is_empty() && self.failed.is_none() {
-            match socket.try_write(&self.pending) {
+            match transport.try_write(&self.pending) {
                 Ok(n) => {
                     activity.touch();
                     let _ = self.pending.split_to(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => self.failed = Some(e),
             }
+        }
+        match transport.flush() {
+            Ok(all) => self.backlog = !all,
+            Err(e) => self.failed = Some(e),
         }
     }
 
     /// Whether everything was written (or writing failed).
     pub(super) fn done(&self) -> bool {
-        self.pending.is_empty() || self.failed.is_some()
+        (self.pending.is_empty() && !self.backlog) || self.failed.is_some()
     }
 
     /// The write error met, if any (reported once).
@@ -59,7 +65,7 @@ pub(super) fn lock(outgoing: &Mutex<Outgoing>) -> MutexGuard<'_, Outgoing> {
 
 /// The input stream.
 pub(super) struct Reader {
-    socket: Arc<TcpStream>,
+    socket: Arc<Transport>,
     activity: Arc<Activity>,
     waits: Arc<WaitChannels>,
     closed: bool,
@@ -67,7 +73,7 @@ pub(super) struct Reader {
 
 impl Reader {
     pub(super) fn new(
-        socket: Arc<TcpStream>,
+        socket: Arc<Transport>,
         activity: Arc<Activity>,
         waits: Arc<WaitChannels>,
     ) -> Self {
@@ -125,7 +131,7 @@ impl Pollable for Reader {
 
 /// The output stream.
 pub(super) struct Writer {
-    socket: Arc<TcpStream>,
+    socket: Arc<Transport>,
     activity: Arc<Activity>,
     outgoing: Arc<Mutex<Outgoing>>,
     sending: Arc<AtomicU8>,
@@ -134,7 +140,7 @@ pub(super) struct Writer {
 
 impl Writer {
     pub(super) fn new(
-        socket: Arc<TcpStream>,
+        socket: Arc<Transport>,
         activity: Arc<Activity>,
         outgoing: Arc<Mutex<Outgoing>>,
         sending: Arc<AtomicU8>,
@@ -211,7 +217,7 @@ impl Pollable for Writer {
         }
         let _waiting = self.waits.enter(self.channel());
         loop {
-            if let Err(e) = self.socket.writable().await {
+            if let Err(e) = self.socket.socket.writable().await {
                 lock(&self.outgoing).failed = Some(e);
                 return;
             }
@@ -226,14 +232,15 @@ impl Pollable for Writer {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
 
-    async fn pair() -> (Arc<TcpStream>, TcpStream) {
+    async fn pair() -> (Arc<Transport>, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        (Arc::new(server), client)
+        (Arc::new(Transport::plain(server)), client)
     }
 
     #[tokio::test]

@@ -68,7 +68,7 @@ impl ModuleServer {
                 slot.clone(),
                 sessions.clone(),
                 socket,
-                listener.id,
+                (listener.id, listener.tls),
                 shutdown.clone(),
             ));
         }
@@ -116,7 +116,7 @@ async fn accept_loop(
     slot: Arc<ModuleSlot>,
     sessions: Arc<Semaphore>,
     socket: tokio::net::TcpListener,
-    listener: u32,
+    (listener, tls): (u32, Option<Arc<crate::tls::TlsSource>>),
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -152,6 +152,8 @@ async fn accept_loop(
                 continue;
             }
         };
+        // The configuration of the moment: a reload changes it for new handshakes only.
+        let tls = tls.as_ref().map(|source| source.config());
         let (engine, slot) = (engine.clone(), slot.clone());
         tokio::spawn(async move {
             let options = slot.options.clone();
@@ -162,7 +164,7 @@ async fn accept_loop(
                 &slot.stats,
                 stream,
                 peer,
-                listener,
+                (listener, tls),
             )
             .await;
             drop(record);

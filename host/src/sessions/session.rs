@@ -35,13 +35,21 @@ pub async fn serve(
     stats: &SessionStats,
     socket: TcpStream,
     peer: SocketAddr,
-    listener: u32,
+    (listener, tls): (u32, Option<Arc<rustls::ServerConfig>>),
 ) {
     SessionStats::bump(&stats.started);
     let module = version.context.name.clone();
-    let outcome = run(&engine, &version, &options, stats, socket, peer, listener)
-        .await
-        .unwrap_or_else(Outcome::Trap);
+    let outcome = run(
+        &engine,
+        &version,
+        &options,
+        stats,
+        socket,
+        peer,
+        (listener, tls),
+    )
+    .await
+    .unwrap_or_else(Outcome::Trap);
     match outcome {
         Outcome::Ok => {
             SessionStats::bump(&stats.ok);
@@ -78,7 +86,7 @@ async fn run(
     stats: &SessionStats,
     socket: TcpStream,
     peer: SocketAddr,
-    listener: u32,
+    (listener, tls): (u32, Option<Arc<rustls::ServerConfig>>),
 ) -> Result<Outcome> {
     let activity = Activity::new();
     let mut state = InstanceState::new(version.context.clone(), Phase::Unprivileged);
@@ -86,16 +94,19 @@ async fn run(
     state.waits = stats.waits.clone();
     state.cpu_tick_budget = instance::ticks(options.session_cpu);
     let (mut store, module) = instance::create(engine, version.pre(), state).await?;
-    let conn = ClientConnection::new(socket, peer, listener, activity.clone())?;
+    let conn = ClientConnection::new(socket, peer, listener, activity.clone(), tls)?;
+    let transport = conn.transport();
     let conn = store.data_mut().table.push(conn)?;
-    tokio::select! {
-        result = module.call_session(&mut store, conn) => Ok(match result? {
+    let outcome = tokio::select! {
+        result = module.call_session(&mut store, conn) => result.map(|r| match r {
             Ok(()) => Outcome::Ok,
             Err(message) => Outcome::GuestError(message),
         }),
         () = idle(&activity, options.idle_timeout) => Ok(Outcome::IdleTimeout(options.idle_timeout)),
         () = version.drained() => Ok(Outcome::Drained),
-    }
+    };
+    stats.count_tls(transport.handshake());
+    Ok(outcome?)
 }
 
 /// Resolves once the connection has moved no byte for `limit`.

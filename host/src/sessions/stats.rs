@@ -18,6 +18,12 @@ pub struct SessionStats {
     pub trapped: AtomicU64,
     /// Sessions ended by the idle timeout.
     pub timed_out: AtomicU64,
+    /// TLS handshakes completed (on TLS listeners or after STARTTLS).
+    pub tls_ok: AtomicU64,
+    /// TLS sessions that ended before their handshake completed (refused or abandoned).
+    pub tls_failed: AtomicU64,
+    /// Completed handshakes that negotiated TLS 1.3 (the others are TLS 1.2).
+    pub tls13: AtomicU64,
     /// Sessions waiting in each wait channel now; every session instance holds a handle.
     pub waits: Arc<WaitChannels>,
 }
@@ -26,6 +32,21 @@ impl SessionStats {
     /// Adds one to `counter`.
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts how the TLS of an ended session went: `None` without TLS, else whether the
+    /// handshake completed and with TLS 1.3.
+    pub fn count_tls(&self, outcome: Option<Option<bool>>) {
+        match outcome {
+            None => {}
+            Some(None) => Self::bump(&self.tls_failed),
+            Some(Some(tls13)) => {
+                Self::bump(&self.tls_ok);
+                if tls13 {
+                    Self::bump(&self.tls13);
+                }
+            }
+        }
     }
 
     /// Sessions that started and have not ended.

@@ -112,6 +112,23 @@ impl ConfiguredModule {
             .filter_map(|o| self.section.str(&o.name).map(String::from))
             .collect()
     }
+
+    /// The module's `certificate` and `private-key` options with a value, and their paths
+    /// resolved against the personality directory `dir`.
+    pub fn tls_files(&self, dir: &std::path::Path) -> Vec<(String, std::path::PathBuf)> {
+        self.module
+            .descriptor
+            .vocabulary
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o.option_type,
+                    OptionType::Certificate | OptionType::PrivateKey
+                )
+            })
+            .filter_map(|o| Some((o.name.clone(), dir.join(self.section.str(&o.name)?))))
+            .collect()
+    }
 }
 
 /// Runs `work` on a current-thread runtime with an epoch ticker, both gone when it returns:

@@ -28,7 +28,10 @@ pub async fn prestart_all(loaded: &Loaded) -> Result<Vec<Vec<BoundListener>>> {
             .collect::<Result<Vec<_>>>()
             .with_context(|| format!("module `{name}`: prestart"))?;
         let _ = configured.context.directories.set(Arc::new(directories));
-        let prestart = Phase::Prestart(PrestartResults::default());
+        let prestart = Phase::Prestart(PrestartResults {
+            tls_files: configured.tls_files(&loaded.dir),
+            ..PrestartResults::default()
+        });
         let state = hook_state(configured.context.clone(), prestart);
         let (mut store, instance) =
             instance::create(&loaded.engine, &configured.module.pre, state).await?;

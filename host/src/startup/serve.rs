@@ -89,6 +89,12 @@ pub fn serve(
             Event::Reload(name) => {
                 tracing::info!("{name}: rechecking every module and the configuration");
                 let _ = reload.send(Request::All);
+                // New handshakes use re-read certificates; a bad pair keeps the old one.
+                for error in crate::tls::reload_all() {
+                    tracing::warn!(
+                        "{name}: a certificate was not reloaded, the old one stays: {error:#}"
+                    );
+                }
             }
         }
     };

@@ -1,0 +1,207 @@
+//! What carries a connection's bytes: the plain socket, or a rustls server connection
+//! driven by the host over that socket in the same non-blocking style (ciphertext moves with
+//! `try_read`/`try_write`; the guest's streams see plaintext only).
+
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use bytes::BytesMut;
+use rustls::{ServerConfig, ServerConnection};
+use tokio::net::TcpStream;
+
+/// The socket of a connection, and its TLS state when TLS is on.
+pub struct Transport {
+    /// The accepted socket.
+    pub socket: Arc<TcpStream>,
+    /// Set once, when TLS starts: at accept (a TLS listener) or by `start-tls`.
+    tls: OnceLock<Mutex<ServerConnection>>,
+}
+
+/// `io::Read`/`io::Write` over the non-blocking tokio socket, for rustls' `read_tls` and
+/// `write_tls` (a `WouldBlock` clears tokio's readiness as it should).
+struct Raw<'a>(&'a TcpStream);
+
+impl Read for Raw<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for Raw<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport {
+    /// A plain transport over `socket`.
+    pub fn plain(socket: TcpStream) -> Self {
+        Transport {
+            socket: Arc::new(socket),
+            tls: OnceLock::new(),
+        }
+    }
+
+    /// A TLS transport over `socket`; the handshake happens as the guest reads and writes.
+    pub fn tls(socket: TcpStream, config: Arc<ServerConfig>) -> io::Result<Self> {
+        let transport = Transport::plain(socket);
+        transport.start_tls(config)?;
+        Ok(transport)
+    }
+
+    /// Whether TLS is on.
+    pub fn is_tls(&self) -> bool {
+        self.tls.get().is_some()
+    }
+
+    /// Reads and throws away what the peer sent that is still in the socket (STARTTLS:
+    /// nothing sent before the handshake may be taken as sent under TLS).
+    pub fn discard_input(&self) -> io::Result<()> {
+        let mut sink = [0u8; 4096];
+        loop {
+            match self.socket.try_read(&mut sink) {
+                Ok(0) => return Ok(()),
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Turns TLS on in place; errors if TLS is on already.
+    pub fn start_tls(&self, config: Arc<ServerConfig>) -> io::Result<()> {
+        let conn = ServerConnection::new(config).map_err(io::Error::other)?;
+        self.tls
+            .set(Mutex::new(conn))
+            .map_err(|_| io::Error::other("TLS is already active"))
+    }
+
+    fn lock(tls: &Mutex<ServerConnection>) -> MutexGuard<'_, ServerConnection> {
+        // A poisoned lock means a panic elsewhere; rustls keeps its own state consistent.
+        tls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Appends plaintext to `buf` (up to its spare capacity): `Ok(0)` at the end,
+    /// `WouldBlock` when none is there yet.
+    pub fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        if self.tls.get().is_none() {
+            return self.socket.try_read_buf(buf);
+        }
+        let start = buf.len();
+        buf.resize(buf.capacity(), 0);
+        let read = self.try_read(&mut buf[start..]);
+        buf.truncate(start + *read.as_ref().unwrap_or(&0));
+        read
+    }
+
+    /// Reads plaintext into `buf`: `Ok(0)` at the end, `WouldBlock` when none is there yet.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(tls) = self.tls.get() else {
+            return self.socket.try_read(buf);
+        };
+        let mut conn = Self::lock(tls);
+        loop {
+            match conn.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            if conn.read_tls(&mut Raw(&self.socket))? == 0 {
+                return Ok(0);
+            }
+            let processed = conn.process_new_packets();
+            // Handshake replies, or the alert telling the peer what went wrong.
+            let _ = flush(&mut conn, &self.socket);
+            if let Err(e) = processed {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+    }
+
+    /// Takes plaintext from `buf`: `WouldBlock` while earlier ciphertext is still queued.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        let Some(tls) = self.tls.get() else {
+            return self.socket.try_write(buf);
+        };
+        let mut conn = Self::lock(tls);
+        if !flush(&mut conn, &self.socket)? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = conn.writer().write(buf)?;
+        flush(&mut conn, &self.socket)?;
+        if n == 0 && !buf.is_empty() {
+            // rustls' buffer is full (plaintext written before the handshake finished).
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    }
+
+    /// Writes queued ciphertext; `Ok(true)` once none is left (always, without TLS).
+    pub fn flush(&self) -> io::Result<bool> {
+        match self.tls.get() {
+            Some(tls) => flush(&mut Self::lock(tls), &self.socket),
+            None => Ok(true),
+        }
+    }
+
+    /// How TLS went: `None` without TLS; `Some(None)` if the handshake has not completed;
+    /// `Some(Some(tls13))` once it has.
+    pub fn handshake(&self) -> Option<Option<bool>> {
+        let conn = Self::lock(self.tls.get()?);
+        if conn.is_handshaking() {
+            return Some(None);
+        }
+        Some(Some(
+            conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3),
+        ))
+    }
+
+    /// Queues TLS' close_notify and writes what the socket takes now (nothing without TLS).
+    pub fn close_notify(&self) {
+        if let Some(tls) = self.tls.get() {
+            let mut conn = Self::lock(tls);
+            conn.send_close_notify();
+            // The peer may be gone; the shutdown that follows ends the connection anyway.
+            let _ = flush(&mut conn, &self.socket);
+        }
+    }
+
+    /// Whether plaintext (or the end of the stream) is ready without reading the socket.
+    pub fn buffered(&self) -> bool {
+        let Some(tls) = self.tls.get() else {
+            return false;
+        };
+        match Self::lock(tls).process_new_packets() {
+            Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
+            Err(_) => true,
+        }
+    }
+
+    /// Waits until a read may find something: queued ciphertext (the handshake's) is
+    /// written first, since the peer may wait for it before sending more.
+    pub async fn readable(&self) -> io::Result<()> {
+        while !self.flush()? {
+            self.socket.writable().await?;
+        }
+        if self.buffered() {
+            return Ok(());
+        }
+        self.socket.readable().await
+    }
+}
+
+/// Writes `conn`'s queued ciphertext to `socket`; `Ok(true)` once none is left.
+fn flush(conn: &mut ServerConnection, socket: &TcpStream) -> io::Result<bool> {
+    while conn.wants_write() {
+        match conn.write_tls(&mut Raw(socket)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
