@@ -17,28 +17,10 @@ fn pop3s_logs_in_over_tls_with_s_client_and_poplib() {
     let pem = make_pem(false, false);
     let tls_port = free_port();
     let server = PopSetup::new(Backend::Sqlite).start(&pem.options(tls_port));
-    let mut child = Command::new("openssl")
-        .args(["s_client", "-quiet", "-verify_return_error", "-CAfile"])
-        .arg(pem.cert())
-        .args(["-connect", &format!("127.0.0.1:{tls_port}")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run openssl (see tools/test-packages.txt)");
-    let mut stdin = child.stdin.take().unwrap();
-    // s_client -quiet ends at end of input: keep it open until QUIT's answer can come.
-    stdin
-        .write_all(b"USER alice\r\nPASS secret\r\nSTAT\r\nQUIT\r\n")
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (text, errors) = s_client_login(&pem.cert(), tls_port, &[]);
     assert!(
         text.contains("+OK 3 112"),
-        "{text}\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
+        "{text}\n{errors}\n{}",
         server.server.log()
     );
     let script = r#"
@@ -80,33 +62,8 @@ fn stls_upgrades_for_s_client_curl_and_poplib() {
     let server = stls_server(&pem);
     let port = server.setup.port.to_string();
     let cacert = pem.cert().display().to_string();
-    let mut child = Command::new("openssl")
-        .args([
-            "s_client",
-            "-quiet",
-            "-verify_return_error",
-            "-starttls",
-            "pop3",
-        ])
-        .args(["-CAfile", &cacert, "-connect", &format!("127.0.0.1:{port}")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run openssl (see tools/test-packages.txt)");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(b"USER alice\r\nPASS secret\r\nSTAT\r\nQUIT\r\n")
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("+OK 3 112"),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (text, errors) = s_client_login(&pem.cert(), server.setup.port, &["-starttls", "pop3"]);
+    assert!(text.contains("+OK 3 112"), "{text}\n{errors}");
     // curl refuses to go on unless STLS succeeds.
     let url = format!("pop3://127.0.0.1:{port}/");
     let listing = run_in(
@@ -243,4 +200,31 @@ p.quit()
         ],
     );
     assert!(out.contains("stat (3, 112)"), "{out}");
+}
+
+/// Runs `openssl s_client` to 127.0.0.1:`port` trusting `cacert` (`mode`: for instance
+/// `-starttls pop3`), logs in as alice and asks STAT; returns what it printed and its
+/// errors.
+fn s_client_login(cacert: &Path, port: u16, mode: &[&str]) -> (String, String) {
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-quiet", "-verify_return_error"])
+        .args(mode)
+        .arg("-CAfile")
+        .arg(cacert)
+        .args(["-connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run openssl (see tools/test-packages.txt)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"USER alice\r\nPASS secret\r\nSTAT\r\nQUIT\r\n")
+        .unwrap();
+    // s_client -quiet ends at end of input: keep it open until QUIT's answer can come.
+    std::thread::sleep(Duration::from_secs(2));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (text, String::from_utf8_lossy(&out.stderr).into_owned())
 }
