@@ -32,16 +32,7 @@ print('stat', p.stat())
 print('retr', p.retr(1)[1])
 p.quit()
 "#;
-    let out = run_in(
-        Path::new("/"),
-        &python(),
-        &[
-            "-c",
-            script,
-            &tls_port.to_string(),
-            &pem.cert().display().to_string(),
-        ],
-    );
+    let out = python_against(script, tls_port, &pem.cert());
     assert!(out.contains("stat (3, 112)"), "{out}");
     assert!(out.contains("b'Subject: one'"), "{out}");
 }
@@ -91,7 +82,7 @@ p.user('alice'); p.pass_('secret')
 print('stat', p.stat())
 p.quit()
 "#;
-    let out = run_in(Path::new("/"), &python(), &["-c", script, &port, &cacert]);
+    let out = python_against(script, server.setup.port, &pem.cert());
     assert!(out.contains("before") && out.contains("'STLS'"), "{out}");
     let after = out.lines().find(|l| l.starts_with("after")).unwrap();
     assert!(!after.contains("STLS"), "STLS offered under TLS: {out}");
@@ -118,16 +109,7 @@ print('pass', s.recv(200))
 s.sendall(b'USER alice\r\nPASS secret\r\n')
 print('login', s.recv(200), s.recv(200))
 "#;
-    let out = run_in(
-        Path::new("/"),
-        &python(),
-        &[
-            "-c",
-            script,
-            &server.setup.port.to_string(),
-            &pem.cert().display().to_string(),
-        ],
-    );
+    let out = python_against(script, server.setup.port, &pem.cert());
     assert!(out.contains("stls b'+OK begin TLS"), "{out}");
     assert!(out.contains("pass b'-ERR USER first"), "{out}");
     let login = out
@@ -148,12 +130,7 @@ ctx = ssl.create_default_context(cafile=sys.argv[2])
 p = poplib.POP3_SSL('127.0.0.1', int(sys.argv[1]), context=ctx, timeout=20)
 p.quit()
 "#;
-    let cacert = pem.cert().display().to_string();
-    run_in(
-        Path::new("/"),
-        &python(),
-        &["-c", script, &tls_port.to_string(), &cacert],
-    );
+    python_against(script, tls_port, &pem.cert());
     // Plaintext on the TLS port: a handshake that fails.
     let mut raw = std::net::TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
     raw.write_all(b"USER alice\r\n\r\n\r\n\r\n\r\n").unwrap();
@@ -189,16 +166,7 @@ p.user('alice'); p.pass_('secret')
 print('stat', p.stat())
 p.quit()
 "#;
-    let out = run_in(
-        Path::new("/"),
-        &python(),
-        &[
-            "-c",
-            script,
-            &server.setup.port.to_string(),
-            &pem.cert().display().to_string(),
-        ],
-    );
+    let out = python_against(script, server.setup.port, &pem.cert());
     assert!(out.contains("stat (3, 112)"), "{out}");
 }
 
@@ -227,4 +195,12 @@ fn s_client_login(cacert: &Path, port: u16, mode: &[&str]) -> (String, String) {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     (text, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Runs a Python `script` with the server's port and the CA file as its arguments;
+/// returns what it printed.
+fn python_against(script: &str, port: u16, cacert: &Path) -> String {
+    let port = port.to_string();
+    let cacert = cacert.display().to_string();
+    run_in(Path::new("/"), &python(), &["-c", script, &port, &cacert])
 }
