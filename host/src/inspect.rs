@@ -13,6 +13,116 @@ use crate::modules::load::{LoadedModule, Loader};
 use crate::modules::source::ModuleSource;
 use crate::startup::on_startup_thread;
 
+/// What each interface a module may import lets it do, in the operator's words, by name
+/// prefix, the more specific first. Anything not listed is shown as unknown (a module
+/// importing it would not link).
+const IMPORT_MEANINGS: &[(&str, &str)] = &[
+    (
+        "serverkit:module/types",
+        "the contract's types (no capability)",
+    ),
+    (
+        "serverkit:module/log",
+        "write to the server's log (budgeted per instance)",
+    ),
+    ("serverkit:module/config", "read its own c11n section"),
+    (
+        "serverkit:module/prestart",
+        "ask, at startup as root, for the listeners, terminal and TLS its section grants",
+    ),
+    (
+        "serverkit:module/connection",
+        "serve the connections the host accepts for it",
+    ),
+    (
+        "serverkit:module/filesystem",
+        "read files beneath the directories its section grants",
+    ),
+    (
+        "serverkit:module/database",
+        "query the database pools its section names",
+    ),
+    (
+        "serverkit:module/maildrop",
+        "read and change the Maildir folders beneath the directory its section grants",
+    ),
+    ("serverkit:module/stats", "read the server's status figures"),
+    (
+        "serverkit:module/heap",
+        "keep data in its module heap, shared by its sessions",
+    ),
+    (
+        "wasi:io",
+        "streams and polling (the connection's byte streams)",
+    ),
+    ("wasi:clocks", "read the time"),
+    ("wasi:random", "random numbers"),
+    (
+        "wasi:cli/stdout",
+        "standard output: each line goes to the server's log",
+    ),
+    (
+        "wasi:cli/stderr",
+        "standard error: each line goes to the server's log",
+    ),
+    ("wasi:cli/stdin", "standard input: always empty"),
+    (
+        "wasi:cli/environment",
+        "environment and arguments: always empty",
+    ),
+    ("wasi:cli/exit", "exit: ends only its own instance"),
+    ("wasi:cli/terminal", "terminal queries: never a terminal"),
+    (
+        "wasi:filesystem",
+        "files: none preopened, so nothing reachable",
+    ),
+    ("wasi:sockets", "sockets: none permitted, so no network"),
+];
+
+/// One import of a module: the interface and what it lets the module do.
+pub struct Import {
+    /// `serverkit:module/log@1.0.0`, `wasi:io/streams@0.2.6`, ...
+    pub name: String,
+    /// What it grants, from [`IMPORT_MEANINGS`].
+    pub meaning: &'static str,
+}
+
+/// The interfaces `module` imports: everything it could ask the host for.
+pub fn imports(engine: &wasmtime::Engine, module: &LoadedModule) -> Vec<Import> {
+    module
+        .component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| {
+            let unversioned = name.split('@').next().unwrap_or(name);
+            let meaning = if !name.contains(':') {
+                // A type the world itself imports, such as `connection`.
+                "a type of the contract's world (no capability)"
+            } else {
+                IMPORT_MEANINGS
+                    .iter()
+                    .find(|(prefix, _)| unversioned.starts_with(prefix))
+                    .map_or("unknown to this serverkit", |(_, meaning)| *meaning)
+            };
+            Import {
+                name: name.to_string(),
+                meaning,
+            }
+        })
+        .collect()
+}
+
+fn render_imports(out: &mut String, imports: &[Import]) {
+    let _ = writeln!(
+        out,
+        "imports ({}: what it could ask the host for):",
+        imports.len()
+    );
+    for import in imports {
+        let _ = writeln!(out, "  {}\n      {}", import.name, import.meaning);
+    }
+}
+
 /// Loads `module` (a file or a built-in name) and renders its description.
 pub fn inspect(module: &str) -> Result<String> {
     let source = if Path::new(module).exists() {
@@ -35,7 +145,9 @@ pub fn inspect(module: &str) -> Result<String> {
         cache: &cache,
     };
     let loaded = on_startup_thread(&engine, loader.load(&source))?;
-    Ok(render(&loaded))
+    let mut out = render(&loaded);
+    render_imports(&mut out, &imports(&engine, &loaded));
+    Ok(out)
 }
 
 fn render(module: &LoadedModule) -> String {

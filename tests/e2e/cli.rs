@@ -56,6 +56,31 @@ fn inspect_describes_a_built_in_module() {
 }
 
 #[test]
+fn inspect_lists_what_a_module_imports() {
+    let (code, out, err) = run(&["inspect", "shttp"]);
+    assert_eq!(code, Some(0), "{err}");
+    let imports = out
+        .split_once("imports (")
+        .unwrap_or_else(|| panic!("inspect lists no imports:\n{out}"))
+        .1;
+    for expected in [
+        "serverkit:module/filesystem@1.0.0",
+        "read files beneath the directories its section grants",
+        "serverkit:module/connection@1.0.0",
+        "wasi:io/streams@",
+    ] {
+        assert!(
+            imports.contains(expected),
+            "imports lack {expected:?}:\n{imports}"
+        );
+    }
+    assert!(!imports.contains("unknown to this serverkit"), "{imports}");
+    // echo reads no files and queries no database: what it cannot ask for is not listed.
+    let (_, echo, _) = run(&["inspect", "echo"]);
+    assert!(!echo.contains("serverkit:module/database"), "{echo}");
+}
+
+#[test]
 fn inspect_of_an_unknown_module_names_the_built_ins() {
     let (code, _, err) = run(&["inspect", "no-such-module"]);
     assert_eq!(code, Some(100));
