@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
-use tokio::runtime::Handle;
 use wasmtime::Engine;
 
 use crate::contract::version;
@@ -14,6 +13,7 @@ use crate::databases::Databases;
 use crate::heaps::HeapRegistry;
 use crate::logging::Syslog;
 use crate::modules::ModuleSlot;
+use crate::sessions::running::RunningServers;
 use crate::sessions::server::report_hook_lines;
 use crate::sessions::threads::WORKER_STACK_BYTES;
 use crate::sessions::waits::Channel;
@@ -22,8 +22,8 @@ use crate::sessions::waits::Channel;
 pub struct Reporter {
     /// The engine, for the modules' report hooks.
     pub engine: Engine,
-    /// Each module and a handle on its pool.
-    pub modules: Vec<(Arc<ModuleSlot>, Handle)>,
+    /// The running modules, each with its pool.
+    pub servers: Arc<RunningServers>,
     /// Every heap.
     pub heaps: HeapRegistry,
     /// The syslog sink, when logs go there.
@@ -37,7 +37,8 @@ impl Reporter {
     /// from anywhere: the signal handler's thread or a module asking through `stats`.
     pub async fn render(&self) -> String {
         let mut modules = Vec::new();
-        for (slot, pool) in &self.modules {
+        let running = self.servers.modules();
+        for (slot, pool) in &running {
             let lines = report_hook_lines(&self.engine, slot, pool).await;
             modules.push(ModuleReport { slot, lines });
         }

@@ -16,13 +16,13 @@ use crate::harness::{Client, Server, TestPersonality, echo_c11n, free_port};
 /// (watcher poll and debounce, a compile without cache in a debug build, construct).
 const SWAP_BOUND: Duration = Duration::from_secs(30);
 
-fn test_module(file: &str) -> PathBuf {
+pub fn test_module(file: &str) -> PathBuf {
     PathBuf::from(env!("SERVERKIT_TEST_MODULES_DIR")).join(file)
 }
 
 /// A personality serving `modules/echo.wasm`, readable by the unprivileged user the server
 /// drops to (it rereads the folder and `c11n` after the drop).
-fn personality(port: u16, extra: &str) -> TestPersonality {
+pub fn personality(port: u16, extra: &str) -> TestPersonality {
     use std::os::unix::fs::PermissionsExt;
     let personality = TestPersonality::new(&echo_c11n(port, extra));
     let open = |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
@@ -44,7 +44,7 @@ fn replace(personality: &Path, bytes: &[u8]) {
 }
 
 /// What a fresh session answers to `ping`.
-fn fresh_answer(addr: SocketAddr) -> String {
+pub fn fresh_answer(addr: SocketAddr) -> String {
     let mut client = Client::connect(addr);
     client.send("ping");
     client.line().expect("an answer")
@@ -248,7 +248,7 @@ fn sighup_rereads_c11n_refusing_broken_or_privileged_changes() {
 }
 
 /// The personality directory of a server started by `Server::start`.
-fn server_dir(server: &Server) -> PathBuf {
+pub fn server_dir(server: &Server) -> PathBuf {
     let log = server.log();
     let from = log
         .split("from=")

@@ -7,6 +7,8 @@
 //!   client each end only their own session; back-pressure at `max_sessions`.
 //! - `hotswap`: module files replaced under load (alternating echo and the test-only
 //!   echo-next), broken replacements refused, SIGHUP rereading c11n.
+//! - `hotswap_modules`: module files added and removed while serving; a POP3 session held
+//!   across a swap of pop.
 //! - `lifecycle`: SIGTERM drains live sessions; exit codes.
 //! - `privileges`: root policy, identity, the root drop on every thread (needs root; CI
 //!   runs as root).
@@ -46,6 +48,7 @@ mod echo;
 mod harness;
 mod hostile;
 mod hotswap;
+mod hotswap_modules;
 mod http;
 mod lifecycle;
 mod pop;

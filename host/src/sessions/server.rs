@@ -31,6 +31,8 @@ pub struct ModuleServer {
     slot: Arc<ModuleSlot>,
     runtime: Runtime,
     sessions: Arc<Semaphore>,
+    /// Set to stop this module's accept loops (the process's stop sets it too).
+    accepting: Arc<watch::Sender<bool>>,
 }
 
 impl ModuleServer {
@@ -55,6 +57,8 @@ impl ModuleServer {
                 format!("failed to start the worker pool of module `{}`", slot.name)
             })?;
         let sessions = Arc::new(Semaphore::new(options.max_sessions));
+        let accepting = Arc::new(watch::Sender::new(false));
+        runtime.spawn(forward_stop(shutdown, accepting.clone()));
         for listener in listeners {
             let _guard = runtime.enter();
             let socket = tokio::net::TcpListener::from_std(listener.socket).with_context(|| {
@@ -69,7 +73,7 @@ impl ModuleServer {
                 sessions.clone(),
                 socket,
                 (listener.id, listener.tls),
-                shutdown.clone(),
+                accepting.subscribe(),
             ));
         }
         runtime.spawn(operator(engine.clone(), slot.clone()));
@@ -77,7 +81,14 @@ impl ModuleServer {
             slot,
             runtime,
             sessions,
+            accepting,
         })
+    }
+
+    /// Stops accepting and closes the module's listeners (the module was removed while
+    /// serving); live sessions go on until [`ModuleServer::drain`] or `stop`.
+    pub fn stop_accepting(&self) {
+        self.accepting.send_replace(true);
     }
 
     /// Waits until every session has ended or `deadline` passes; returns how many were
@@ -108,6 +119,13 @@ impl ModuleServer {
     /// Stops the pool, abandoning any session still live.
     pub fn stop(self) {
         self.runtime.shutdown_timeout(Duration::from_millis(100));
+    }
+}
+
+/// Passes the process's stop on to one module's accept loops.
+async fn forward_stop(mut shutdown: watch::Receiver<bool>, accepting: Arc<watch::Sender<bool>>) {
+    if shutdown.wait_for(|stop| *stop).await.is_ok() {
+        accepting.send_replace(true);
     }
 }
 

@@ -15,6 +15,7 @@
 //! tickers stopped before the drop: nothing that holds root credentials outlives it.
 
 mod load;
+mod membership;
 mod prestart;
 mod reload;
 mod serve;
@@ -81,12 +82,17 @@ pub struct ConfiguredModule {
 
 impl ConfiguredModule {
     /// A module configured by `section`.
-    pub fn new(module: LoadedModule, section: Section, options: SessionOptions) -> Self {
+    pub fn new(
+        module: impl Into<Arc<LoadedModule>>,
+        section: Section,
+        options: SessionOptions,
+    ) -> Self {
+        let module = module.into();
         let section = Arc::new(section);
         let grants = Grants::of(&module.spec, &section, Arc::default());
         let context = ModuleContext::new(module.name(), Some(section.clone()), grants);
         ConfiguredModule {
-            module: Arc::new(module),
+            module,
             section,
             options,
             context,
@@ -220,6 +226,8 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
         slots: Vec::new(),
         text: loaded.text,
         config: loaded.config.clone(),
+        serving: None,
+        removed: Vec::new(),
     };
     serve::serve(
         &loaded.engine,

@@ -3,6 +3,7 @@
 //! versions all together or not at all. Nothing privileged is redone: a new version reuses
 //! the listeners, directories, terminal and database pools the host already holds, and does
 //! not run `prestart`; a change that would need them redone is refused ("restart needed").
+//! Files added to or removed from `modules/` start or stop modules (`membership`).
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
@@ -11,14 +12,16 @@ use anyhow::{Context, Result, anyhow, bail};
 use serverkit_c11n::{Config, Parsed};
 use wasmtime::Engine;
 
+use super::ConfiguredModule;
 use super::load::vocabulary;
+use super::membership::{self, Serving, SlotChange, launch};
 use super::swap_rules::{Candidate, candidate, restart_needed};
 use crate::contract::version;
 use crate::engine::ComponentCache;
 use crate::guest_host::linker;
+use crate::listeners::BoundListener;
 use crate::modules::ModuleSlot;
-use crate::modules::load::{LoadedModule, Loader, digest};
-use crate::modules::source::{ModuleSource, module_files};
+use crate::modules::load::{LoadedModule, Loader};
 use crate::personality::{Personality, shown};
 
 /// What to recheck.
@@ -42,6 +45,25 @@ pub struct Reloader {
     pub text: String,
     /// The configuration in force.
     pub config: Config,
+    /// What starting and stopping modules needs; set when serving starts.
+    pub serving: Option<Serving>,
+    /// Modules removed while serving: their sections may stay in `c11n` until it is
+    /// edited, so their vocabulary still checks it (a restart would refuse them).
+    pub removed: Vec<Arc<LoadedModule>>,
+}
+
+/// A reload's changes, all checked: applied together or not at all.
+struct Plan {
+    config: Config,
+    swaps: Vec<Candidate>,
+    added: Vec<(ConfiguredModule, Vec<BoundListener>)>,
+    removed: Vec<Arc<ModuleSlot>>,
+}
+
+impl Plan {
+    fn is_empty(&self) -> bool {
+        self.swaps.is_empty() && self.added.is_empty() && self.removed.is_empty()
+    }
 }
 
 impl Reloader {
@@ -85,25 +107,28 @@ impl Reloader {
 
     async fn handle(&mut self, loader: &Loader<'_>, request: Request) {
         let started = std::time::Instant::now();
+        // A new module file is a configuration change: its section is read from `c11n` as
+        // it is now, as SIGHUP would.
+        let added = membership::has_new_files(&self.personality.modules_dir(), &self.slots);
         let text = match request {
-            Request::Files => Ok(self.text.clone()),
-            Request::All => self.personality.read_c11n(),
+            Request::Files if !added => Ok(self.text.clone()),
+            _ => self.personality.read_c11n(),
         };
         let prepared = match text {
             Ok(text) => self.prepare(loader, &text).await.map(|p| (text, p)),
             Err(e) => Err(e),
         };
         match prepared {
-            Ok((text, (config, candidates))) => {
-                if candidates.is_empty() {
+            Ok((text, plan)) => {
+                if plan.is_empty() {
                     match request {
                         Request::Files => tracing::debug!("modules folder changed, no module did"),
                         Request::All => tracing::info!("reload: no module and no option changed"),
                     }
                 }
                 self.text = text;
-                self.config = config;
-                self.publish(candidates, started);
+                self.config = plan.config.clone();
+                self.apply(plan, started);
             }
             Err(e) => {
                 tracing::error!("hot swap refused, every module keeps its version: {e:#}");
@@ -112,6 +137,49 @@ impl Reloader {
                 }
             }
         }
+    }
+
+    fn apply(&mut self, plan: Plan, started: std::time::Instant) {
+        self.publish(plan.swaps, started);
+        for slot in plan.removed {
+            self.remove(&slot);
+        }
+        let Some(serving) = &self.serving else {
+            return;
+        };
+        for (configured, listeners) in plan.added {
+            let name = configured.module.name().to_string();
+            match launch(serving, &self.engine, configured, listeners) {
+                Ok(slot) => {
+                    slot.record_swap("generation 1 (module added while serving)".into());
+                    tracing::info!(module = %name, took_ms = started.elapsed().as_millis() as u64, "module added while serving: started");
+                    self.removed.retain(|m| m.name() != name);
+                    self.slots.push(slot);
+                }
+                Err(e) => {
+                    tracing::error!("module `{name}` added while serving did not start: {e:#}")
+                }
+            }
+        }
+    }
+
+    /// Stops a module whose file was removed: no new sessions, live ones drain.
+    fn remove(&mut self, slot: &Arc<ModuleSlot>) {
+        let drain = self.drain_timeout();
+        if let Some(serving) = &self.serving {
+            serving.servers.retire(&slot.name, drain);
+        }
+        self.slots.retain(|s| !Arc::ptr_eq(s, slot));
+        self.removed.push(slot.current.load().loaded.clone());
+        let note = if self.config.sections_named(&slot.name).next().is_some() {
+            format!(
+                "; `{}` still configures it: remove its section before the next restart",
+                shown(&self.personality.c11n_path())
+            )
+        } else {
+            String::new()
+        };
+        tracing::warn!(module = %slot.name, "module file removed: no new sessions, live ones drain, then it stops{note}");
     }
 
     fn publish(&self, candidates: Vec<Candidate>, started: std::time::Instant) {
@@ -146,102 +214,81 @@ impl Reloader {
         (seconds > 0).then(|| std::time::Duration::from_secs(seconds as u64))
     }
 
-    /// Loads every changed module and checks `text` against them; returns the checked
-    /// configuration and the versions to publish, or every reason to refuse.
-    async fn prepare(&self, loader: &Loader<'_>, text: &str) -> Result<(Config, Vec<Candidate>)> {
-        let loaded = self.load_changed(loader).await?;
+    /// Loads every changed module file and checks `text` against the modules that would
+    /// then run; returns every change to make, or every reason to refuse them.
+    async fn prepare(&self, loader: &Loader<'_>, text: &str) -> Result<Plan> {
         let file = shown(&self.personality.c11n_path());
-        let modules = self
+        let parsed = Parsed::new(&file, text);
+        let sections = parsed.document.section_names();
+        let dir = self.personality.modules_dir();
+        let changes = membership::scan(loader, &dir, &self.slots, &sections).await?;
+        let mut running: Vec<Arc<LoadedModule>> = Vec::new();
+        for (slot, change) in self.slots.iter().zip(&changes.slots) {
+            match change {
+                SlotChange::Keep => running.push(slot.current.load().loaded.clone()),
+                SlotChange::Replace(new) => running.push(new.clone()),
+                SlotChange::Remove => {}
+            }
+        }
+        running.extend(changes.added.iter().cloned());
+        let removed = self
             .slots
             .iter()
-            .zip(&loaded)
-            .map(|(slot, new)| {
-                new.clone()
-                    .unwrap_or_else(|| slot.current.load().loaded.clone())
-            })
-            .collect::<Vec<_>>();
-        let config = Parsed::new(&file, text)
-            .check(&vocabulary(modules.iter().map(|m| m.as_ref())))
+            .zip(&changes.slots)
+            .filter(|(_, c)| matches!(c, SlotChange::Remove))
+            .map(|(slot, _)| slot.current.load().loaded.clone());
+        let mut vocabulary_of = running.clone();
+        for gone in self.removed.iter().cloned().chain(removed) {
+            if !vocabulary_of.iter().any(|m| m.name() == gone.name()) {
+                vocabulary_of.push(gone);
+            }
+        }
+        let config = parsed
+            .check(&vocabulary(vocabulary_of.iter().map(|m| m.as_ref())))
             .map_err(|d| anyhow!("invalid configuration `{file}`:\n{d}"))?;
         let mut problems = restart_needed(&self.config, &config);
-        let mut candidates = Vec::new();
-        for ((slot, new), module) in self.slots.iter().zip(loaded).zip(modules) {
-            match candidate(&config, slot, new.is_some(), module) {
-                Ok(Some(c)) => candidates.push(c),
+        let mut plan = Plan {
+            config,
+            swaps: Vec::new(),
+            added: Vec::new(),
+            removed: Vec::new(),
+        };
+        for (slot, change) in self.slots.iter().zip(changes.slots) {
+            let (new_module, module) = match change {
+                SlotChange::Keep => (false, slot.current.load().loaded.clone()),
+                SlotChange::Replace(module) => (true, module),
+                SlotChange::Remove => {
+                    plan.removed.push(slot.clone());
+                    continue;
+                }
+            };
+            match candidate(&plan.config, slot, new_module, module) {
+                Ok(Some(c)) => plan.swaps.push(c),
                 Ok(None) => {}
                 Err(e) => problems.push(format!("{e:#}")),
+            }
+        }
+        if !changes.added.is_empty() {
+            let Some(serving) = &self.serving else {
+                bail!("modules cannot be added before serving starts");
+            };
+            for module in changes.added {
+                let dir = &self.personality.dir;
+                match membership::prepare_added(&plan.config, dir, serving, &self.engine, module)
+                    .await
+                {
+                    Ok(added) => plan.added.push(added),
+                    Err(e) => problems.push(format!("{e:#}")),
+                }
+            }
+            let added: Vec<_> = plan.added.iter().map(|(m, _)| m).collect();
+            if let Err(e) = membership::check_capacity(&self.slots, &added) {
+                problems.push(format!("{e:#}"));
             }
         }
         if !problems.is_empty() {
             bail!("{}", problems.join("\n"));
         }
-        Ok((config, candidates))
+        Ok(plan)
     }
-
-    /// Each slot's module reloaded from its file when the file's content changed.
-    async fn load_changed(&self, loader: &Loader<'_>) -> Result<Vec<Option<Arc<LoadedModule>>>> {
-        self.note_added_files();
-        let mut loaded = Vec::new();
-        let mut errors = Vec::new();
-        for slot in &self.slots {
-            match reload_file(loader, slot).await {
-                Ok(new) => loaded.push(new.map(Arc::new)),
-                Err(e) => errors.push(format!("{e:#}")),
-            }
-        }
-        if !errors.is_empty() {
-            bail!("{}", errors.join("\n"));
-        }
-        Ok(loaded)
-    }
-
-    /// Files added at runtime are not started: say so.
-    fn note_added_files(&self) {
-        let dir = self.personality.modules_dir();
-        for file in module_files(&dir).unwrap_or_default() {
-            let known = self
-                .slots
-                .iter()
-                .any(|s| s.current.load().loaded.path.as_deref() == Some(file.as_path()));
-            if !known {
-                tracing::warn!(
-                    "module file {} was added while serving: a new module needs a restart",
-                    file.display()
-                );
-            }
-        }
-    }
-}
-
-/// The slot's module loaded again when its file now holds different bytes.
-async fn reload_file(loader: &Loader<'_>, slot: &ModuleSlot) -> Result<Option<LoadedModule>> {
-    let current = slot.current.load_full();
-    let Some(path) = &current.loaded.path else {
-        return Ok(None);
-    };
-    if !path.exists() {
-        tracing::warn!(
-            "module file {} was removed: module `{}` keeps serving until a restart",
-            path.display(),
-            slot.name
-        );
-        return Ok(None);
-    }
-    let source = ModuleSource::file(path)?;
-    if digest(&source.wasm) == current.loaded.digest {
-        return Ok(None);
-    }
-    let loaded = loader
-        .load(&source)
-        .await
-        .with_context(|| format!("new version of module `{}` not loaded", slot.name))?;
-    if loaded.name() != slot.name {
-        bail!(
-            "{} now holds a module named `{}`, not `{}`: renaming a module needs a restart",
-            path.display(),
-            loaded.name(),
-            slot.name
-        );
-    }
-    Ok(Some(loaded))
 }

@@ -12,14 +12,15 @@ use tokio::sync::watch;
 use wasmtime::Engine;
 
 use super::ConfiguredModule;
+use super::membership::{Serving, launch};
 use super::reload::{Reloader, Request};
 use crate::databases::{HostRuntime, PoolConfig};
 use crate::engine::EpochTicker;
 use crate::heaps::HeapRegistry;
 use crate::listeners::BoundListener;
 use crate::logging::Syslog;
-use crate::modules::{ModuleSlot, ModuleVersion};
 use crate::report::{self, Reporter};
+use crate::sessions::running::RunningServers;
 use crate::sessions::server::ModuleServer;
 
 /// Serves until a stop signal, then gives live sessions `shutdown_timeout` to finish.
@@ -44,31 +45,27 @@ pub fn serve(
     let mut signals = control.block_on(async { Signals::new() })?;
     let ticker = EpochTicker::start(engine)?;
     let (stop, stopping) = watch::channel(false);
-    let mut servers = Vec::new();
+    let servers = Arc::new(RunningServers::default());
+    let serving = Serving {
+        servers: servers.clone(),
+        heaps: heaps.clone(),
+        databases: host.databases.clone(),
+        stopping,
+    };
+    let mut slots = Vec::new();
     for (configured, listeners) in modules {
-        let name = configured.module.name().to_string();
-        let _ = configured.context.databases.set(host.databases.clone());
-        let version = ModuleVersion::new(1, configured.module.clone(), configured.context.clone());
-        let slot = Arc::new(ModuleSlot::new(&name, version, configured.options, &heaps));
-        servers.push(ModuleServer::start(
-            engine,
-            slot,
-            listeners,
-            stopping.clone(),
-        )?);
+        slots.push(launch(&serving, engine, configured, listeners)?);
     }
     let reporter = Arc::new(Reporter {
         engine: engine.clone(),
-        modules: servers
-            .iter()
-            .map(|s| (s.slot().clone(), s.handle()))
-            .collect(),
+        servers: servers.clone(),
         heaps,
         syslog,
         databases: Some(host.databases.clone()),
     });
     report::install(reporter.clone());
-    reloader.slots = servers.iter().map(|s| s.slot().clone()).collect();
+    reloader.slots = slots;
+    reloader.serving = Some(serving);
     let modules_dir = reloader.personality.modules_dir();
     let reload = reloader.start()?;
     let files_changed = reload.clone();
@@ -104,6 +101,7 @@ pub fn serve(
     );
     let _ = stop.send(true);
     let deadline = Instant::now() + shutdown_timeout;
+    let servers = servers.take_all();
     let abandoned: usize = servers.iter().map(|s| s.drain(deadline)).sum();
     if abandoned > 0 {
         tracing::warn!("{abandoned} sessions still live at the shutdown deadline: closing them");

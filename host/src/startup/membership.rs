@@ -1,0 +1,231 @@
+//! Modules added to or removed from `modules/` while serving. A new file starts as a new
+//! module when it needs nothing privileged (it runs `prestart` unprivileged, so the
+//! operating system refuses a port below 1024 or a root-only file). A removed file's
+//! module stops accepting, drains and stops, or falls back to the built-in of its name
+//! when the configuration names one: what a restart would do.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use serverkit_c11n::Config;
+use tokio::sync::watch;
+use wasmtime::Engine;
+
+use super::ConfiguredModule;
+use super::load::module_section;
+use super::prestart::prestart_one;
+use crate::databases::Databases;
+use crate::engine::INSTANCE_CAPACITY;
+use crate::heaps::HeapRegistry;
+use crate::listeners::BoundListener;
+use crate::modules::load::{LoadedModule, Loader, digest};
+use crate::modules::source::{ModuleSource, module_files};
+use crate::modules::{ModuleSlot, ModuleVersion};
+use crate::sessions::options::SessionOptions;
+use crate::sessions::running::RunningServers;
+use crate::sessions::server::ModuleServer;
+
+/// What starting and stopping modules while serving needs.
+pub struct Serving {
+    /// The running module servers.
+    pub servers: Arc<RunningServers>,
+    /// Where each module's session heap is registered for the report.
+    pub heaps: HeapRegistry,
+    /// The database pools, opened at startup.
+    pub databases: Arc<Databases>,
+    /// The process's stop, which new servers watch too.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// What became of one running module's file.
+#[derive(Clone)]
+pub(super) enum SlotChange {
+    Keep,
+    Replace(Arc<LoadedModule>),
+    Remove,
+}
+
+/// The `modules/` folder compared with the running modules.
+pub(super) struct FileChanges {
+    /// One entry per running module, in slot order.
+    pub slots: Vec<SlotChange>,
+    /// Modules in files that no running module came from.
+    pub added: Vec<Arc<LoadedModule>>,
+}
+
+/// Whether `dir` holds a module file no running module came from.
+pub(super) fn has_new_files(dir: &Path, slots: &[Arc<ModuleSlot>]) -> bool {
+    module_files(dir)
+        .unwrap_or_default()
+        .iter()
+        .any(|file| !slots.iter().any(|s| from_file(s, file)))
+}
+
+fn from_file(slot: &ModuleSlot, file: &Path) -> bool {
+    slot.current.load().loaded.path.as_deref() == Some(file)
+}
+
+/// Loads what changed in `dir`: replaced files, new files (new modules, or a file that now
+/// overrides a built-in), and removed files. `sections` are the configuration's section
+/// names, which decide whether a removed file falls back to a built-in.
+pub(super) async fn scan(
+    loader: &Loader<'_>,
+    dir: &Path,
+    slots: &[Arc<ModuleSlot>],
+    sections: &[String],
+) -> Result<FileChanges> {
+    let mut changes = FileChanges {
+        slots: vec![SlotChange::Keep; slots.len()],
+        added: Vec::new(),
+    };
+    let mut errors = Vec::new();
+    let path_of = |slot: &ModuleSlot| slot.current.load().loaded.path.clone();
+    for file in module_files(dir)? {
+        if slots.iter().any(|s| from_file(s, &file)) {
+            continue;
+        }
+        let loaded = match loader.load(&ModuleSource::file(&file)?).await {
+            Ok(loaded) => Arc::new(loaded),
+            Err(e) => {
+                errors.push(format!("module file {} not loaded: {e:#}", file.display()));
+                continue;
+            }
+        };
+        match slots.iter().position(|s| s.name == loaded.name()) {
+            // It overrides a built-in, or the module's file was renamed.
+            Some(i) if path_of(&slots[i]).is_none_or(|p| !p.exists()) => {
+                changes.slots[i] = SlotChange::Replace(loaded);
+            }
+            Some(i) => errors.push(format!(
+                "{} holds module `{}`, which {} already provides: one file per module",
+                file.display(),
+                loaded.name(),
+                path_of(&slots[i]).unwrap_or_default().display()
+            )),
+            None if changes.added.iter().any(|m| m.name() == loaded.name()) => {
+                errors.push(format!(
+                    "{} holds module `{}` a second time",
+                    file.display(),
+                    loaded.name()
+                ))
+            }
+            None => changes.added.push(loaded),
+        }
+    }
+    for (slot, change) in slots.iter().zip(&mut changes.slots) {
+        if matches!(change, SlotChange::Keep) {
+            match file_change(loader, slot, sections).await {
+                Ok(new) => *change = new,
+                Err(e) => errors.push(format!("{e:#}")),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(changes)
+}
+
+/// What became of the file `slot`'s module was loaded from.
+async fn file_change(
+    loader: &Loader<'_>,
+    slot: &ModuleSlot,
+    sections: &[String],
+) -> Result<SlotChange> {
+    let current = slot.current.load_full();
+    let Some(path) = &current.loaded.path else {
+        return Ok(SlotChange::Keep);
+    };
+    if !path.exists() {
+        let configured = sections.contains(&slot.name);
+        return Ok(match ModuleSource::builtin(&slot.name) {
+            Some(builtin) if configured => SlotChange::Replace(Arc::new(
+                loader.load(&builtin).await.with_context(|| {
+                    format!(
+                        "built-in `{}` not loaded in place of its removed file",
+                        slot.name
+                    )
+                })?,
+            )),
+            _ => SlotChange::Remove,
+        });
+    }
+    let source = ModuleSource::file(path)?;
+    if digest(&source.wasm) == current.loaded.digest {
+        return Ok(SlotChange::Keep);
+    }
+    let loaded = loader
+        .load(&source)
+        .await
+        .with_context(|| format!("new version of module `{}` not loaded", slot.name))?;
+    if loaded.name() != slot.name {
+        bail!(
+            "{} now holds a module named `{}`, not `{}`: renaming a module needs a restart",
+            path.display(),
+            loaded.name(),
+            slot.name
+        );
+    }
+    Ok(SlotChange::Replace(Arc::new(loaded)))
+}
+
+/// Configures a module added while serving and runs its prestart, unprivileged.
+pub(super) async fn prepare_added(
+    config: &Config,
+    dir: &Path,
+    serving: &Serving,
+    engine: &Engine,
+    module: Arc<LoadedModule>,
+) -> Result<(ConfiguredModule, Vec<BoundListener>)> {
+    let name = module.name().to_string();
+    let section = module_section(config, &module)?;
+    let options = SessionOptions::from_section(&config.file, &section)?;
+    let mut configured = ConfiguredModule::new(module, section, options);
+    let not_started = || {
+        format!(
+            "module `{name}`, added while serving, cannot start without a restart (what it asks for may need root)"
+        )
+    };
+    configured.open_granted(dir).with_context(not_started)?;
+    let _ = configured.context.databases.set(serving.databases.clone());
+    let listeners = prestart_one(engine, dir, &configured)
+        .await
+        .with_context(not_started)?;
+    Ok((configured, listeners))
+}
+
+/// Whether `added` more modules fit the engine's instances beside `slots`: every live
+/// session and every operator holds one.
+pub(super) fn check_capacity(slots: &[Arc<ModuleSlot>], added: &[&ConfiguredModule]) -> Result<()> {
+    let sessions: usize = slots.iter().map(|s| s.options.max_sessions).sum::<usize>()
+        + added.iter().map(|m| m.options.max_sessions).sum::<usize>();
+    let operators = slots.len() + added.len();
+    if sessions + operators > INSTANCE_CAPACITY as usize {
+        bail!(
+            "the added modules would bring `max_sessions` to {sessions} (plus {operators} operators), more than the {INSTANCE_CAPACITY} instances serverkit holds: restart needed"
+        );
+    }
+    Ok(())
+}
+
+/// Starts serving a configured module at generation 1: its slot, pool and accept loops.
+pub fn launch(
+    serving: &Serving,
+    engine: &Engine,
+    configured: ConfiguredModule,
+    listeners: Vec<BoundListener>,
+) -> Result<Arc<ModuleSlot>> {
+    let name = configured.module.name().to_string();
+    let _ = configured.context.databases.set(serving.databases.clone());
+    let version = ModuleVersion::new(1, configured.module.clone(), configured.context.clone());
+    let slot = Arc::new(ModuleSlot::new(
+        &name,
+        version,
+        configured.options,
+        &serving.heaps,
+    ));
+    let server = ModuleServer::start(engine, slot.clone(), listeners, serving.stopping.clone())?;
+    serving.servers.add(server);
+    Ok(slot)
+}
