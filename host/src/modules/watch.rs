@@ -20,14 +20,16 @@ pub fn spawn(
     dir: PathBuf,
     on_change: impl Fn() -> bool + Send + 'static,
 ) -> Result<std::thread::JoinHandle<()>> {
+    // The first look is taken before returning, so a file replaced as soon as the server
+    // says it is serving is still seen as a change.
+    let settled = snapshot(&dir);
     std::thread::Builder::new()
         .name("modules-watch".into())
-        .spawn(move || watch(&dir, on_change))
+        .spawn(move || watch(&dir, settled, on_change))
         .with_context(|| "failed to start the modules watcher thread")
 }
 
-fn watch(dir: &Path, on_change: impl Fn() -> bool) {
-    let mut settled = snapshot(dir);
+fn watch(dir: &Path, mut settled: BTreeMap<PathBuf, Stamp>, on_change: impl Fn() -> bool) {
     let mut pending: Option<BTreeMap<PathBuf, Stamp>> = None;
     loop {
         std::thread::sleep(POLL_INTERVAL);
