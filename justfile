@@ -20,6 +20,10 @@ fmt:
 bench:
     ./dev bench
 
+# hot swap latency and throughput dip, with and without the compile cache
+bench-swap:
+    ./dev bench-swap
+
 # shttp against nginx with wrk (release build)
 bench-http:
     ./dev bench-http
