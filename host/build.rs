@@ -31,7 +31,9 @@ fn main() {
         .parent()
         .expect("host/ sits inside the workspace")
         .to_path_buf();
-    for watched in ["wit", "guest-modules", "Cargo.lock"] {
+    // `guest-modules` holds the SDK every guest depends on (`guest-modules/sdk`) as well
+    // as the guests: a change to either rebuilds them all. A directory is watched whole.
+    for watched in ["wit", "guest-modules", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
