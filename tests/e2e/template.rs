@@ -58,8 +58,15 @@ fn build_component(dir: &Path) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target = template_target_dir();
     let mut cmd = Command::new(cargo);
+    // Offline: the checkout's lock (copied in) names only crates the guest build fetched.
     cmd.current_dir(dir)
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .args([
+            "build",
+            "--offline",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+        ])
         .env("CARGO_TARGET_DIR", &target);
     // As in host/build.rs: flags and wrappers meant for the host build must not reach
     // the wasm build.
