@@ -7,6 +7,8 @@ use std::process::Command;
 
 use crate::harness::{Server, TestPersonality, free_port};
 
+include!("../../host/nested_cargo_env.rs");
+
 /// The SDK dependency line as the template ships it (relative to the checkout).
 const SHIPPED_SDK_PATH: &str = r#"path = "../../guest-modules/sdk""#;
 
@@ -68,16 +70,7 @@ fn build_component(dir: &Path) -> PathBuf {
             "wasm32-wasip2",
         ])
         .env("CARGO_TARGET_DIR", &target);
-    // As in host/build.rs: flags and wrappers meant for the host build must not reach
-    // the wasm build.
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_TARGET",
-    ] {
+    for var in HOST_ONLY_BUILD_ENV {
         cmd.env_remove(var);
     }
     let output = cmd.output().expect("run cargo on the template");
