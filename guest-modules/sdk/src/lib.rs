@@ -3,14 +3,14 @@
 //! A module implements [`Module`] (only `describe` is required), exports it with
 //! [`export!`], and uses the helpers below instead of the raw bindings:
 //!
-//! ```ignore
-//! use serverkit_sdk::{Client, Descriptor, Line, Module, Version, config, describe, listen};
+//! ```no_run
+//! use serverkit_sdk::{Client, Descriptor, Line, Module, Version, describe, listen};
 //!
 //! struct Hello;
 //!
 //! impl Module for Hello {
 //!     fn describe() -> Descriptor {
-//!         Descriptor::new("hello", "Greets every line", Version::new(0, 1, 0))
+//!         Descriptor::new("hello", "Echoes every line", Version::new(0, 1, 0))
 //!             .options(describe::listen_options(7070, 16))
 //!     }
 //!     fn prestart() -> Result<(), String> {
