@@ -11,6 +11,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+include!("nested_cargo_env.rs");
+
 /// Guest crates under `guest-modules/` built and embedded as built-in modules.
 const SHIPPED_MODULES: &[&str] = &["echo", "shttp", "pop", "vtstats"];
 
@@ -31,7 +33,9 @@ fn main() {
         .parent()
         .expect("host/ sits inside the workspace")
         .to_path_buf();
-    for watched in ["wit", "guest-modules", "Cargo.lock"] {
+    // `guest-modules` holds the SDK every guest depends on (`guest-modules/sdk`) as well
+    // as the guests: a change to either rebuilds them all. A directory is watched whole.
+    for watched in ["wit", "guest-modules", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
@@ -108,16 +112,7 @@ fn build_guests(root: &Path, guest_target: &Path) {
     for name in SHIPPED_MODULES.iter().chain(TEST_MODULES) {
         cmd.args(["-p", name]);
     }
-    // Flags meant for the host build (coverage, sanitizers, wrappers) must not leak into
-    // the wasm build.
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_TARGET",
-    ] {
+    for var in HOST_ONLY_BUILD_ENV {
         cmd.env_remove(var);
     }
     let status = cmd.status().expect("run cargo to build the guest modules");

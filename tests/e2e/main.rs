@@ -36,6 +36,8 @@
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 //! - `syslog`: the remote syslog bypass, with and without a collector.
+//! - `template`: the module template copied out of the checkout, built against the SDK
+//!   with cargo, and served from a personality's `modules/`.
 //! - `tls`: HTTPS terminated by the host, the redirect to it; bad certificates refused at
 //!   startup; certificates made for the tests.
 //! - `tls_pop`: POP3S and STLS (s_client, curl, poplib), a command injected before the
@@ -64,6 +66,7 @@ mod shttp_clients;
 mod shttp_corpus;
 mod shttp_nginx;
 mod syslog;
+mod template;
 mod tls;
 mod tls_pop;
 mod vtstats;

@@ -1,14 +1,15 @@
 //! The AUTHORIZATION state: USER/PASS and SASL PLAIN, the maildrop query, and opening the
 //! maildrop under its exclusive lock.
 
+use serverkit_sdk::config::{integer, text};
+use serverkit_sdk::database::{self, Driver, Value};
+use serverkit_sdk::log::{self, Level};
+use serverkit_sdk::maildrop;
+
 use crate::command::Command;
-use crate::lines::Line;
-use crate::serverkit::module::database::{self, Driver, Value};
-use crate::serverkit::module::log::{self, Level};
-use crate::serverkit::module::maildrop;
-use crate::session::{Client, Next};
+use crate::query;
+use crate::session::{Client, Line, Next};
 use crate::transaction::Transaction;
-use crate::{integer, query, text};
 
 /// The AUTHORIZATION state: the user name given so far.
 #[derive(Default)]
@@ -94,7 +95,7 @@ fn sasl_plain(
         Some(r) => r,
         None => {
             client.reply("+ ")?;
-            match client.lines.next() {
+            match client.next_line() {
                 Line::Text(line) => line,
                 Line::TooLong => String::from("!"),
                 Line::Closed => return Err("closed during AUTH".into()),

@@ -2,12 +2,26 @@
 //! [`Transaction`](crate::transaction::Transaction) with the maildrop open and locked, and the UPDATE state as
 //! [`Transaction::update`](crate::transaction::Transaction::update), reached only by QUIT: the one place that deletes anything.
 
-use wasip2::io::streams::{OutputStream, StreamError};
+use serverkit_sdk::Connection;
+use serverkit_sdk::wasip2::io::streams::StreamError;
 
-use crate::Connection;
 use crate::authorization::Authorization;
 use crate::command::{self, Command};
-use crate::lines::{Line, Lines};
+
+/// Longest line accepted, without its LF. RFC 2449 limits commands to 255 octets; a SASL
+/// response with a long password may exceed that, so the limit is a little wider for
+/// every line.
+pub const MAX_LINE: usize = 1024;
+
+/// One line read.
+pub enum Line {
+    /// The line without its line ending.
+    Text(String),
+    /// Longer than [`MAX_LINE`]: the rest of it was read and discarded.
+    TooLong,
+    /// The client closed the connection (or it broke).
+    Closed,
+}
 
 /// What reading the next command gave.
 pub enum Next {
@@ -19,15 +33,16 @@ pub enum Next {
     Closed,
 }
 
-/// The client's streams and address.
+/// The client's connection and address.
 pub struct Client {
-    pub lines: Lines,
-    out: OutputStream,
+    io: serverkit_sdk::Client,
     pub peer: String,
     /// Whether `STLS` is offered: a certificate was prepared and TLS is not on yet.
     stls: bool,
-    /// Last: the streams above are its children and must be dropped first.
-    conn: Connection,
+}
+
+fn write_failed(e: StreamError) -> String {
+    format!("write to the client failed: {e:?}")
 }
 
 impl Client {
@@ -36,9 +51,27 @@ impl Client {
         self.send(format!("{line}\r\n").as_bytes())
     }
 
+    /// The next line: CRLF or bare LF, pipelined lines waiting in the buffer in order.
+    pub fn next_line(&mut self) -> Line {
+        match self.io.read_line() {
+            Ok(line @ serverkit_sdk::Line::Complete(_)) => {
+                let text = line.content().unwrap_or_default();
+                Line::Text(String::from_utf8_lossy(text).into_owned())
+            }
+            Ok(serverkit_sdk::Line::TooLong) => match self.io.skip_line() {
+                Ok(true) => Line::TooLong,
+                Ok(false) | Err(_) => Line::Closed,
+            },
+            // End of stream in the middle of a line is a client that left.
+            Ok(serverkit_sdk::Line::Unterminated(_) | serverkit_sdk::Line::Closed) | Err(_) => {
+                Line::Closed
+            }
+        }
+    }
+
     /// Reads and parses the next command; answers bad lines itself.
     pub fn next_command(&mut self) -> Result<Next, String> {
-        let line = match self.lines.next() {
+        let line = match self.next_line() {
             Line::Text(line) => line,
             Line::TooLong => {
                 self.reply("-ERR line too long")?;
@@ -55,37 +88,21 @@ impl Client {
         }
     }
 
-    /// Sends `bytes` in as few host calls as the connection's write permits allow (std's
-    /// `Write` for a WASI stream goes 4 KiB at a time, each write flushed and awaited),
-    /// then starts a flush without waiting for it: the next command's read, or
-    /// [`Client::finish`], waits instead.
-    pub fn send(&mut self, mut bytes: &[u8]) -> Result<(), String> {
-        let failed = |e: StreamError| format!("write to the client failed: {e:?}");
-        while !bytes.is_empty() {
-            let permit = self.out.check_write().map_err(failed)?;
-            if permit == 0 {
-                self.out.subscribe().block();
-                continue;
-            }
-            let n = bytes
-                .len()
-                .min(usize::try_from(permit).unwrap_or(usize::MAX));
-            self.out.write(&bytes[..n]).map_err(failed)?;
-            bytes = &bytes[n..];
-        }
-        self.out.flush().map_err(failed)
+    /// Sends `bytes` without waiting for the flush (see [`serverkit_sdk::Client::send`]).
+    pub fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.io.send(bytes).map_err(write_failed)
     }
 
     /// Waits until everything sent has reached the socket: the end of a session.
     fn finish(&mut self) {
-        let _ = self.out.blocking_flush();
+        let _ = self.io.finish();
     }
 
     /// Whether a login must wait for TLS (`plaintext_login`): `never` refuses it on every
     /// plain connection, `local-only` on those from another host.
     pub fn login_needs_tls(&self) -> bool {
-        let policy = crate::text("plaintext_login").unwrap_or_default();
-        needs_tls(&policy, &self.peer) && !self.conn.is_tls()
+        let policy = serverkit_sdk::config::text("plaintext_login").unwrap_or_default();
+        needs_tls(&policy, &self.peer) && !self.io.connection().is_tls()
     }
 
     /// STLS: the host sends the `+OK` after discarding unread input, then TLS starts;
@@ -94,13 +111,12 @@ impl Client {
         if !self.stls {
             return self.reply("-ERR STLS not available");
         }
-        self.out
-            .blocking_flush()
-            .map_err(|e| format!("write to the client failed: {e:?}"))?;
-        self.conn
+        self.io.finish().map_err(write_failed)?;
+        self.io
+            .connection()
             .start_tls(b"+OK begin TLS negotiation\r\n")
             .map_err(|e| format!("STLS failed: {e}"))?;
-        self.lines.discard_buffered();
+        self.io.discard_buffered();
         self.stls = false;
         Ok(())
     }
@@ -134,13 +150,13 @@ fn needs_tls(policy: &str, peer: &str) -> bool {
 
 /// Serves `conn` from greeting to QUIT or disconnection.
 pub fn serve(conn: Connection) -> Result<(), String> {
-    let (input, out) = conn.streams().ok_or("connection streams already taken")?;
+    let stls = serverkit_sdk::config::text("certificate").is_some() && !conn.is_tls();
+    // The limit counts the LF, MAX_LINE does not.
+    let io = serverkit_sdk::Client::new(conn)?.with_max_line(MAX_LINE + 1);
     let mut client = Client {
-        lines: Lines::new(input),
-        out,
-        peer: conn.peer_address(),
-        stls: crate::text("certificate").is_some() && !conn.is_tls(),
-        conn,
+        peer: io.peer(),
+        io,
+        stls,
     };
     client.reply("+OK serverkit POP3 ready")?;
     let result = match Authorization::default().run(&mut client) {

@@ -1,9 +1,10 @@
 //! The TRANSACTION state and its end, the UPDATE state: the only code that deletes.
 
+use serverkit_sdk::log::{self, Level};
+use serverkit_sdk::maildrop::Maildir;
+
 use crate::command::Command;
 use crate::message;
-use crate::serverkit::module::log::{self, Level};
-use crate::serverkit::module::maildrop::Maildir;
 use crate::session::{Client, Next};
 
 /// Bytes read from a message per host call.

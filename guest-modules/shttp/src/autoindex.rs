@@ -3,7 +3,7 @@
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::serverkit::module::filesystem::{DirEntry, EntryKind};
+use serverkit_sdk::filesystem::{DirEntry, EntryKind};
 
 /// Bytes percent-encoded in an href: all but RFC 3986's unreserved characters.
 pub const HREF: &AsciiSet = &NON_ALPHANUMERIC

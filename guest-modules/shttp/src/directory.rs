@@ -8,9 +8,9 @@ use crate::path::Target;
 use crate::request::Request;
 use crate::response::Head;
 use crate::serve::{Answered, lookup_status};
-use crate::serverkit::module::connection::SendKind;
-use crate::serverkit::module::filesystem::EntryKind;
 use crate::session::Session;
+use serverkit_sdk::connection::SendKind;
+use serverkit_sdk::filesystem::EntryKind;
 
 impl Session<'_> {
     pub(crate) fn is_health_check(&self, raw_target: &str) -> bool {

@@ -4,11 +4,11 @@
 
 use std::io::Write;
 
-use wasip2::clocks::monotonic_clock;
-use wasip2::io::poll::{Pollable, poll};
-use wasip2::io::streams::{InputStream, OutputStream, StreamError};
+use serverkit_sdk::wasip2::clocks::monotonic_clock;
+use serverkit_sdk::wasip2::io::poll::{Pollable, poll};
+use serverkit_sdk::wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
-use crate::serverkit::module::connection::{Connection, SendKind};
+use serverkit_sdk::connection::{Connection, SendKind};
 
 /// Bytes asked of the host per read (its own cap is 64 KiB): request heads are small.
 const READ_CHUNK: u64 = 16 * 1024;

@@ -7,9 +7,9 @@ use crate::path;
 use crate::range::{self, Ranges};
 use crate::request::Request;
 use crate::response::Head;
-use crate::serverkit::module::connection::SendKind;
-use crate::serverkit::module::filesystem::{self, EntryKind, File, FsError, Metadata};
 use crate::session::Session;
+use serverkit_sdk::connection::SendKind;
+use serverkit_sdk::filesystem::{self, EntryKind, File, FsError, Metadata};
 
 /// The name in a `Host` value, without its port (`[::1]:80` gives `[::1]`).
 fn host_name(host: &str) -> &str {

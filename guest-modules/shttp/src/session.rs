@@ -6,10 +6,10 @@ use crate::io::{Fill, Streams};
 use crate::request::{self, HeadError, Request};
 use crate::response::{Head, error_body};
 use crate::serve::Answered;
-use crate::serverkit::module::connection::{Connection, SendKind, ShutdownType};
-use crate::serverkit::module::filesystem::Directory;
-use crate::serverkit::module::log;
 use crate::settings::{MAX_DISCARDED_BODY, Settings};
+use serverkit_sdk::connection::{Connection, SendKind, ShutdownType};
+use serverkit_sdk::filesystem::Directory;
+use serverkit_sdk::log;
 
 /// How long a closing connection keeps reading (and discarding) what the client still
 /// sends, so that closing does not reset the connection before the answer is read.

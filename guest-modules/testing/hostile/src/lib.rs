@@ -9,101 +9,50 @@
 //! and answers what happened, if it still can. With `operator_trap = on` its operator
 //! traps at once.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 
-wit_bindgen::generate!({
-    world: "module",
-    path: "../../../wit",
-    with: {
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-    },
-});
-
-use serverkit::module::{config, log, prestart, types};
-use types::{ConfigValue, OptionSpec, OptionType, Version};
+use serverkit_sdk::describe::{SERVERKIT_AUTHORS, option};
+use serverkit_sdk::{
+    Client, Connection, Descriptor, Module, OptionType, Version, config, log, prestart,
+};
 
 struct Hostile;
 
-fn option(name: &str, option_type: OptionType, default: ConfigValue, help: &str) -> OptionSpec {
-    OptionSpec {
-        name: name.into(),
-        option_type,
-        default: Some(default),
-        required: false,
-        help: help.into(),
-    }
-}
-
-impl Guest for Hostile {
-    fn describe() -> types::Descriptor {
-        types::Descriptor {
-            name: "hostile".into(),
-            description: "Test-only: attacks its host on request".into(),
-            version: Version {
-                major: 1,
-                minor: 0,
-                patch: 0,
-            },
-            contract: Version {
-                major: 1,
-                minor: 0,
-                patch: 0,
-            },
-            authors: vec!["The serverkit developers".into()],
-            vocabulary: vec![
-                option(
-                    "address",
-                    OptionType::Address,
-                    ConfigValue::Text("127.0.0.1".into()),
-                    "Address",
-                ),
-                option("port", OptionType::Port, ConfigValue::Integer(7), "Port"),
-                option(
-                    "operator_trap",
-                    OptionType::Boolean,
-                    ConfigValue::Boolean(false),
-                    "Trap in the operator",
-                ),
-            ],
-        }
-    }
-
-    fn construct() -> Result<(), String> {
-        Ok(())
+impl Module for Hostile {
+    fn describe() -> Descriptor {
+        Descriptor::new(
+            "hostile",
+            "Test-only: attacks its host on request",
+            Version::new(1, 0, 0),
+        )
+        .author(SERVERKIT_AUTHORS)
+        .options([
+            option("address", OptionType::Address, "Address").default_text("127.0.0.1"),
+            option("port", OptionType::Port, "Port").default_integer(7),
+            option("operator_trap", OptionType::Boolean, "Trap in the operator")
+                .default_flag(false),
+        ])
     }
 
     fn prestart() -> Result<(), String> {
-        let address = match config::get("address") {
-            Some(ConfigValue::Text(a)) => a,
-            _ => "127.0.0.1".into(),
-        };
-        let port = match config::get("port") {
-            Some(ConfigValue::Integer(p)) => p as u16,
-            _ => 7,
-        };
+        let address = config::text("address").unwrap_or_else(|| "127.0.0.1".into());
+        let port = config::integer("port").unwrap_or(7) as u16;
         prestart::bind_listener(&address, port, 64).map_err(|e| format!("{e:?}"))?;
         Ok(())
     }
 
     fn operator() -> Result<(), String> {
-        if matches!(
-            config::get("operator_trap"),
-            Some(ConfigValue::Boolean(true))
-        ) {
+        if config::flag("operator_trap") {
             panic!("hostile: trapping in the operator on request");
         }
         Ok(())
     }
 
-    fn session(conn: serverkit::module::connection::Connection) -> Result<(), String> {
-        let (input, mut output) = conn.streams().ok_or("streams taken")?;
-        let mut line = String::new();
-        BufReader::new(input)
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        let answer = match line.trim() {
+    fn session(conn: Connection) -> Result<(), String> {
+        let mut client = Client::new(conn)?;
+        let line = client.read_line().map_err(|e| e.to_string())?;
+        let command = String::from_utf8_lossy(line.content().unwrap_or_default()).into_owned();
+        let answer = match command.trim() {
             "alloc" => allocate_forever(),
             "recurse" => format!("depth {}", recurse(0)),
             "handles" => hold_handles(),
@@ -119,12 +68,8 @@ impl Guest for Hostile {
             }
             other => format!("unknown command {other:?}"),
         };
-        writeln!(output, "{answer}").map_err(|e| e.to_string())?;
-        output.flush().map_err(|e| e.to_string())
-    }
-
-    fn report() -> Vec<String> {
-        Vec::new()
+        writeln!(client, "{answer}").map_err(|e| e.to_string())?;
+        client.flush().map_err(|e| e.to_string())
     }
 }
 
@@ -149,13 +94,13 @@ fn recurse(depth: u64) -> u64 {
 fn hold_handles() -> String {
     let mut held = Vec::new();
     loop {
-        held.push(wasip2::clocks::monotonic_clock::subscribe_duration(
-            1_000_000_000,
-        ));
+        held.push(
+            serverkit_sdk::wasip2::clocks::monotonic_clock::subscribe_duration(1_000_000_000),
+        );
         if held.len() > 1_000_000 {
             return format!("the host gave {} handles", held.len());
         }
     }
 }
 
-export!(Hostile);
+serverkit_sdk::export!(Hostile);

@@ -4,83 +4,45 @@
 
 use std::io::Write;
 
-wit_bindgen::generate!({
-    world: "module",
-    path: "../../../wit",
-    with: {
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-    },
-});
-
-use serverkit::module::{config, prestart, types};
-use types::{ConfigValue, OptionSpec, OptionType, Version};
+use serverkit_sdk::describe::{SERVERKIT_AUTHORS, option};
+use serverkit_sdk::{
+    Client, Connection, Descriptor, Module, OptionType, Version, config, prestart,
+};
 
 struct Probe;
 
 fn text(key: &str) -> String {
-    match config::get(key) {
-        Some(ConfigValue::Text(s)) => s,
-        _ => String::new(),
-    }
+    config::text(key).unwrap_or_default()
 }
 
-impl Guest for Probe {
-    fn describe() -> types::Descriptor {
-        let option = |name: &str, option_type, default, help: &str| OptionSpec {
-            name: name.into(),
-            option_type,
-            default,
-            required: false,
-            help: help.into(),
-        };
-        types::Descriptor {
-            name: "probe".into(),
-            description: "Test-only: probes the sandbox".into(),
-            version: Version {
-                major: 1,
-                minor: 0,
-                patch: 0,
-            },
-            contract: Version {
-                major: 1,
-                minor: 0,
-                patch: 0,
-            },
-            authors: vec!["The serverkit developers".into()],
-            vocabulary: vec![
-                option(
-                    "address",
-                    OptionType::Address,
-                    Some(ConfigValue::Text("127.0.0.1".into())),
-                    "Address",
-                ),
-                option("port", OptionType::Port, None, "Port"),
-                option(
-                    "mode",
-                    OptionType::Text,
-                    Some(ConfigValue::Text("normal".into())),
-                    "normal, heap, bind-ungranted or trap-in-prestart",
-                ),
-                option(
-                    "database",
-                    OptionType::DatabaseRef,
-                    None,
-                    "The one pool this module may query",
-                ),
-            ],
-        }
-    }
-
-    fn construct() -> Result<(), String> {
-        Ok(())
+impl Module for Probe {
+    fn describe() -> Descriptor {
+        Descriptor::new(
+            "probe",
+            "Test-only: probes the sandbox",
+            Version::new(1, 0, 0),
+        )
+        .author(SERVERKIT_AUTHORS)
+        .options([
+            option("address", OptionType::Address, "Address").default_text("127.0.0.1"),
+            option("port", OptionType::Port, "Port"),
+            option(
+                "mode",
+                OptionType::Text,
+                "normal, heap, bind-ungranted or trap-in-prestart",
+            )
+            .default_text("normal"),
+            option(
+                "database",
+                OptionType::DatabaseRef,
+                "The one pool this module may query",
+            ),
+        ])
     }
 
     fn prestart() -> Result<(), String> {
-        let port = match config::get("port") {
-            Some(ConfigValue::Integer(p)) => p as u16,
-            _ => return Ok(()),
+        let Some(port) = config::integer("port").map(|p| p as u16) else {
+            return Ok(());
         };
         match text("mode").as_str() {
             "trap-in-prestart" => panic!("probe: trapping in prestart on request"),
@@ -96,14 +58,9 @@ impl Guest for Probe {
         Ok(())
     }
 
-    fn operator() -> Result<(), String> {
-        Ok(())
-    }
-
-    fn session(conn: serverkit::module::connection::Connection) -> Result<(), String> {
+    fn session(conn: Connection) -> Result<(), String> {
         if text("mode") == "heap" {
-            let (input, output) = conn.streams().ok_or("streams taken")?;
-            return heap_commands(input, output);
+            return heap_commands(Client::new(conn)?);
         }
         let (_input, mut output) = conn.streams().ok_or("streams taken")?;
         let report = [
@@ -137,7 +94,7 @@ impl Guest for Probe {
             format!("db-other {}", query_outcome("OTHER")),
             format!(
                 "maildrop {}",
-                if serverkit::module::maildrop::open("doc_root", "/").is_ok() {
+                if serverkit_sdk::maildrop::open("doc_root", "/").is_ok() {
                     "granted"
                 } else {
                     "refused"
@@ -150,23 +107,20 @@ impl Guest for Probe {
         output.flush().map_err(|e| e.to_string())?;
         Ok(())
     }
-
-    fn report() -> Vec<String> {
-        Vec::new()
-    }
 }
 
 /// `mode = heap`: one command a line, one answer a line, driving the heap interface:
 /// `create LABEL SIZE MAX`, `alloc LABEL`, `write LABEL ID TEXT`, `read LABEL ID LEN`,
 /// `release LABEL ID`.
-fn heap_commands(
-    input: wasip2::io::streams::InputStream,
-    mut output: wasip2::io::streams::OutputStream,
-) -> Result<(), String> {
-    use serverkit::module::heap;
-    use std::io::BufRead;
-    for line in std::io::BufReader::new(input).lines() {
-        let line = line.map_err(|e| e.to_string())?;
+fn heap_commands(mut client: Client) -> Result<(), String> {
+    use serverkit_sdk::heap;
+    // A line too long (or the end of the stream) ends the session.
+    while let Some(line) = client
+        .read_line()
+        .map_err(|e| e.to_string())?
+        .content()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+    {
         let words: Vec<&str> = line.split_whitespace().collect();
         let num = |i: usize| {
             words
@@ -197,23 +151,20 @@ fn heap_commands(
             _ => break,
         };
         let answer = answer.unwrap_or_else(|e| format!("err {e:?}"));
-        writeln!(output, "{answer}").map_err(|e| e.to_string())?;
-        output.flush().map_err(|e| e.to_string())?;
+        writeln!(client, "{answer}").map_err(|e| e.to_string())?;
+        client.flush().map_err(|e| e.to_string())?;
     }
     Ok(())
 }
 
 fn own_address() -> String {
-    let port = match config::get("port") {
-        Some(ConfigValue::Integer(p)) => p,
-        _ => 0,
-    };
+    let port = config::integer("port").unwrap_or(0);
     format!("{}:{port}", text("address"))
 }
 
 /// `granted` if `select 1` runs on `pool`, `refused` if the pool is not granted.
 fn query_outcome(pool: &str) -> String {
-    use serverkit::module::database::{self, Error};
+    use serverkit_sdk::database::{self, Error};
     match database::query(pool, "select 1", &[]) {
         Ok(_) => "granted".into(),
         Err(Error::NoSuchPool(_)) => "refused".into(),
@@ -225,4 +176,4 @@ fn outcome(result: std::io::Result<()>) -> &'static str {
     if result.is_ok() { "granted" } else { "refused" }
 }
 
-export!(Probe);
+serverkit_sdk::export!(Probe);
