@@ -16,31 +16,107 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// Most module instances alive at once in the process: every live session and operator
-/// holds one. Startup refuses a personality whose `max_sessions` add up to more.
-pub const INSTANCE_CAPACITY: u32 = 10_000;
+/// Instances a module holds besides its sessions: its operator, a `report` hook, and the
+/// `describe` and `construct` instances of a hot swap being loaded.
+pub const HOOK_INSTANCES_PER_MODULE: u32 = 4;
 
-/// Largest linear memory of one instance; a guest growing past it gets a failed
-/// `memory.grow` (and a Rust guest aborts: only its session ends).
-pub const MAX_INSTANCE_MEMORY_BYTES: usize = 64 << 20;
+/// Virtual address space one linear-memory slot reserves by default (wasmtime's
+/// `memory_reservation` on 64-bit hosts), which lets compiled code skip bounds checks.
+const DEFAULT_MEMORY_RESERVATION: u64 = 4 << 30;
+
+/// Guard region after each slot (wasmtime's default `memory_guard_size`).
+const MEMORY_GUARD: u64 = 32 << 20;
+
+/// Fiber stack of one instance in the pool (`async_stack_size`).
+const ASYNC_STACK: u64 = 2 << 20;
+
+/// User address space of the process: 47 bits on x86-64 and on arm64 with 48-bit
+/// addresses (half of it is the kernel's).
+const USER_ADDRESS_SPACE: u64 = 1 << 47;
+
+/// Share of the address space the pool may reserve: the rest is for the heap, thread
+/// stacks, mapped files and the kernel's own layout.
+const POOL_SHARE_OF_ADDRESS_SPACE: (u64, u64) = (3, 4);
+
+/// The instance pool's size, computed from the personality at startup
+/// (`startup::load::pool_plan`) and fixed for the life of the process: a change of
+/// `max_sessions` or `instance_memory_mb` needs a restart anyway.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolPlan {
+    /// Most instances alive at once: every live session, operator and hook holds one.
+    pub capacity: u32,
+    /// Largest linear memory of one instance (the largest `instance_memory_mb`); a guest
+    /// growing past it gets a failed `memory.grow`. Each module's limiter may hold its
+    /// instances lower.
+    pub instance_memory: usize,
+}
+
+impl PoolPlan {
+    /// A pool for one module's hooks (`serverkit inspect`).
+    pub const SMALL: PoolPlan = PoolPlan {
+        capacity: 16,
+        instance_memory: 64 << 20,
+    };
+
+    /// Address space the pool reserves with linear-memory slots of `slot` bytes.
+    fn reservation(&self, slot: u64) -> u64 {
+        u64::from(self.capacity) * (slot + MEMORY_GUARD + ASYNC_STACK)
+    }
+
+    /// The slot size the pool can use: wasmtime's default reservation when the whole
+    /// pool fits the address space (no bounds checks in compiled code), else just the
+    /// largest memory (explicit bounds checks), else an error with the figures.
+    fn memory_reservation(&self) -> Result<u64> {
+        let (num, den) = POOL_SHARE_OF_ADDRESS_SPACE;
+        let mut budget = USER_ADDRESS_SPACE / den * num;
+        if let Ok((soft, _)) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_AS)
+            && soft != nix::sys::resource::RLIM_INFINITY
+        {
+            budget = budget.min(soft / den * num);
+        }
+        if self.reservation(DEFAULT_MEMORY_RESERVATION) <= budget {
+            return Ok(DEFAULT_MEMORY_RESERVATION);
+        }
+        let small = (self.instance_memory as u64).next_multiple_of(64 << 10);
+        anyhow::ensure!(
+            self.reservation(small) <= budget,
+            "the instance pool ({} instances of at most {} MiB) needs {} GiB of address space, more than the {} GiB available: lower `max_sessions`, `instance_memory_mb` or `instance_capacity`",
+            self.capacity,
+            self.instance_memory >> 20,
+            self.reservation(small) >> 30,
+            budget >> 30
+        );
+        tracing::warn!(
+            "the instance pool ({} instances) does not fit the address space with 4 GiB per memory: reserving {} MiB each, so compiled modules check memory bounds (slower)",
+            self.capacity,
+            small >> 20
+        );
+        Ok(small)
+    }
+}
 
 /// Period of the epoch tick: the granularity of CPU budgets and of yielding.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Creates the engine.
-pub fn new() -> Result<Engine> {
+/// Creates the engine with an instance pool sized by `plan`; fails with the figures when
+/// the pool cannot fit the address space.
+pub fn new(plan: &PoolPlan) -> Result<Engine> {
+    let capacity = plan.capacity;
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.max_wasm_stack(512 << 10);
-    config.async_stack_size(2 << 20);
+    config.async_stack_size(ASYNC_STACK as usize);
     config.parallel_compilation(false);
+    config.memory_reservation(plan.memory_reservation()?);
+    config.memory_guard_size(MEMORY_GUARD);
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(INSTANCE_CAPACITY)
-        .total_core_instances(INSTANCE_CAPACITY * 4)
-        .total_memories(INSTANCE_CAPACITY)
-        .total_tables(INSTANCE_CAPACITY * 2)
-        .total_stacks(INSTANCE_CAPACITY)
-        .max_memory_size(MAX_INSTANCE_MEMORY_BYTES)
+    pool.total_component_instances(capacity)
+        .total_core_instances(capacity * 4)
+        .total_memories(capacity)
+        .total_tables(capacity * 2)
+        .total_stacks(capacity)
+        .max_memory_size(plan.instance_memory)
         .max_core_instances_per_component(8)
         .max_memories_per_component(2)
         .max_tables_per_component(4)
@@ -49,7 +125,12 @@ pub fn new() -> Result<Engine> {
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
         .map_err(anyhow::Error::from)
-        .context("failed to create the wasm engine")
+        .with_context(|| {
+            format!(
+                "failed to create the wasm engine (a pool of {capacity} instances of at most {} MiB)",
+                plan.instance_memory >> 20
+            )
+        })
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until stopped or the engine is gone.

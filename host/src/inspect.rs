@@ -136,7 +136,7 @@ pub fn inspect(module: &str) -> Result<String> {
             names.join(", ")
         );
     };
-    let engine = engine::new()?;
+    let engine = engine::new(&engine::PoolPlan::SMALL)?;
     let linker = linker::build(&engine)?;
     let cache = ComponentCache::new(ComponentCache::default_dir());
     let loader = Loader {

@@ -196,6 +196,18 @@ fn module_lines(out: &mut String, module: &ModuleReport<'_>) {
         s.trapped.load(Ordering::Relaxed),
         s.timed_out.load(Ordering::Relaxed),
     );
+    let limits = &version.context.limits;
+    let hits: Vec<String> = limits
+        .hits()
+        .iter()
+        .map(|(limit, n)| format!("{} {n}", limit.label()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "Limits hit: {}; linear memory now {} KiB",
+        hits.join(", "),
+        limits.memory_in_use() >> 10
+    );
     let dropped = version.context.log_dropped.load(Ordering::Relaxed);
     if dropped > 0 {
         let _ = writeln!(

@@ -68,8 +68,8 @@ fn a_hostile_module_is_contained_and_others_keep_serving() {
     // recursion runs off the bottom of its memory rather than the wasm call stack.
     for named in [
         "session trapped: wasm trap: out of bounds memory access",
-        "session trapped: wasm trap: wasm `unreachable` instruction executed",
-        "session trapped: resource table has no free keys",
+        "session trapped: limit `instance_memory_mb = 64` hit: wasm trap: wasm `unreachable` instruction executed",
+        "session trapped: limit `max_handles = 1024` hit: resource table has no free keys",
         "operator trapped: wasm trap",
     ] {
         assert!(log.contains(named), "{named:?} is logged:\n{log}");
@@ -79,7 +79,9 @@ fn a_hostile_module_is_contained_and_others_keep_serving() {
         (900..=1000).contains(&flood_lines),
         "the log budget held: {flood_lines} lines"
     );
-    assert!(log.contains("dropping the rest of its log"));
+    assert!(
+        log.contains("an instance hit limit `max_log_events = 1000`: dropping the rest of its log")
+    );
 
     server.signal(Signal::SIGUSR1);
     server.wait_for_log("Module hostile", Duration::from_secs(10));

@@ -16,6 +16,8 @@
 //! - `report`: the status report on SIGUSR1 and SIGALRM, parsed.
 //! - `hostile`: a module attacking its host (memory, stack, handles, privileges, the log)
 //!   beside echo, which keeps being served.
+//! - `limits`: per-module limits lowered in c11n (memory, module memory, handles, wall,
+//!   CPU, buffered bytes, log events) end only the session past them; the pool's size.
 //! - `http`: shttp helpers: a personality with a known site, a raw HTTP client.
 //! - `shttp`: shttp on the wire: files, HEAD, persistence, pipelining, directories,
 //!   ranges, conditionals, the constant response.
@@ -53,6 +55,7 @@ mod hotswap;
 mod hotswap_modules;
 mod http;
 mod lifecycle;
+mod limits;
 mod pop;
 mod pop_clients;
 mod pop_drivers;

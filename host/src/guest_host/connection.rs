@@ -26,9 +26,6 @@ use crate::sessions::waits::Channel;
 /// against a guest asking for a gigantic buffer (wasmtime-wasi uses the same bound).
 pub const MAX_READ_BYTES: usize = 64 * 1024;
 
-/// Most bytes a guest may have in flight in one write permit.
-pub const MAX_WRITE_PERMIT_BYTES: usize = 64 * 1024;
-
 /// When a connection last moved a byte, for the idle timeout.
 #[derive(Debug)]
 pub struct Activity {
@@ -144,6 +141,7 @@ impl HostConnection for InstanceState {
             c.outgoing.clone(),
             c.sending.clone(),
             self.waits.clone(),
+            (self.module.limits.limits.buffered, self.limiter.hit.clone()),
         ));
         let reader = self.table.push_child(reader, &conn)?;
         let writer = self.table.push_child(writer, &conn)?;
@@ -195,6 +193,9 @@ impl HostConnection for InstanceState {
         };
         let file = self.table.get(&file)?;
         let (fd, size, kind) = (file.fd.clone(), file.metadata.size, file.metadata.kind);
+        if head.len() > self.module.limits.limits.buffered {
+            return Ok(Err(SendError::HeadTooLong));
+        }
         let _waiting = self.waits.enter(Channel::Sendfile);
         Ok(transfer.run(&head, fd, size, kind, offset, length).await)
     }

@@ -2,25 +2,27 @@
 
 use crate::contract::bindings::log::{Host, Level};
 use crate::guest_host::state::InstanceState;
+use crate::sessions::limits::Limit;
 
 /// Longest message kept; what it defends is the log against a guest flooding it with
 /// huge lines.
 pub const MAX_LOG_MESSAGE_BYTES: usize = 4096;
 
-/// Most log events one instance (one session) may emit: what it defends is the host log,
-/// and the disk or syslog behind it, against a module that floods it. Further events are
-/// dropped and counted per module (the report shows them).
-pub const MAX_LOG_EVENTS_PER_INSTANCE: u32 = 1000;
-
 impl Host for InstanceState {
+    /// At most the module's `max_log_events` per instance are logged: what the budget
+    /// defends is the host log, and the disk or syslog behind it, against a module that
+    /// floods it. Further events are dropped and counted per module (the report shows
+    /// them); the session goes on, since its work is not wrong for being chatty.
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        self.log_events += 1;
-        if self.log_events > MAX_LOG_EVENTS_PER_INSTANCE {
+        self.log_events = self.log_events.saturating_add(1);
+        let limits = &self.module.limits;
+        if self.log_events > limits.limits.log_events {
             self.module
                 .log_dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if self.log_events == MAX_LOG_EVENTS_PER_INSTANCE + 1 {
-                tracing::warn!(module = %self.module.name, "an instance logged more than {MAX_LOG_EVENTS_PER_INSTANCE} events: dropping the rest of its log");
+            if self.log_events == limits.limits.log_events + 1 {
+                limits.count(Limit::Log);
+                tracing::warn!(module = %self.module.name, "an instance hit limit `{}`: dropping the rest of its log", limits.setting(Limit::Log));
             }
             return Ok(());
         }

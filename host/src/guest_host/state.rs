@@ -14,11 +14,8 @@ use crate::databases::Databases;
 use crate::directories::GrantedFs;
 use crate::listeners::BoundListener;
 use crate::maildrops::GrantedDirectory;
+use crate::sessions::limits::{InstanceLimiter, ModuleLimits};
 use crate::sessions::waits::WaitChannels;
-
-/// Most host resources (connections, streams) one instance may hold: what it defends is
-/// host memory against a guest that opens handles in a loop.
-pub const MAX_INSTANCE_RESOURCES: usize = 1024;
 
 /// Which hook an instance was created for; privileged requests are honoured in `Prestart`.
 pub enum Phase {
@@ -63,11 +60,19 @@ pub struct ModuleContext {
     pub databases: OnceLock<Arc<Databases>>,
     /// The TLS configuration `prestart.prepare-tls` loaded, for `connection.start-tls`.
     pub tls: OnceLock<Arc<crate::tls::TlsSource>>,
+    /// Its limits (the section's session options), the memory its instances hold, and
+    /// the sessions that hit a limit; kept across hot swaps.
+    pub limits: Arc<ModuleLimits>,
 }
 
 impl ModuleContext {
     /// A context; `section` is `None` while describing, before c11n is read.
-    pub fn new(name: &str, section: Option<Arc<Section>>, grants: Grants) -> Arc<Self> {
+    pub fn new(
+        name: &str,
+        section: Option<Arc<Section>>,
+        grants: Grants,
+        limits: Arc<ModuleLimits>,
+    ) -> Arc<Self> {
         Arc::new(ModuleContext {
             name: name.to_string(),
             section,
@@ -78,6 +83,7 @@ impl ModuleContext {
             directories: OnceLock::new(),
             databases: OnceLock::new(),
             tls: OnceLock::new(),
+            limits,
         })
     }
 
@@ -154,8 +160,10 @@ pub struct InstanceState {
     pub cpu_ticks: u64,
     /// Ticks allowed before the instance is interrupted; `u64::MAX` for none.
     pub cpu_tick_budget: u64,
-    /// Log events emitted so far (see `log::MAX_LOG_EVENTS_PER_INSTANCE`).
+    /// Log events emitted so far (at most the module's `max_log_events` are logged).
     pub log_events: u32,
+    /// Charges its linear memory against the module's limits; records the limit hit.
+    pub limiter: InstanceLimiter,
     /// The client's address, for log lines of a session instance.
     pub peer: Option<SocketAddr>,
     /// Where this instance's waits are counted: the module's `SessionStats` for a session;
@@ -169,7 +177,8 @@ impl InstanceState {
     pub fn new(module: Arc<ModuleContext>, phase: Phase) -> Self {
         let wasi = sandbox(&module.name, None);
         let mut table = ResourceTable::new();
-        table.set_max_capacity(MAX_INSTANCE_RESOURCES);
+        table.set_max_capacity(module.limits.limits.handles);
+        let limiter = InstanceLimiter::new(module.limits.clone());
         InstanceState {
             wasi,
             table,
@@ -179,6 +188,7 @@ impl InstanceState {
             cpu_tick_budget: u64::MAX,
             peer: None,
             log_events: 0,
+            limiter,
             waits: Arc::default(),
         }
     }

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::{Bytes, BytesMut};
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
-use super::connection::{Activity, MAX_READ_BYTES, MAX_WRITE_PERMIT_BYTES};
+use super::connection::{Activity, MAX_READ_BYTES};
 use super::transport::Transport;
 use crate::contract::bindings::connection::SendKind;
+use crate::sessions::limits::{Limit, LimitFlag};
 use crate::sessions::waits::{Channel, WaitChannels};
 
 /// Bytes the guest wrote to the output stream that the socket has not taken yet, shared
@@ -136,6 +137,11 @@ pub(super) struct Writer {
     outgoing: Arc<Mutex<Outgoing>>,
     sending: Arc<AtomicU8>,
     waits: Arc<WaitChannels>,
+    /// The write permit: the module's `max_buffered_kb`, the most the host holds for the
+    /// guest until the socket takes it.
+    permit: usize,
+    /// Where a write past the permit is recorded.
+    hit: Arc<LimitFlag>,
 }
 
 impl Writer {
@@ -145,6 +151,7 @@ impl Writer {
         outgoing: Arc<Mutex<Outgoing>>,
         sending: Arc<AtomicU8>,
         waits: Arc<WaitChannels>,
+        (permit, hit): (usize, Arc<LimitFlag>),
     ) -> Self {
         Writer {
             socket,
@@ -152,6 +159,8 @@ impl Writer {
             outgoing,
             sending,
             waits,
+            permit,
+            hit,
         }
     }
 
@@ -184,9 +193,11 @@ impl OutputStream for Writer {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         let mut out = lock(&self.outgoing);
         failure(&mut out)?;
-        if !out.pending.is_empty() || bytes.len() > MAX_WRITE_PERMIT_BYTES {
+        if !out.pending.is_empty() || bytes.len() > self.permit {
+            self.hit.set(Limit::Buffered);
             return Err(StreamError::Trap(wasmtime::format_err!(
-                "write exceeded the permit given by check-write"
+                "write exceeded the permit given by check-write ({} bytes)",
+                self.permit
             )));
         }
         out.pending = bytes;
@@ -202,7 +213,7 @@ impl OutputStream for Writer {
         let mut out = self.push_pending();
         failure(&mut out)?;
         Ok(if out.pending.is_empty() {
-            MAX_WRITE_PERMIT_BYTES
+            self.permit
         } else {
             0
         })
@@ -263,18 +274,47 @@ mod tests {
         assert_eq!(&reader.read(100).unwrap()[..], b"GET / HTTP/1.1\r\n");
     }
 
+    const PERMIT: usize = 64 * 1024;
+
+    #[tokio::test]
+    async fn a_write_past_the_permit_is_a_limit_hit() {
+        let (server, _client) = pair().await;
+        let hit = Arc::new(LimitFlag::default());
+        let mut writer = Writer::new(
+            server,
+            Activity::new(),
+            Arc::default(),
+            Arc::default(),
+            Arc::default(),
+            (1024, hit.clone()),
+        );
+        assert_eq!(writer.check_write().unwrap(), 1024);
+        assert!(matches!(
+            writer.write(Bytes::from(vec![b'x'; 1025])),
+            Err(StreamError::Trap(_))
+        ));
+        assert_eq!(hit.get(), Some(Limit::Buffered));
+    }
+
     #[tokio::test]
     async fn writes_wait_in_the_channel_the_guest_named() {
         let (server, _client) = pair().await;
         let waits = Arc::new(WaitChannels::default());
         let sending = Arc::new(AtomicU8::new(SendKind::Autoindex as u8));
         let outgoing = Arc::new(Mutex::new(Outgoing::default()));
-        let mut writer = Writer::new(server, Activity::new(), outgoing, sending, waits.clone());
+        let hit = Arc::new(LimitFlag::default());
+        let limit = (PERMIT, hit.clone());
+        let mut writer = Writer::new(
+            server,
+            Activity::new(),
+            outgoing,
+            sending,
+            waits.clone(),
+            limit,
+        );
         // Fill the socket until the peer, which never reads, stops taking bytes.
         while writer.check_write().unwrap() > 0 {
-            writer
-                .write(Bytes::from(vec![b'x'; MAX_WRITE_PERMIT_BYTES]))
-                .unwrap();
+            writer.write(Bytes::from(vec![b'x'; PERMIT])).unwrap();
         }
         let blocked = tokio::spawn(async move { writer.ready().await });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -28,6 +28,7 @@ pub async fn create(
     state: InstanceState,
 ) -> Result<(Store<InstanceState>, Module)> {
     let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut cx| {
         let state = cx.data_mut();

@@ -108,7 +108,7 @@ impl Loader<'_> {
     }
 
     async fn describe(&self, pre: &ModulePre<InstanceState>, label: &str) -> Result<Descriptor> {
-        let context = ModuleContext::new(label, None, Grants::default());
+        let context = ModuleContext::new(label, None, Grants::default(), Arc::default());
         let (mut store, module) =
             instance::create(self.engine, pre, hook_state(context, Phase::Unprivileged)).await?;
         module
@@ -121,7 +121,7 @@ impl Loader<'_> {
 
 impl LoadedModule {
     async fn construct(&self, engine: &Engine) -> Result<()> {
-        let context = ModuleContext::new(self.name(), None, Grants::default());
+        let context = ModuleContext::new(self.name(), None, Grants::default(), Arc::default());
         let (mut store, module) =
             instance::create(engine, &self.pre, hook_state(context, Phase::Unprivileged)).await?;
         module

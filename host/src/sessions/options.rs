@@ -6,8 +6,10 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serverkit_c11n::{OptionSpec, OptionType, Section, Value};
 
+use super::limits::Limits;
+
 /// Default cap on live sessions per module, as the seed's shttp report shows (2000).
-const DEFAULT_MAX_SESSIONS: i64 = 1000;
+pub const DEFAULT_MAX_SESSIONS: i64 = 1000;
 
 fn int_option(name: &str, default: i64, help: &str) -> OptionSpec {
     OptionSpec {
@@ -52,8 +54,60 @@ pub fn host_session_options() -> Vec<OptionSpec> {
             10_000,
             "Milliseconds of wasm execution one session may use; a session over it is interrupted",
         ),
+        int_option(
+            "session_wall_seconds",
+            DEFAULT_SESSION_WALL_SECONDS,
+            "Seconds one session may last however busy it is; 0 for no bound",
+        ),
+        int_option(
+            "instance_memory_mb",
+            DEFAULT_INSTANCE_MEMORY_MB,
+            "MiB of linear memory one instance (one session) may have",
+        ),
+        int_option(
+            "module_memory_mb",
+            0,
+            "MiB of linear memory all the module's live instances may have together; 0 for no bound beyond max_sessions times instance_memory_mb",
+        ),
+        int_option(
+            "max_handles",
+            DEFAULT_MAX_HANDLES,
+            "Host resources (connection, streams, files, pollables...) one instance may hold at once",
+        ),
+        int_option(
+            "max_buffered_kb",
+            DEFAULT_MAX_BUFFERED_KB,
+            "KiB the host holds for one instance at a time: its write permit, a send-file head, a Maildir read",
+        ),
+        int_option(
+            "max_log_events",
+            DEFAULT_MAX_LOG_EVENTS,
+            "Log events one instance may emit; later ones are dropped and counted",
+        ),
     ]
 }
+
+/// Default `session_wall_seconds`: an hour is longer than any mail download or page
+/// visit, short enough that a session held open by a trickling client ends.
+const DEFAULT_SESSION_WALL_SECONDS: i64 = 3600;
+
+/// Default `instance_memory_mb`: the figure every module ran with before the option.
+pub const DEFAULT_INSTANCE_MEMORY_MB: i64 = 64;
+
+/// Largest `instance_memory_mb` accepted: a wasm32 memory cannot be larger than 4 GiB.
+const MAX_INSTANCE_MEMORY_MB: i64 = 4096;
+
+/// Default `max_handles`.
+const DEFAULT_MAX_HANDLES: i64 = 1024;
+
+/// Default `max_buffered_kb`: one 64 KiB write permit, what every module had before.
+const DEFAULT_MAX_BUFFERED_KB: i64 = 64;
+
+/// Largest `max_buffered_kb` accepted (the host's own read and send bounds are 1 MiB).
+const MAX_BUFFERED_KB: i64 = 1024;
+
+/// Default `max_log_events`.
+const DEFAULT_MAX_LOG_EVENTS: i64 = 1000;
 
 /// The session options of one module, checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +124,8 @@ pub struct SessionOptions {
     pub idle_timeout: Duration,
     /// wasm execution budget per session.
     pub session_cpu: Duration,
+    /// Memory, handles, buffered bytes, log events and wall-clock time per instance.
+    pub limits: Limits,
 }
 
 impl SessionOptions {
@@ -100,6 +156,49 @@ impl SessionOptions {
             }
             Ok(v as usize)
         };
+        let at_most = |key: &str, max: i64| -> Result<usize> {
+            let v = positive(key)?;
+            if v as i64 > max {
+                bail!(
+                    "{}: error: `{key}` in section `{}` must be at most {max}, found `{v}`",
+                    at(key),
+                    section.name
+                );
+            }
+            Ok(v)
+        };
+        let not_negative = |key: &str| -> Result<u64> {
+            let v = get(key)?;
+            if v < 0 {
+                bail!(
+                    "{}: error: `{key}` in section `{}` must not be negative, found `{v}`",
+                    at(key),
+                    section.name
+                );
+            }
+            Ok(v as u64)
+        };
+        let wall = not_negative("session_wall_seconds")?;
+        let module_memory = not_negative("module_memory_mb")?;
+        let limits = Limits {
+            instance_memory: at_most("instance_memory_mb", MAX_INSTANCE_MEMORY_MB)? << 20,
+            module_memory: (module_memory > 0).then_some((module_memory as usize) << 20),
+            wall: (wall > 0).then(|| Duration::from_secs(wall)),
+            handles: at_most("max_handles", 1 << 20)?,
+            buffered: at_most("max_buffered_kb", MAX_BUFFERED_KB)? << 10,
+            log_events: at_most("max_log_events", u32::MAX as i64)? as u32,
+        };
+        if let Some(module) = limits.module_memory
+            && module < limits.instance_memory
+        {
+            bail!(
+                "{}: error: `module_memory_mb` ({}) is below `instance_memory_mb` ({}) in section `{}`: no instance could use its own limit",
+                at("module_memory_mb"),
+                module >> 20,
+                limits.instance_memory >> 20,
+                section.name
+            );
+        }
         let min_sessions = get("min_sessions")?;
         if min_sessions < 0 {
             bail!(
@@ -114,6 +213,7 @@ impl SessionOptions {
             max_threads: positive("max_threads")?,
             idle_timeout: Duration::from_secs(positive("idle_timeout")? as u64),
             session_cpu: Duration::from_millis(positive("session_cpu_ms")? as u64),
+            limits,
         };
         if options.min_sessions > options.max_sessions {
             bail!(
@@ -160,6 +260,35 @@ mod tests {
             (1000, 0, 1, 4)
         );
         assert_eq!(o.idle_timeout, Duration::from_secs(300));
+        assert_eq!(o.limits, Limits::default());
+    }
+
+    #[test]
+    fn limits_are_read_in_their_units() {
+        let o = options(
+            "m {\n  instance_memory_mb = 8\n  module_memory_mb = 20\n  session_wall_seconds = 0\n  max_handles = 64\n  max_buffered_kb = 16\n  max_log_events = 5\n}\n",
+        )
+        .unwrap();
+        let l = o.limits;
+        assert_eq!(
+            (l.instance_memory, l.module_memory),
+            (8 << 20, Some(20 << 20))
+        );
+        assert_eq!(
+            (l.wall, l.handles, l.buffered, l.log_events),
+            (None, 64, 16 << 10, 5)
+        );
+        let err = options("m {\n  instance_memory_mb = 16\n  module_memory_mb = 8\n}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c11n:3:22: error: `module_memory_mb` (8) is below"),
+            "{err}"
+        );
+        let err = options("m {\n  instance_memory_mb = 5000\n}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be at most 4096"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::{Semaphore, watch};
 use wasmtime::Engine;
 
+use super::limits::LimitFlag;
 use super::{describe_failure, session};
 use crate::guest_host::state::Phase;
 use crate::listeners::BoundListener;
@@ -223,21 +224,32 @@ pub async fn report_hook_lines(
 /// module's long-running work. It still yields at every epoch tick.
 async fn operator(engine: Engine, slot: Arc<ModuleSlot>) {
     let version = slot.current.load_full();
-    let result = async {
+    let result = async |hit: &mut Option<Arc<LimitFlag>>| {
         let mut state = hook_state(version.context.clone(), Phase::Unprivileged);
         state.cpu_tick_budget = u64::MAX;
         if let Some(terminal) = version.context.terminal() {
             state.set_stdout(terminal);
         }
+        *hit = Some(state.limiter.hit.clone());
         let (mut store, module) = instance::create(&engine, version.pre(), state).await?;
         anyhow::Ok(module.call_operator(&mut store).await?)
-    }
-    .await;
+    };
+    let mut hit = None;
+    let result = result(&mut hit).await;
     match result {
         Ok(Ok(())) => tracing::debug!(module = %slot.name, "operator finished"),
         Ok(Err(message)) => tracing::error!(module = %slot.name, "operator failed: {message}"),
-        Err(e) => {
-            tracing::error!(module = %slot.name, "operator trapped: {}", describe_failure(&e))
-        }
+        Err(e) => match hit.and_then(|h| h.get()) {
+            // Not restarted: the operator is the module's own long-running work, and a
+            // restart loop would hit the same limit again (docs/c11n.md).
+            Some(limit) => {
+                let limits = &version.context.limits;
+                limits.count(limit);
+                tracing::error!(module = %slot.name, "operator trapped: limit `{}` hit: {}", limits.setting(limit), describe_failure(&e))
+            }
+            None => {
+                tracing::error!(module = %slot.name, "operator trapped: {}", describe_failure(&e))
+            }
+        },
     }
 }

@@ -5,6 +5,7 @@ use anyhow::{Result, anyhow, bail};
 use serverkit_c11n::{Config, OptionSpec, OptionType, Parsed, Section, Value, Vocabulary};
 use wasmtime::Engine;
 
+use super::pool::{INSTANCE_CAPACITY_KEY, check_capacity, pool_plan};
 use super::{
     ConfiguredModule, Loaded, SHUTDOWN_TIMEOUT_KEY, SWAP_DRAIN_TIMEOUT_KEY, on_startup_thread,
 };
@@ -20,11 +21,27 @@ use crate::sessions::options::SessionOptions;
 
 /// Steps 1-3: load the modules and check the configuration.
 pub fn load(personality: &Personality) -> Result<Loaded> {
-    let engine = engine::new()?;
-    let (config, modules, text) = on_startup_thread(&engine, load_modules(personality, &engine))?;
+    let c11n_file = shown(&personality.c11n_path());
+    let text = personality.read_c11n()?;
+    // Parsed with recovery: the section names say which built-ins to load and size the
+    // instance pool, and syntax errors are reported together with vocabulary errors.
+    let parsed = Parsed::new(&c11n_file, &text);
+    let files = module_files(&personality.modules_dir())?;
+    let pool = pool_plan(&parsed.document, &files);
+    let engine = engine::new(&pool)?;
+    tracing::debug!(
+        capacity = pool.capacity,
+        instance_memory_mb = pool.instance_memory >> 20,
+        "instance pool"
+    );
+    let (config, modules) = on_startup_thread(
+        &engine,
+        load_modules(personality, &engine, &parsed, files, &pool),
+    )?;
     let syslog = syslog_settings(&config)?;
     Ok(Loaded {
         engine,
+        pool,
         config,
         modules,
         syslog,
@@ -36,12 +53,11 @@ pub fn load(personality: &Personality) -> Result<Loaded> {
 async fn load_modules(
     personality: &Personality,
     engine: &Engine,
-) -> Result<(Config, Vec<ConfiguredModule>, String)> {
-    let c11n_file = shown(&personality.c11n_path());
-    let text = personality.read_c11n()?;
-    // Parsed with recovery: the section names say which built-ins to load, and syntax
-    // errors are reported together with vocabulary errors below.
-    let parsed = Parsed::new(&c11n_file, &text);
+    parsed: &Parsed,
+    files: Vec<std::path::PathBuf>,
+    pool: &engine::PoolPlan,
+) -> Result<(Config, Vec<ConfiguredModule>)> {
+    let c11n_file = &parsed.document.file;
     let section_names = parsed.document.section_names();
 
     let linker = linker::build(engine)?;
@@ -52,7 +68,7 @@ async fn load_modules(
         cache: &cache,
     };
     let mut modules: Vec<LoadedModule> = Vec::new();
-    for file in module_files(&personality.modules_dir())? {
+    for file in files {
         add_module(
             &mut modules,
             loader.load(&ModuleSource::file(&file)?).await?,
@@ -84,8 +100,8 @@ async fn load_modules(
         let options = SessionOptions::from_section(&config.file, &section)?;
         configured.push(ConfiguredModule::new(module, section, options));
     }
-    check_capacity(&config.file, &configured)?;
-    Ok((config, configured, text))
+    check_capacity(&config.file, &configured, pool)?;
+    Ok((config, configured))
 }
 
 /// The remote syslog settings, when `bypass_libc_syslog` is on.
@@ -128,6 +144,14 @@ pub(super) fn vocabulary<'a>(modules: impl IntoIterator<Item = &'a LoadedModule>
             SWAP_DRAIN_TIMEOUT_KEY,
             OptionType::Integer,
             "Seconds sessions on a module version replaced by a hot swap may still run; 0 for no bound",
+        )
+        .with_default(Value::Int(0)),
+    );
+    vocabulary.options.push(
+        OptionSpec::new(
+            INSTANCE_CAPACITY_KEY,
+            OptionType::Integer,
+            "Module instances the server holds at once; 0 to add up every module's max_sessions plus its operator and hooks",
         )
         .with_default(Value::Int(0)),
     );
@@ -208,16 +232,4 @@ pub(super) fn module_section(config: &Config, module: &LoadedModule) -> Result<S
         values,
         locations: Default::default(),
     })
-}
-
-/// Every live session and every operator holds an instance: the sum must fit the engine.
-pub(super) fn check_capacity(file: &str, modules: &[ConfiguredModule]) -> Result<()> {
-    let sessions: usize = modules.iter().map(|m| m.options.max_sessions).sum();
-    if sessions + modules.len() > engine::INSTANCE_CAPACITY as usize {
-        bail!(
-            "{file}: error: the modules' `max_sessions` add up to {sessions} sessions (plus one operator each), more than the {} instances serverkit holds: lower `max_sessions`",
-            engine::INSTANCE_CAPACITY
-        );
-    }
-    Ok(())
 }

@@ -16,6 +16,7 @@
 
 mod load;
 mod membership;
+mod pool;
 mod prestart;
 mod reload;
 mod serve;
@@ -39,6 +40,7 @@ use crate::logging::syslog::{self, Syslog};
 use crate::modules::LoadedModule;
 use crate::personality::Personality;
 use crate::process::{identity, limits, privileges};
+use crate::sessions::limits::ModuleLimits;
 use crate::sessions::options::SessionOptions;
 
 pub use load::load;
@@ -56,6 +58,8 @@ pub struct Loaded {
     pub syslog: Option<(String, syslog::Format)>,
     /// The engine every module was compiled for.
     pub engine: Engine,
+    /// Its instance pool's size.
+    pub pool: crate::engine::PoolPlan,
     /// The checked configuration.
     pub config: Config,
     /// Each module with its configuration.
@@ -90,7 +94,8 @@ impl ConfiguredModule {
         let module = module.into();
         let section = Arc::new(section);
         let grants = Grants::of(&module.spec, &section, Arc::default());
-        let context = ModuleContext::new(module.name(), Some(section.clone()), grants);
+        let limits = ModuleLimits::new(options.limits, options.session_cpu);
+        let context = ModuleContext::new(module.name(), Some(section.clone()), grants, limits);
         ConfiguredModule {
             module,
             section,
@@ -104,7 +109,13 @@ impl ConfiguredModule {
     pub fn open_granted(&mut self, base: &std::path::Path) -> Result<()> {
         let fs = directories::open_granted(base, &self.module.spec, &self.section)?;
         let grants = Grants::of(&self.module.spec, &self.section, Arc::new(fs));
-        self.context = ModuleContext::new(self.module.name(), Some(self.section.clone()), grants);
+        let limits = self.context.limits.clone();
+        self.context = ModuleContext::new(
+            self.module.name(),
+            Some(self.section.clone()),
+            grants,
+            limits,
+        );
         Ok(())
     }
 
@@ -192,11 +203,8 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
         tracing::info!(identity = %identity::title(id), "identity set");
     }
 
-    // Sessions need descriptors: take what the hard limit allows.
-    match limits::raise_open_files() {
-        Ok(limit) => tracing::debug!(limit, "open files limit"),
-        Err(e) => tracing::warn!("could not raise the open files limit: {e}"),
-    }
+    // Sessions need descriptors and memory mappings: raise both for the pool while root.
+    limits::prepare(u64::from(loaded.pool.capacity));
 
     // 6. Database pools: checked now, opened after the drop (pools start threads, and
     //    the drop needs a single-threaded process); see `databases::HostRuntime`.
@@ -222,6 +230,7 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
     let modules = loaded.modules.into_iter().zip(listeners).collect();
     let reloader = reload::Reloader {
         engine: loaded.engine.clone(),
+        pool: loaded.pool,
         personality: personality.clone(),
         slots: Vec::new(),
         text: loaded.text,

@@ -37,6 +37,8 @@ pub enum Request {
 pub struct Reloader {
     /// The process's engine (new versions must come from it).
     pub engine: Engine,
+    /// Its instance pool, sized at startup: modules added while serving must fit it.
+    pub pool: crate::engine::PoolPlan,
     /// Where `c11n` and `modules/` are.
     pub personality: Personality,
     /// Every module being served.
@@ -282,7 +284,7 @@ impl Reloader {
                 }
             }
             let added: Vec<_> = plan.added.iter().map(|(m, _)| m).collect();
-            if let Err(e) = membership::check_capacity(&self.slots, &added) {
+            if let Err(e) = membership::check_capacity(&self.slots, &added, &self.pool) {
                 problems.push(format!("{e:#}"));
             }
         }

@@ -38,7 +38,7 @@ pub(super) fn candidate(
     let options = SessionOptions::from_section(&config.file, &section)?;
     if options != slot.options {
         bail!(
-            "module `{}`: its session options (threads, sessions, timeouts) changed: restart needed",
+            "module `{}`: its session options (threads, sessions, timeouts, limits) changed: restart needed",
             slot.name
         );
     }
@@ -129,11 +129,12 @@ pub(super) fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
 }
 
 /// A context for the new section that keeps what the host opened for the module: its
-/// granted files, directories, terminal and database pools. Guest heaps start empty.
+/// granted files, directories, terminal and database pools, and its limits with the memory
+/// its live instances hold. Guest heaps start empty.
 fn carry_over(old: &ModuleContext, module: &LoadedModule, section: Section) -> Arc<ModuleContext> {
     let section = Arc::new(section);
     let grants = Grants::of(&module.spec, &section, old.grants.fs.clone());
-    let context = ModuleContext::new(&old.name, Some(section), grants);
+    let context = ModuleContext::new(&old.name, Some(section), grants, old.limits.clone());
     *context.terminal.lock().unwrap_or_else(|p| p.into_inner()) = old.terminal();
     if let Some(directories) = old.directories.get() {
         let _ = context.directories.set(directories.clone());

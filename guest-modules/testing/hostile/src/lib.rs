@@ -1,20 +1,26 @@
 //! hostile: a test-only module that misbehaves on request, so tests can show the host
 //! contains it. A session reads one command line and then:
-//! - `alloc`: allocates until the host refuses memory (the session traps);
+//! - `alloc`: allocates until the host refuses memory (the session traps); `alloc N`
+//!   allocates N MiB and answers;
+//! - `hold N`: allocates N MiB, answers, and keeps it until the next line;
 //! - `recurse`: recurses until the wasm stack is exhausted (the session traps);
 //! - `handles`: creates host resources without dropping them until the host refuses;
+//!   `handles N` creates N and answers;
+//! - `sleep S`: waits S seconds without a byte moving, then answers;
+//! - `spin`: loops forever;
+//! - `write N`: writes N KiB in one `write`, ignoring the permit `check-write` gives;
 //! - `bind`: asks for a privileged listener after the privilege drop (refused);
 //! - `logflood`: logs far more lines than a session may;
 //!
 //! and answers what happened, if it still can. With `operator_trap = on` its operator
-//! traps at once.
+//! traps at once. Sessions use the raw streams, not the SDK's `Client`, because `write N`
+//! must break the rule `Client` keeps.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 
 use serverkit_sdk::describe::{SERVERKIT_AUTHORS, option};
-use serverkit_sdk::{
-    Client, Connection, Descriptor, Module, OptionType, Version, config, log, prestart,
-};
+use serverkit_sdk::wasip2::clocks::monotonic_clock::subscribe_duration;
+use serverkit_sdk::{Connection, Descriptor, Module, OptionType, Version, config, log, prestart};
 
 struct Hostile;
 
@@ -49,27 +55,68 @@ impl Module for Hostile {
     }
 
     fn session(conn: Connection) -> Result<(), String> {
-        let mut client = Client::new(conn)?;
-        let line = client.read_line().map_err(|e| e.to_string())?;
-        let command = String::from_utf8_lossy(line.content().unwrap_or_default()).into_owned();
-        let answer = match command.trim() {
-            "alloc" => allocate_forever(),
-            "recurse" => format!("depth {}", recurse(0)),
-            "handles" => hold_handles(),
-            "bind" => match prestart::bind_listener("127.0.0.1", 1, 1) {
+        let (input, mut output) = conn.streams().ok_or("streams taken")?;
+        let mut input = BufReader::new(input);
+        let mut line = String::new();
+        input.read_line(&mut line).map_err(|e| e.to_string())?;
+        let (command, n) = match line.trim().split_once(' ') {
+            Some((command, n)) => (command, n.parse::<usize>().ok()),
+            None => (line.trim(), None),
+        };
+        let answer = match (command, n) {
+            ("alloc", Some(mib)) => format!("allocated {} MiB", allocate(mib).len()),
+            ("hold", Some(mib)) => {
+                let held = allocate(mib);
+                writeln!(output, "holding {} MiB", held.len()).map_err(|e| e.to_string())?;
+                output.flush().map_err(|e| e.to_string())?;
+                input.read_line(&mut line).map_err(|e| e.to_string())?;
+                format!("released {} MiB", held.len())
+            }
+            ("handles", Some(n)) => {
+                let held: Vec<_> = (0..n).map(|_| subscribe_duration(1_000_000_000)).collect();
+                format!("held {} handles", held.len())
+            }
+            ("sleep", Some(seconds)) => {
+                subscribe_duration(seconds as u64 * 1_000_000_000).block();
+                "slept".into()
+            }
+            ("spin", None) => spin(),
+            ("write", Some(kib)) => {
+                output
+                    .write(&vec![b'w'; kib << 10])
+                    .map_err(|e| format!("{e:?}"))?;
+                format!("wrote {kib} KiB")
+            }
+            ("alloc", None) => allocate_forever(),
+            ("recurse", None) => format!("depth {}", recurse(0)),
+            ("handles", None) => hold_handles(),
+            ("bind", None) => match prestart::bind_listener("127.0.0.1", 1, 1) {
                 Ok(_) => "bind granted".into(),
                 Err(e) => format!("bind refused: {e:?}"),
             },
-            "logflood" => {
+            ("logflood", None) => {
                 for i in 0..100_000 {
                     log::log(log::Level::Info, &format!("flood line {i}"));
                 }
                 "flooded".into()
             }
-            other => format!("unknown command {other:?}"),
+            _ => format!("unknown command {:?}", line.trim()),
         };
-        writeln!(client, "{answer}").map_err(|e| e.to_string())?;
-        client.flush().map_err(|e| e.to_string())
+        writeln!(output, "{answer}").map_err(|e| e.to_string())?;
+        output.flush().map_err(|e| e.to_string())
+    }
+}
+
+/// Allocates `mib` blocks of 1 MiB, each touched.
+fn allocate(mib: usize) -> Vec<Vec<u8>> {
+    (0..mib).map(|i| vec![i as u8 | 1; 1 << 20]).collect()
+}
+
+/// Loops without end (the CPU budget ends it).
+fn spin() -> String {
+    let mut n = 0u64;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
     }
 }
 
@@ -94,9 +141,7 @@ fn recurse(depth: u64) -> u64 {
 fn hold_handles() -> String {
     let mut held = Vec::new();
     loop {
-        held.push(
-            serverkit_sdk::wasip2::clocks::monotonic_clock::subscribe_duration(1_000_000_000),
-        );
+        held.push(subscribe_duration(1_000_000_000));
         if held.len() > 1_000_000 {
             return format!("the host gave {} handles", held.len());
         }
