@@ -79,14 +79,16 @@ impl MaildropError {
 }
 
 /// An open, locked Maildir: the `maildir` resource of the contract. Clones share the
-/// descriptors (a clone lives only for one blocking call).
+/// descriptor (a clone lives only for one blocking call).
+///
+/// It holds one descriptor, the Maildir's own: `new/` and `cur/` are opened beneath it for
+/// each call. A session is a socket plus this descriptor, so a server under the common
+/// hard limit of 20 000 open files can still hold thousands of logged-in sessions.
 #[derive(Clone)]
 pub struct Maildir {
     /// The Maildir itself: its `flock` is the session's exclusive lock, released when
     /// this descriptor closes (the session ended, trapped or was killed).
-    _dir: Arc<OwnedFd>,
-    new: Arc<OwnedFd>,
-    cur: Arc<OwnedFd>,
+    dir: Arc<OwnedFd>,
 }
 
 /// One message file.
@@ -115,24 +117,26 @@ impl Maildir {
                 MaildropError::io("lock", e)
             }
         })?;
-        let sub = |name: &str| {
-            rustix::fs::openat2(&dir, name, flags | OFlags::NOFOLLOW, Mode::empty(), how)
-                .map(Arc::new)
-                .map_err(|e| MaildropError::io(&format!("{path}/{name}"), e))
-        };
-        let (new, cur) = (sub("new")?, sub("cur")?);
-        Ok(Maildir {
-            _dir: Arc::new(dir),
-            new,
-            cur,
-        })
+        let maildir = Maildir { dir: Arc::new(dir) };
+        // Both folders must be there now, as a Maildir has them.
+        maildir.folder("new")?;
+        maildir.folder("cur")?;
+        Ok(maildir)
+    }
+
+    /// Opens `new/` or `cur/` beneath the Maildir (not through a symlink).
+    fn folder(&self, name: &str) -> Result<OwnedFd, MaildropError> {
+        let how = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        rustix::fs::openat2(self.dir.as_fd(), name, flags, Mode::empty(), how)
+            .map_err(|e| MaildropError::io(name, e))
     }
 
     /// Lists `new/` and `cur/`, sorted by name (blocking).
     pub fn messages(&self) -> Result<Vec<MessageFile>, MaildropError> {
         let mut out = Vec::new();
-        for (folder, fd) in [("cur", &self.cur), ("new", &self.new)] {
-            for (name, size) in list(fd)? {
+        for folder in ["cur", "new"] {
+            for (name, size) in list(&self.folder(folder)?)? {
                 if out.len() >= MAX_MESSAGES {
                     return Err(MaildropError::TooLarge(format!(
                         "more than {MAX_MESSAGES} messages"
@@ -203,8 +207,9 @@ impl Maildir {
 
     fn delete_renamed(&self, file: &str) -> Result<bool, MaildropError> {
         let unique = file.split(':').next().unwrap_or(file);
-        for fd in [&self.cur, &self.new] {
-            for (name, _) in list(fd)? {
+        for folder in ["cur", "new"] {
+            let fd = self.folder(folder)?;
+            for (name, _) in list(&fd)? {
                 if name.split(':').next() == Some(unique) {
                     rustix::fs::unlinkat(fd.as_fd(), name.as_str(), AtFlags::empty())
                         .map_err(|e| MaildropError::io(&name, e))?;
@@ -215,16 +220,15 @@ impl Maildir {
         Ok(false) // already gone: another client deleted it, which is what was asked
     }
 
-    /// `new/NAME` or `cur/NAME` into the folder's descriptor and a plain file name.
-    fn split<'a>(&self, name: &'a str) -> Result<(&Arc<OwnedFd>, &'a str), MaildropError> {
+    /// `new/NAME` or `cur/NAME` into the folder, opened, and a plain file name.
+    fn split<'a>(&self, name: &'a str) -> Result<(OwnedFd, &'a str), MaildropError> {
         let invalid = || MaildropError::InvalidName(name.to_string());
         let (folder, file) = name.split_once('/').ok_or_else(invalid)?;
         if file.is_empty() || file.starts_with('.') || file.contains('/') || file.contains('\0') {
             return Err(invalid());
         }
         match folder {
-            "new" => Ok((&self.new, file)),
-            "cur" => Ok((&self.cur, file)),
+            "new" | "cur" => Ok((self.folder(folder)?, file)),
             _ => Err(invalid()),
         }
     }

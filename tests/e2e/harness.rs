@@ -225,3 +225,63 @@ impl Client {
         self.writer.set_read_timeout(Some(limit)).unwrap();
     }
 }
+
+/// A tmpfs of `size` mounted on `dir` for a test (root only), unmounted on drop.
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts it, making `dir` if needed.
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        run(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ],
+            dir,
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Fills it: writes until the filesystem says it is full.
+    pub fn fill(&self) {
+        let out = Command::new("dd")
+            .args(["if=/dev/zero", "bs=64k"])
+            .arg(format!("of={}", self.0.join("filler").display()))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("No space left on device"), "{err}");
+    }
+
+    /// Remounts it with `options` (`ro`, `rw`).
+    pub fn remount(&self, options: &str) {
+        run("mount", &["-o", &format!("remount,{options}")], &self.0);
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Runs `program` with `args` then `path`; panics with its error output if it fails.
+pub fn run(program: &str, args: &[&str], path: &Path) {
+    let out = Command::new(program).args(args).arg(path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

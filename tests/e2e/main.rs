@@ -35,6 +35,8 @@
 //! - `pop_drivers`: the login path on PostgreSQL and MariaDB (TCP and Unix sockets),
 //!   databases down at start and restarted mid-run (through a proxy the test controls),
 //!   an SQLite file missing at start.
+//! - `scale`: 10 000 idle sessions in one server (5 000 POP3 logged in, 5 000 HTTP
+//!   keep-alive), then 1 000 transferring at once; resident memory per session printed.
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 //! - `syslog`: the remote syslog bypass, with and without a collector.
@@ -64,6 +66,7 @@ mod pop_safety;
 mod privileges;
 mod report;
 mod sandbox;
+mod scale;
 mod shttp;
 mod shttp_clients;
 mod shttp_corpus;

@@ -1,14 +1,14 @@
 //! Process and system limits a server of many sessions runs into: open files (each session
-//! holds a socket, pop's a Maildir's three descriptors more) and memory mappings (each live
+//! holds a socket, pop's a Maildir's descriptor more) and memory mappings (each live
 //! instance splits the pool's reservation into several). At startup, still as root, the
 //! host raises what it can for the instances its pool holds; what it cannot is logged with
 //! the command that would (docs/c11n.md, "Limits the host raises").
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
-/// Descriptors one session may hold: its socket, and a Maildir's three (pop) or a file
+/// Descriptors one session may hold: its socket, and a locked Maildir (pop) or a file
 /// being sent (shttp).
-const FILES_PER_INSTANCE: u64 = 4;
+const FILES_PER_INSTANCE: u64 = 2;
 
 /// Descriptors besides the sessions': listeners, database connections, logs, the engine.
 const FILES_BESIDES_INSTANCES: u64 = 1024;
@@ -135,6 +135,6 @@ mod tests {
     #[test]
     fn a_small_pool_needs_no_change() {
         assert!(matches!(ensure_map_count(1), Raised::Enough(_)));
-        assert_eq!(files_needed(10_000), 41_024);
+        assert_eq!(files_needed(10_000), 21_024);
     }
 }
