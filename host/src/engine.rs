@@ -245,12 +245,16 @@ fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
     format!("{hex}-{:016x}", compat.finish())
 }
 
+/// Writes the compiled component beside its final name, then renames it: a reader never
+/// sees half a file. A failed write (a full disk) removes what it left.
 fn store(path: &Path, component: &Component) -> Result<()> {
     let bytes = component.serialize()?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(written?)
 }
 
 /// A cache directory is usable when it exists (or can be made), belongs to us, and no one

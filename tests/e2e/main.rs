@@ -3,6 +3,8 @@
 //!
 //! - `harness`: starting the server, waiting for it, killing it on drop, free ports.
 //! - `daemontools`: the shipped service directory under a real svscan and svc.
+//! - `disk_faults`: unreadable files under shttp's doc_root, a full and a read-only
+//!   filesystem under pop's maildrops, a full compile cache (tmpfs mounts; root only).
 //! - `echo`: the echo module served to many clients; a trap, an infinite loop and an idle
 //!   client each end only their own session; back-pressure at `max_sessions`.
 //! - `hotswap`: module files replaced under load (alternating echo and the test-only
@@ -35,8 +37,8 @@
 //! - `pop_drivers`: the login path on PostgreSQL and MariaDB (TCP and Unix sockets),
 //!   databases down at start and restarted mid-run (through a proxy the test controls),
 //!   an SQLite file missing at start.
-//! - `scale`: 10 000 idle sessions in one server (5 000 POP3 logged in, 5 000 HTTP
-//!   keep-alive), then 1 000 transferring at once; resident memory per session printed.
+//! - `scale`: 10 000 idle POP3 and 10 000 idle HTTP keep-alive sessions in one server,
+//!   then 1 000 transferring at once; resident memory per idle session printed.
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 //! - `syslog`: the remote syslog bypass, with and without a collector.
@@ -50,6 +52,7 @@
 
 mod cli;
 mod daemontools;
+mod disk_faults;
 mod echo;
 mod harness;
 mod hostile;
