@@ -282,3 +282,40 @@ fn usable_cache_dir(dir: &Path) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(capacity: u32, instance_mb: usize) -> PoolPlan {
+        PoolPlan {
+            capacity,
+            instance_memory: instance_mb << 20,
+        }
+    }
+
+    #[test]
+    fn a_pool_that_fits_keeps_the_default_reservation() {
+        let reservation = plan(20_000, 64).memory_reservation().unwrap();
+        assert_eq!(reservation, DEFAULT_MEMORY_RESERVATION);
+    }
+
+    #[test]
+    fn a_pool_too_large_for_4_gib_slots_reserves_its_largest_memory() {
+        let reservation = plan(100_000, 8).memory_reservation().unwrap();
+        assert_eq!(reservation, 8 << 20);
+    }
+
+    #[test]
+    fn a_pool_that_cannot_fit_is_an_error_with_the_figures() {
+        let err = plan(u32::MAX / 4, 4096)
+            .memory_reservation()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("the instance pool (1073741823 instances of at most 4096 MiB) needs"),
+            "{err}"
+        );
+        assert!(err.contains("lower `max_sessions`"), "{err}");
+    }
+}
