@@ -17,10 +17,15 @@ use crate::sessions::options::{DEFAULT_INSTANCE_MEMORY_MB, DEFAULT_MAX_SESSIONS}
 /// modules' `max_sessions`.
 pub(super) const INSTANCE_CAPACITY_KEY: &str = "instance_capacity";
 
+/// Room the computed pool keeps for a module file added while serving: one module with
+/// the default `max_sessions`. Larger additions need `instance_capacity`.
+const ADDED_MODULE_HEADROOM: u64 = DEFAULT_MAX_SESSIONS as u64 + HOOK_INSTANCES_PER_MODULE as u64;
+
 /// The pool for `document`: `instance_capacity` when set, else every module section's
-/// `max_sessions` plus [`HOOK_INSTANCES_PER_MODULE`], and the defaults for each module
-/// file whose name no section has (it may be a module run with its defaults). A value
-/// that is not a number counts as its default here; the full check reports it.
+/// `max_sessions` plus [`HOOK_INSTANCES_PER_MODULE`], the defaults for each module file
+/// whose name no section has (it may be a module run with its defaults), and
+/// [`ADDED_MODULE_HEADROOM`]. A value that is not a number counts as its default here;
+/// the full check reports it.
 pub(super) fn pool_plan(document: &Document, module_files: &[PathBuf]) -> PoolPlan {
     let sections: Vec<_> = document
         .sections()
@@ -47,7 +52,8 @@ pub(super) fn pool_plan(document: &Document, module_files: &[PathBuf]) -> PoolPl
         .iter()
         .map(|s| setting(s, "max_sessions", DEFAULT_MAX_SESSIONS) + per_module)
         .sum::<u64>()
-        + unnamed_files * (DEFAULT_MAX_SESSIONS as u64 + per_module);
+        + unnamed_files * (DEFAULT_MAX_SESSIONS as u64 + per_module)
+        + ADDED_MODULE_HEADROOM;
     let capacity = document
         .settings()
         .find(|s| s.key == INSTANCE_CAPACITY_KEY)
@@ -123,7 +129,7 @@ mod tests {
             "database D {\n}\npop {\n max_sessions = 10000\n instance_memory_mb = 8\n}\nshttp {\n}\n",
             &["modules/shttp.wasm", "modules/extra.wasm"],
         );
-        assert_eq!(p.capacity, 10_000 + 4 + 1000 + 4 + 1000 + 4);
+        assert_eq!(p.capacity, 10_000 + 4 + 1000 + 4 + 1000 + 4 + 1004);
         assert_eq!(
             p.instance_memory,
             64 << 20,
@@ -133,7 +139,7 @@ mod tests {
             "pop {\n max_sessions = 0x10\n instance_memory_mb = 8\n}\n",
             &[],
         );
-        assert_eq!((p.capacity, p.instance_memory), (20, 8 << 20));
+        assert_eq!((p.capacity, p.instance_memory), (20 + 1004, 8 << 20));
     }
 
     #[test]
@@ -145,7 +151,7 @@ mod tests {
         assert_eq!(p.capacity, 50);
         let p = plan("echo {\n max_sessions = x\n}\n", &[]);
         assert_eq!(
-            p.capacity, 1004,
+            p.capacity, 2008,
             "an unreadable value counts as its default"
         );
     }
