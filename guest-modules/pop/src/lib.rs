@@ -16,6 +16,15 @@ mod session;
 mod transaction;
 mod vocabulary;
 
+/// The pure logic that reads client input, for the fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::authorization::plain_credentials;
+    pub use crate::command::{Command, parse as parse_command};
+    pub use crate::message::{Wire, size_from_name, uidl, unique_name, wire_size};
+    pub use crate::query::{Style, compile as compile_query};
+}
+
 wit_bindgen::generate!({
     world: "module",
     path: "../../wit",
