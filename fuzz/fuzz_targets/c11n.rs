@@ -2,15 +2,19 @@
 //! every diagnostic must point inside the file it was given.
 #![no_main]
 
+use std::sync::LazyLock;
+
 use libfuzzer_sys::fuzz_target;
 use serverkit_c11n::{OptionSpec, OptionType, Parsed, SectionSpec, Value, Vocabulary};
+
+static VOCABULARY: LazyLock<Vocabulary> = LazyLock::new(vocabulary);
 
 fuzz_target!(|data: &[u8]| {
     // Files are read as UTF-8 by the host; lossy keeps non-UTF-8 inputs useful.
     let text = String::from_utf8_lossy(data);
     let _ = serverkit_c11n::parse("fuzz.c11n", &text);
     let parsed = Parsed::new("fuzz.c11n", &text);
-    match parsed.check(&vocabulary()) {
+    match parsed.check(&VOCABULARY) {
         Ok(config) => {
             let _ = format!("{config:?}");
         }
