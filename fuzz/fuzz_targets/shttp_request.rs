@@ -44,12 +44,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = conditional::evaluate(&conditions, &validators);
     let _ = conditional::range_allowed(&conditions, &validators);
-    if let Some(header) = req.header("range") {
-        if let Ranges::Parts(parts) = range::resolve(header, size) {
-            assert!(!parts.is_empty() && parts.len() <= range::MAX_RANGES);
-            for (offset, len) in parts {
-                assert!(len > 0 && offset.checked_add(len).is_some_and(|end| end <= size));
-            }
+    if let Some(header) = req.header("range")
+        && let Ranges::Parts(parts) = range::resolve(header, size)
+    {
+        assert!(!parts.is_empty() && parts.len() <= range::MAX_RANGES);
+        for (offset, len) in parts {
+            assert!(len > 0 && offset.checked_add(len).is_some_and(|end| end <= size));
         }
     }
 });
