@@ -72,6 +72,7 @@ fn unknown_users_and_wrong_passwords_take_the_same_time() {
         "every failure waits auth_failure_delay_ms: {fastest:?}"
     );
     let (u, w) = (median(unknown_times), median(wrong_times));
+    eprintln!("medians: unknown user {u:?}, wrong password {w:?}; the hash costs {hash:?}");
     // A delay slept after the query makes the wrong password slower by the whole hash;
     // scheduling noise moves both medians alike, far less than half of it.
     assert!(
