@@ -36,6 +36,10 @@ bench-pop:
 pop-demo:
     ./dev pop-demo
 
+# run the fuzz targets, SECONDS each (docs/fuzzing.md)
+fuzz SECONDS="60" *TARGETS:
+    ./dev fuzz {{SECONDS}} {{TARGETS}}
+
 # build the API docs
 doc:
     ./dev doc

@@ -25,12 +25,17 @@
 //!   ranges, conditionals, the constant response.
 //! - `shttp_clients`: curl, wget, lftp, Python http.client and h11 against shttp.
 //! - `shttp_corpus`: traversal and smuggling corpora, oversize heads, slowloris.
+//! - `shttp_hostile`: slowhttptest's slowloris and slow read while a client keeps being
+//!   served, connection floods beyond `max_sessions`, the corpora from many clients at once.
 //! - `shttp_nginx`: shttp and nginx on the same site give the same answers.
 //! - `pop_fixture`: Maildirs, a user table per test on SQLite, PostgreSQL or MariaDB,
 //!   the pop server and a raw POP3 client.
 //! - `pop`: the pop module on the embedded database: the command/response corpus
 //!   (`tests/pop/corpus.txt`) and inline exchanges, SASL PLAIN, long messages,
 //!   injection attempts and maildrops escaping the root.
+//! - `pop_hostile`: password guessing paced and without a timing difference between
+//!   unknown users and wrong passwords, overlong lines, command floods, a client that
+//!   never reads, connection floods beyond `max_sessions`.
 //! - `pop_safety`: deletions only at QUIT (drop, kill -9, idle timeout delete nothing),
 //!   stable UIDLs, [IN-USE].
 //! - `pop_clients`: poplib, curl, mpop on every driver; the shipped pop personalities.
@@ -65,6 +70,7 @@ mod pop;
 mod pop_clients;
 mod pop_drivers;
 mod pop_fixture;
+mod pop_hostile;
 mod pop_safety;
 mod privileges;
 mod report;
@@ -73,6 +79,7 @@ mod scale;
 mod shttp;
 mod shttp_clients;
 mod shttp_corpus;
+mod shttp_hostile;
 mod shttp_nginx;
 mod syslog;
 mod template;

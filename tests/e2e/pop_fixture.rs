@@ -41,6 +41,10 @@ pub struct PopSetup {
     pub db_port: Option<u16>,
     /// A Unix socket for the pool instead of TCP.
     pub db_socket: Option<&'static str>,
+    /// The maildrop query, when not the backend's usual one.
+    pub query: Option<String>,
+    /// `auth_failure_delay_ms` (100 unless a test needs another).
+    pub auth_failure_delay_ms: u64,
 }
 
 static TABLE_SEQ: AtomicU32 = AtomicU32::new(0);
@@ -62,6 +66,8 @@ impl PopSetup {
             port: free_port(),
             db_port: None,
             db_socket: None,
+            query: None,
+            auth_failure_delay_ms: 100,
         };
         for user in ["alice", "bob"] {
             for folder in ["new", "cur", "tmp"] {
@@ -204,11 +210,12 @@ impl PopSetup {
         format!(
             "identity = poptest\n{root}database MAIL {{\n{}pool_min = 1\npool_max = 4\n}}\n\
              pop {{\n  database = MAIL\n  address = 127.0.0.1\n  port = {}\n  maildrop_root = {}\n  \
-             auth_failure_delay_ms = 100\n  maildrop_query_format_string = {}\n{extra}\n}}\n",
+             auth_failure_delay_ms = {}\n  maildrop_query_format_string = {}\n{extra}\n}}\n",
             self.database_section(),
             self.port,
             self.mail_root().display(),
-            self.query()
+            self.auth_failure_delay_ms,
+            self.query.clone().unwrap_or_else(|| self.query()),
         )
     }
 

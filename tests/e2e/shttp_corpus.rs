@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::http::{Raw, SECRET, fetch, start};
 
 /// Targets that try to leave `doc_root` (`peers.md`'s corpus plus symlinks).
-const TRAVERSAL: &[&str] = &[
+pub const TRAVERSAL: &[&str] = &[
     "/../../../etc/passwd",
     "/%2e%2e/%2e%2e/etc/passwd",
     "/sub/..%2f..%2f..%2fetc/passwd",
@@ -72,12 +72,11 @@ fn traversal_corpus_never_leaves_doc_root() {
     );
 }
 
-#[test]
-fn smuggling_shapes_are_refused_and_the_connection_closed() {
-    let site = start("");
-    let addr = site.server.addr;
+/// Heads that try to smuggle a second request (`GET /index.txt`) past the first: each must
+/// get 400 and a closed connection.
+pub fn smuggling_heads() -> Vec<String> {
     let smuggled = "GET /index.txt HTTP/1.1\r\nHost: t\r\n\r\n";
-    for head in [
+    vec![
         format!(
             "GET / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}",
             5 + smuggled.len()
@@ -96,7 +95,14 @@ fn smuggling_shapes_are_refused_and_the_connection_closed() {
         format!("GET / HTTP/1.1\r\nHost: t\r\nContent-Length: +5\r\n\r\nhello{smuggled}"),
         format!("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n{smuggled}"),
         format!("GET / HTTP/1.1\nHost: t\n X-Folded: yes\n\n{smuggled}"),
-    ] {
+    ]
+}
+
+#[test]
+fn smuggling_shapes_are_refused_and_the_connection_closed() {
+    let site = start("");
+    let addr = site.server.addr;
+    for head in smuggling_heads() {
         let mut raw = Raw::connect(addr);
         raw.send(head.as_bytes());
         let r = raw

@@ -106,10 +106,22 @@ fn sasl_plain(
         client.reply("-ERR AUTH cancelled")?;
         return Ok(None);
     }
+    match plain_credentials(&response) {
+        Some(credentials) => Ok(Some(credentials)),
+        None => {
+            client.reply("-ERR [AUTH] malformed PLAIN response")?;
+            Ok(None)
+        }
+    }
+}
+
+/// The user name and password of a SASL PLAIN response (base64 of `authz\0user\0pass`,
+/// or `=` for an empty one); `None` if malformed or authorizing as someone else.
+pub fn plain_credentials(response: &str) -> Option<(String, String)> {
     let decoded = if response == "=" {
         Some(Vec::new())
     } else {
-        base64(&response)
+        base64(response)
     };
     let fields: Option<Vec<String>> = decoded.and_then(|d| {
         let parts: Vec<&[u8]> = d.split(|b| *b == 0).collect();
@@ -122,18 +134,16 @@ fn sasl_plain(
     });
     match fields.as_deref() {
         Some([authz, user, password]) if authz.is_empty() || authz == user => {
-            Ok(Some((user.clone(), password.clone())))
+            Some((user.clone(), password.clone()))
         }
-        _ => {
-            client.reply("-ERR [AUTH] malformed PLAIN response")?;
-            Ok(None)
-        }
+        _ => None,
     }
 }
 
 /// Looks the user up and opens the maildrop. Answers the client in every case; returns
 /// the transaction when the login succeeded.
 fn login(client: &mut Client, user: &str, password: &str) -> Result<Option<Transaction>, String> {
+    let asked = std::time::Instant::now();
     let path = match lookup(user, password) {
         Ok(Some(path)) => path,
         Ok(None) => {
@@ -145,10 +155,14 @@ fn login(client: &mut Client, user: &str, password: &str) -> Result<Option<Trans
                     client.peer
                 ),
             );
+            // Counted from the credentials, not from the query's end: a query that costs
+            // more for a known user (a password hash computed only for its row) must
+            // not tell a wrong password from an unknown user.
             let delay = integer("auth_failure_delay_ms")
                 .unwrap_or(2000)
                 .clamp(0, 60_000);
-            std::thread::sleep(std::time::Duration::from_millis(delay as u64));
+            let delay = std::time::Duration::from_millis(delay as u64);
+            std::thread::sleep(delay.saturating_sub(asked.elapsed()));
             client.reply("-ERR [AUTH] invalid user name or password")?;
             return Ok(None);
         }
@@ -251,4 +265,28 @@ fn base64(text: &str) -> Option<Vec<u8>> {
         out.extend_from_slice(&acc.to_be_bytes()[1..1 + n]);
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_credentials;
+
+    #[test]
+    fn plain_responses() {
+        let ok = |u: &str, p: &str| Some((u.to_string(), p.to_string()));
+        // "\0alice\0secret" and "alice\0alice\0secret"
+        assert_eq!(
+            plain_credentials("AGFsaWNlAHNlY3JldA=="),
+            ok("alice", "secret")
+        );
+        assert_eq!(
+            plain_credentials("YWxpY2UAYWxpY2UAc2VjcmV0"),
+            ok("alice", "secret")
+        );
+        // "bob\0alice\0secret": authorizing as another user is refused.
+        assert_eq!(plain_credentials("Ym9iAGFsaWNlAHNlY3JldA=="), None);
+        for malformed in ["=", "", "A", "AGFsaWNl", "!!!!", "AGFsaWNlAHNlY3JldA="] {
+            assert_eq!(plain_credentials(malformed), None, "{malformed:?}");
+        }
+    }
 }

@@ -18,6 +18,15 @@ mod vocabulary;
 use serverkit_sdk::config::text;
 use serverkit_sdk::{Connection, Descriptor, Module, listen, prestart};
 
+/// The pure logic that reads client input, for the fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::authorization::plain_credentials;
+    pub use crate::command::{Command, parse as parse_command};
+    pub use crate::message::{Wire, size_from_name, uidl, unique_name, wire_size};
+    pub use crate::query::{Style, compile as compile_query};
+}
+
 struct Pop;
 
 impl Module for Pop {

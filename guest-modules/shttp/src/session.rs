@@ -49,8 +49,9 @@ impl Session<'_> {
         } else {
             String::new()
         };
+        let mut first = true;
         loop {
-            let request = match self.next_head() {
+            let request = match self.next_head(std::mem::take(&mut first)) {
                 Next::Request(request) => request,
                 Next::Refused(error) => {
                     let _ = self.simple(error.status(), &[], false, 0);
@@ -85,10 +86,12 @@ impl Session<'_> {
         self.io.close();
     }
 
-    /// Reads the next request head.
-    fn next_head(&mut self) -> Next {
+    /// Reads the next request head. The `first` of a connection has `header_timeout` from
+    /// the connection's start: a client that connects and stays silent is a slowloris
+    /// that sent nothing, not an idle persistent connection.
+    fn next_head(&mut self, first: bool) -> Next {
         let mut deadline = Streams::now() + self.settings.keepalive_timeout;
-        let mut started = !self.io.buf.is_empty();
+        let mut started = first || !self.io.buf.is_empty();
         if started {
             deadline = Streams::now() + self.settings.header_timeout;
         }
