@@ -24,6 +24,16 @@ pub const INSTANCE_CAPACITY: u32 = 10_000;
 /// `memory.grow` (and a Rust guest aborts: only its session ends).
 pub const MAX_INSTANCE_MEMORY_BYTES: usize = 64 << 20;
 
+/// Most core wasm instances one component may create. A Rust module has one or two; a
+/// componentize-py module (CPython as a set of dynamically linked core modules: libpython,
+/// libc, the WASI adapter, shims) has 14 for a one-file app, and more with each native
+/// extension it bundles. Only a counter in wasmtime: it reserves no memory.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+
+/// Core instances alive at once in the whole process. Also only a counter, sized so that
+/// every live instance can be a componentize-py module's (14 core instances, rounded up).
+const TOTAL_CORE_INSTANCES: u32 = INSTANCE_CAPACITY * 16;
+
 /// Period of the epoch tick: the granularity of CPU budgets and of yielding.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -36,12 +46,12 @@ pub fn new() -> Result<Engine> {
     config.parallel_compilation(false);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(INSTANCE_CAPACITY)
-        .total_core_instances(INSTANCE_CAPACITY * 4)
+        .total_core_instances(TOTAL_CORE_INSTANCES)
         .total_memories(INSTANCE_CAPACITY)
         .total_tables(INSTANCE_CAPACITY * 2)
         .total_stacks(INSTANCE_CAPACITY)
         .max_memory_size(MAX_INSTANCE_MEMORY_BYTES)
-        .max_core_instances_per_component(8)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
         .max_memories_per_component(2)
         .max_tables_per_component(4)
         .linear_memory_keep_resident(0)
