@@ -31,6 +31,8 @@
 //! - `pop_drivers`: the login path on PostgreSQL and MariaDB (TCP and Unix sockets),
 //!   databases down at start and restarted mid-run (through a proxy the test controls),
 //!   an SQLite file missing at start.
+//! - `python_module`: a module written in Python (componentize-py from the test venv):
+//!   echoed lines, concurrent sessions, an uncaught exception, the report, inspect, check.
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 //! - `syslog`: the remote syslog bypass, with and without a collector.
@@ -54,6 +56,7 @@ mod pop_drivers;
 mod pop_fixture;
 mod pop_safety;
 mod privileges;
+mod python_module;
 mod report;
 mod sandbox;
 mod shttp;
