@@ -165,6 +165,14 @@ fn build_pyecho() -> Option<PathBuf> {
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::rename(&partial, &wasm).unwrap();
+    // Older builds and their compiled forms (35 MB each) are never used again.
+    for entry in std::fs::read_dir(&cache).unwrap() {
+        let path = entry.unwrap().path();
+        if path != wasm && path.extension().is_some_and(|e| e == "wasm") {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    let _ = std::fs::remove_dir_all(host_cache_dir());
     Some(wasm)
 }
 
