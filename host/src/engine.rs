@@ -96,6 +96,17 @@ impl PoolPlan {
     }
 }
 
+/// Most core wasm instances one component may create. A Rust module has one or two; a
+/// componentize-py module (CPython as a set of dynamically linked core modules: libpython,
+/// libc, the WASI adapter, shims) has 14 for a one-file app, and more with each native
+/// extension it bundles. Only a counter in wasmtime: it reserves no memory.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+
+/// Core instances per pooled instance, for the pool's total. Also only a counter, sized so
+/// that every live instance can be a componentize-py module's (14 core instances, rounded
+/// up).
+const CORE_INSTANCES_PER_INSTANCE: u32 = 16;
+
 /// Period of the epoch tick: the granularity of CPU budgets and of yielding.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -112,12 +123,12 @@ pub fn new(plan: &PoolPlan) -> Result<Engine> {
     config.memory_guard_size(MEMORY_GUARD);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(capacity)
-        .total_core_instances(capacity * 4)
+        .total_core_instances(capacity * CORE_INSTANCES_PER_INSTANCE)
         .total_memories(capacity)
         .total_tables(capacity * 2)
         .total_stacks(capacity)
         .max_memory_size(plan.instance_memory)
-        .max_core_instances_per_component(8)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
         .max_memories_per_component(2)
         .max_tables_per_component(4)
         .linear_memory_keep_resident(0)

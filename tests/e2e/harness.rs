@@ -66,7 +66,12 @@ pub struct Server {
 impl Server {
     /// Starts `serverkit run` on `personality` and waits until it logs `serving`.
     pub fn start(personality: TestPersonality, port: u16) -> Server {
-        let mut server = Server::spawn(&["run"], personality.path(), &[]);
+        Server::start_with_env(personality, port, &[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables.
+    pub fn start_with_env(personality: TestPersonality, port: u16, env: &[(&str, &str)]) -> Server {
+        let mut server = Server::spawn(&["run"], personality.path(), env);
         server.addr = SocketAddr::from(([127, 0, 0, 1], port));
         server._personality = Some(personality);
         server.wait_for_log("serving", Duration::from_secs(60));

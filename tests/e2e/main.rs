@@ -42,8 +42,10 @@
 //! - `pop_drivers`: the login path on PostgreSQL and MariaDB (TCP and Unix sockets),
 //!   databases down at start and restarted mid-run (through a proxy the test controls),
 //!   an SQLite file missing at start.
-//! - `scale`: 10 000 idle POP3 and 10 000 idle HTTP keep-alive sessions in one server,
-//!   then 1 000 transferring at once; resident memory per idle session printed.
+//! - `python_module`: a module written in Python (componentize-py from the test venv):
+//!   echoed lines, concurrent sessions, an uncaught exception, the report, inspect, check.
+//! - `scale`: 10 000 idle sessions in one server (5 000 POP3 logged in, 5 000 HTTP
+//!   keep-alive), then 1 000 transferring at once; resident memory per idle session printed.
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
 //! - `syslog`: the remote syslog bypass, with and without a collector.
@@ -73,6 +75,7 @@ mod pop_fixture;
 mod pop_hostile;
 mod pop_safety;
 mod privileges;
+mod python_module;
 mod report;
 mod sandbox;
 mod scale;
