@@ -14,9 +14,10 @@ use wasmtime::Engine;
 
 use super::ConfiguredModule;
 use super::load::module_section;
+use super::pool::{Misfit, misfit};
 use super::prestart::prestart_one;
 use crate::databases::Databases;
-use crate::engine::{HOOK_INSTANCES_PER_MODULE, PoolPlan};
+use crate::engine::PoolPlan;
 use crate::heaps::HeapRegistry;
 use crate::listeners::BoundListener;
 use crate::modules::load::{LoadedModule, Loader, digest};
@@ -196,34 +197,26 @@ pub(super) async fn prepare_added(
 }
 
 /// Whether `added` more modules fit the instance pool (`pool`, sized at startup) beside
-/// `slots`: every live session, operator and hook holds an instance, and every instance's
-/// memory limit must fit the pool's slots. Room for modules added while serving is made
-/// with the global `instance_capacity`.
+/// `slots`. Room for modules added while serving is made with the global
+/// `instance_capacity`.
 pub(super) fn check_capacity(
     slots: &[Arc<ModuleSlot>],
     added: &[&ConfiguredModule],
     pool: &PoolPlan,
 ) -> Result<()> {
-    let sessions: usize = slots.iter().map(|s| s.options.max_sessions).sum::<usize>()
-        + added.iter().map(|m| m.options.max_sessions).sum::<usize>();
-    let hooks = (slots.len() + added.len()) * HOOK_INSTANCES_PER_MODULE as usize;
-    if sessions + hooks > pool.capacity as usize {
-        bail!(
+    let running = slots.iter().map(|s| (s.name.as_str(), &s.options));
+    let new = added.iter().map(|m| (m.module.name(), &m.options));
+    match misfit(pool, running.chain(new)) {
+        None => Ok(()),
+        Some(Misfit::Capacity { sessions, hooks }) => bail!(
             "the added modules would bring `max_sessions` to {sessions} (plus {hooks} instances for operators and hooks), more than the {} instances of the pool sized at startup: restart needed, or start with a larger `instance_capacity`",
             pool.capacity
-        );
+        ),
+        Some(Misfit::Memory { module, asked_mb }) => bail!(
+            "module `{module}` asks for `instance_memory_mb` = {asked_mb}, more than the pool's slots ({} MiB): restart needed",
+            pool.instance_memory >> 20
+        ),
     }
-    for m in added {
-        if m.options.limits.instance_memory > pool.instance_memory {
-            bail!(
-                "module `{}` asks for `instance_memory_mb` = {}, more than the pool's slots ({} MiB): restart needed",
-                m.module.name(),
-                m.options.limits.instance_memory >> 20,
-                pool.instance_memory >> 20
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Starts serving a configured module at generation 1: its slot, pool and accept loops.

@@ -11,7 +11,7 @@ use serverkit_c11n::syntax::{RawKind, RawValue};
 
 use super::ConfiguredModule;
 use crate::engine::{HOOK_INSTANCES_PER_MODULE, PoolPlan};
-use crate::sessions::options::{DEFAULT_INSTANCE_MEMORY_MB, DEFAULT_MAX_SESSIONS};
+use crate::sessions::options::{DEFAULT_INSTANCE_MEMORY_MB, DEFAULT_MAX_SESSIONS, SessionOptions};
 
 /// Core option: instances the pool holds; 0 (the default) to compute it from the
 /// modules' `max_sessions`.
@@ -85,32 +85,52 @@ fn raw_int(value: &RawValue) -> Option<i64> {
     }
 }
 
-/// Every live session, operator and hook holds an instance, and every instance's memory
-/// limit must fit the pool's slots: the checked options must fit the plan.
+/// Why modules do not fit the instance pool.
+pub(super) enum Misfit {
+    /// Their sessions and hook instances add up to more than the pool holds.
+    Capacity { sessions: usize, hooks: usize },
+    /// A module's `instance_memory_mb` is larger than the pool's slots.
+    Memory { module: String, asked_mb: usize },
+}
+
+/// Whether `modules` (name and session options) fit `plan`: every live session, operator
+/// and hook holds an instance, and every instance's memory limit must fit a slot.
+pub(super) fn misfit<'a>(
+    plan: &PoolPlan,
+    modules: impl IntoIterator<Item = (&'a str, &'a SessionOptions)>,
+) -> Option<Misfit> {
+    let (mut sessions, mut hooks) = (0, 0);
+    for (name, options) in modules {
+        if options.limits.instance_memory > plan.instance_memory {
+            return Some(Misfit::Memory {
+                module: name.to_string(),
+                asked_mb: options.limits.instance_memory >> 20,
+            });
+        }
+        sessions += options.max_sessions;
+        hooks += HOOK_INSTANCES_PER_MODULE as usize;
+    }
+    (sessions + hooks > plan.capacity as usize).then_some(Misfit::Capacity { sessions, hooks })
+}
+
+/// The checked options must fit the plan made from the text as written.
 pub(super) fn check_capacity(
     file: &str,
     modules: &[ConfiguredModule],
     plan: &PoolPlan,
 ) -> Result<()> {
-    let sessions: usize = modules.iter().map(|m| m.options.max_sessions).sum();
-    let hooks = modules.len() * HOOK_INSTANCES_PER_MODULE as usize;
-    if sessions + hooks > plan.capacity as usize {
-        bail!(
+    let options = modules.iter().map(|m| (m.module.name(), &m.options));
+    match misfit(plan, options) {
+        None => Ok(()),
+        Some(Misfit::Capacity { sessions, hooks }) => bail!(
             "{file}: error: the modules' `max_sessions` add up to {sessions} sessions (plus {hooks} instances for operators and hooks), more than `{INSTANCE_CAPACITY_KEY}` = {}: raise `{INSTANCE_CAPACITY_KEY}` or lower `max_sessions`",
             plan.capacity
-        );
+        ),
+        Some(Misfit::Memory { module, asked_mb }) => bail!(
+            "{file}: error: `instance_memory_mb` of module `{module}` ({asked_mb} MiB) is larger than the instance pool's slots ({} MiB)",
+            plan.instance_memory >> 20
+        ),
     }
-    for m in modules {
-        if m.options.limits.instance_memory > plan.instance_memory {
-            bail!(
-                "{file}: error: `instance_memory_mb` of module `{}` ({} MiB) is larger than the instance pool's slots ({} MiB)",
-                m.module.name(),
-                m.options.limits.instance_memory >> 20,
-                plan.instance_memory >> 20
-            );
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
