@@ -33,6 +33,10 @@ fn attack(addr: SocketAddr, command: &str) -> Option<String> {
 fn a_hostile_module_is_contained_and_others_keep_serving() {
     let (mut server, hostile) = start();
     server.wait_for_log("operator trapped", Duration::from_secs(10));
+    // A trapping operator is started again with backoff: 1 s, then 2 s, ...
+    server.wait_for_log("operator restarts in 2s", Duration::from_secs(10));
+    let traps = server.log().matches("operator trapped").count();
+    assert!(traps >= 2, "restarted and trapped again:\n{}", server.log());
     let mut bystander = server.client();
     bystander.echo("before the attacks");
 

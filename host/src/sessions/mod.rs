@@ -2,6 +2,7 @@
 //! sandboxed instance per connection, time limits, and graceful shutdown.
 
 pub mod limits;
+pub mod operator;
 pub mod options;
 pub mod running;
 pub mod server;

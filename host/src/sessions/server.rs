@@ -10,8 +10,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::{Semaphore, watch};
 use wasmtime::Engine;
 
-use super::limits::LimitFlag;
-use super::{describe_failure, session};
+use super::{describe_failure, operator, session};
 use crate::guest_host::state::Phase;
 use crate::listeners::BoundListener;
 use crate::modules::load::hook_state;
@@ -77,7 +76,7 @@ impl ModuleServer {
                 accepting.subscribe(),
             ));
         }
-        runtime.spawn(operator(engine.clone(), slot.clone()));
+        runtime.spawn(operator::supervise(engine.clone(), slot.clone()));
         Ok(ModuleServer {
             slot,
             runtime,
@@ -217,39 +216,5 @@ pub async fn report_hook_lines(
             "(the report hook did not answer within {}s)",
             REPORT_HOOK_TIMEOUT.as_secs()
         )],
-    }
-}
-
-/// Runs the module's `operator` hook in its own instance, with no CPU budget: it is the
-/// module's long-running work. It still yields at every epoch tick.
-async fn operator(engine: Engine, slot: Arc<ModuleSlot>) {
-    let version = slot.current.load_full();
-    let result = async |hit: &mut Option<Arc<LimitFlag>>| {
-        let mut state = hook_state(version.context.clone(), Phase::Unprivileged);
-        state.cpu_tick_budget = u64::MAX;
-        if let Some(terminal) = version.context.terminal() {
-            state.set_stdout(terminal);
-        }
-        *hit = Some(state.limiter.hit.clone());
-        let (mut store, module) = instance::create(&engine, version.pre(), state).await?;
-        anyhow::Ok(module.call_operator(&mut store).await?)
-    };
-    let mut hit = None;
-    let result = result(&mut hit).await;
-    match result {
-        Ok(Ok(())) => tracing::debug!(module = %slot.name, "operator finished"),
-        Ok(Err(message)) => tracing::error!(module = %slot.name, "operator failed: {message}"),
-        Err(e) => match hit.and_then(|h| h.get()) {
-            // Not restarted: the operator is the module's own long-running work, and a
-            // restart loop would hit the same limit again (docs/c11n.md).
-            Some(limit) => {
-                let limits = &version.context.limits;
-                limits.count(limit);
-                tracing::error!(module = %slot.name, "operator trapped: limit `{}` hit: {}", limits.setting(limit), describe_failure(&e))
-            }
-            None => {
-                tracing::error!(module = %slot.name, "operator trapped: {}", describe_failure(&e))
-            }
-        },
     }
 }
