@@ -20,7 +20,8 @@
 //! - [`directories`]: directories and files granted to modules, resolved beneath.
 //! - [`databases`]: the database pools and the host runtime their connections live on.
 //! - [`maildrops`]: directories opened for modules, and Maildirs beneath them.
-//! - [`sessions`]: worker pools, accept loops, one instance per session, limits, shutdown.
+//! - [`sessions`]: each served module (slot, worker pool, accept loops, operator), one
+//!   instance per session, limits, shutdown.
 //! - [`process`]: identity (process title) and credentials (root policy and drop).
 //! - [`report`]: the status report, in ServerKit's layout.
 //! - [`cli`], [`inspect`], [`logging`], [`failure`]: the binary's edges.

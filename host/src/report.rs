@@ -12,9 +12,9 @@ use crate::contract::version;
 use crate::databases::Databases;
 use crate::heaps::HeapRegistry;
 use crate::logging::Syslog;
-use crate::modules::ModuleSlot;
 use crate::sessions::running::RunningServers;
 use crate::sessions::server::report_hook_lines;
+use crate::sessions::slot::ModuleSlot;
 use crate::sessions::threads::WORKER_STACK_BYTES;
 use crate::sessions::waits::Channel;
 

@@ -7,6 +7,7 @@ pub mod options;
 pub mod running;
 pub mod server;
 pub mod session;
+pub mod slot;
 pub mod stats;
 pub mod threads;
 pub mod waits;

@@ -9,9 +9,10 @@ use wasmtime::Engine;
 
 use super::describe_failure;
 use super::limits::LimitFlag;
+use super::slot::ModuleSlot;
 use crate::guest_host::state::Phase;
+use crate::modules::instance;
 use crate::modules::load::hook_state;
-use crate::modules::{ModuleSlot, instance};
 
 /// Pause before an operator that failed is started again; it doubles with each failure in
 /// a row, up to [`RESTART_PAUSE_MAX`].

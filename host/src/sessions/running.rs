@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
 use super::server::ModuleServer;
-use crate::modules::ModuleSlot;
+use super::slot::ModuleSlot;
 
 /// Every running module server, in start order.
 #[derive(Default)]

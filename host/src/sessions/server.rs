@@ -10,11 +10,12 @@ use tokio::runtime::Runtime;
 use tokio::sync::{Semaphore, watch};
 use wasmtime::Engine;
 
+use super::slot::{ModuleSlot, SessionRecord};
 use super::{describe_failure, operator, session};
 use crate::guest_host::state::Phase;
 use crate::listeners::BoundListener;
+use crate::modules::instance;
 use crate::modules::load::hook_state;
-use crate::modules::{ModuleSlot, SessionRecord, instance};
 
 /// Longest wait for a module's `report` hook.
 const REPORT_HOOK_TIMEOUT: Duration = Duration::from_secs(1);

@@ -20,12 +20,13 @@ use crate::databases::Databases;
 use crate::engine::PoolPlan;
 use crate::heaps::HeapRegistry;
 use crate::listeners::BoundListener;
+use crate::modules::ModuleVersion;
 use crate::modules::load::{LoadedModule, Loader, digest};
 use crate::modules::source::{ModuleSource, module_files};
-use crate::modules::{ModuleSlot, ModuleVersion};
 use crate::sessions::options::SessionOptions;
 use crate::sessions::running::RunningServers;
 use crate::sessions::server::ModuleServer;
+use crate::sessions::slot::ModuleSlot;
 
 /// What starting and stopping modules while serving needs.
 pub struct Serving {

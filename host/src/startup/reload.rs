@@ -20,9 +20,9 @@ use crate::contract::version;
 use crate::engine::ComponentCache;
 use crate::guest_host::linker;
 use crate::listeners::BoundListener;
-use crate::modules::ModuleSlot;
 use crate::modules::load::{LoadedModule, Loader};
 use crate::personality::{Personality, shown};
+use crate::sessions::slot::ModuleSlot;
 
 /// What to recheck.
 #[derive(Debug, Clone, Copy)]

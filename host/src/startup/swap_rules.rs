@@ -10,9 +10,10 @@ use serverkit_c11n::{Config, OptionType, Section};
 use super::load::module_section;
 use crate::contract::bindings::types::OptionType as WitType;
 use crate::guest_host::state::{Grants, ModuleContext};
+use crate::modules::ModuleVersion;
 use crate::modules::load::LoadedModule;
-use crate::modules::{ModuleSlot, ModuleVersion};
 use crate::sessions::options::SessionOptions;
+use crate::sessions::slot::ModuleSlot;
 
 /// A new version ready to publish.
 pub(super) struct Candidate {
