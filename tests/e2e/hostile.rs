@@ -39,6 +39,7 @@ fn a_hostile_module_is_contained_and_others_keep_serving() {
     assert!(traps >= 2, "restarted and trapped again:\n{}", server.log());
     let mut bystander = server.client();
     bystander.echo("before the attacks");
+    let descriptors = open_descriptors(&server);
 
     assert_eq!(
         attack(hostile, "alloc"),
@@ -103,4 +104,31 @@ fn a_hostile_module_is_contained_and_others_keep_serving() {
         .find(|l| l.starts_with("log events dropped"))
         .expect("the dropped log events");
     assert!(dropped.ends_with(" 99000"), "{dropped}");
+
+    // Nothing leaks: no hostile session is left, its instances' memory is given back, and
+    // the server holds the descriptors it held before the attacks.
+    assert_eq!(words[2], "0", "no live hostile session: {module}");
+    let memory_kib: u64 = report
+        .lines()
+        .skip_while(|l| *l != "Module hostile")
+        .find_map(|l| l.split("linear memory now ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .expect("the module's linear memory");
+    assert!(
+        memory_kib < 8 << 10,
+        "{memory_kib} KiB still held:\n{report}"
+    );
+    // Sessions that just ended may still be closing: give them a moment.
+    let start = std::time::Instant::now();
+    while open_descriptors(&server) != descriptors && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(open_descriptors(&server), descriptors, "descriptors leaked");
+}
+
+/// How many descriptors the server process holds.
+fn open_descriptors(server: &crate::harness::Server) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .expect("the server's descriptors are readable")
+        .count()
 }
