@@ -38,7 +38,7 @@ impl Supervised {
             personality.display().to_string(),
         )
         .unwrap();
-        let bin_dir = Path::new(binary()).parent().unwrap().display().to_string();
+        let bin_dir = Path::new(&binary()).parent().unwrap().display().to_string();
         std::fs::write(service.join("env/PATH"), format!("{bin_dir}:/usr/bin:/bin")).unwrap();
         let svscan = Command::new("svscan")
             .arg(dir.path().join("service"))

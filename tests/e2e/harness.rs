@@ -7,9 +7,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The binary under test.
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_serverkit")
+/// The binary under test: this build's, or `SERVERKIT_TEST_BINARY` (to run the tests, or
+/// the scale test's measurements, against a release build).
+pub fn binary() -> String {
+    std::env::var("SERVERKIT_TEST_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_serverkit").to_string())
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; the server binds it right after).
