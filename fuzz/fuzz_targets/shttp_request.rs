@@ -35,13 +35,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = mime::from_mime_types("text/html html htm\ntext/plain txt\n", &target.path);
     }
     let validators = Validators::new(mtime, size);
-    let conditions = Conditions {
-        if_match: req.header("if-match"),
-        if_unmodified_since: req.header("if-unmodified-since"),
-        if_none_match: req.header("if-none-match"),
-        if_modified_since: req.header("if-modified-since"),
-        if_range: req.header("if-range"),
-    };
+    let conditions = Conditions::of(&req);
     let _ = conditional::evaluate(&conditions, &validators);
     let _ = conditional::range_allowed(&conditions, &validators);
     if let Some(header) = req.header("range")

@@ -37,6 +37,19 @@ pub struct Conditions<'a> {
     pub if_range: Option<&'a str>,
 }
 
+impl<'a> Conditions<'a> {
+    /// The conditional headers `req` carries.
+    pub fn of(req: &'a crate::request::Request) -> Self {
+        Conditions {
+            if_match: req.header("if-match"),
+            if_unmodified_since: req.header("if-unmodified-since"),
+            if_none_match: req.header("if-none-match"),
+            if_modified_since: req.header("if-modified-since"),
+            if_range: req.header("if-range"),
+        }
+    }
+}
+
 /// What the conditions decide before the Range header is looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {

@@ -74,13 +74,7 @@ impl Session<'_> {
         head_only: bool,
     ) -> Answered {
         let v = Validators::new(meta.modified_seconds, meta.size);
-        let conditions = Conditions {
-            if_match: req.header("if-match"),
-            if_unmodified_since: req.header("if-unmodified-since"),
-            if_none_match: req.header("if-none-match"),
-            if_modified_since: req.header("if-modified-since"),
-            if_range: req.header("if-range"),
-        };
+        let conditions = Conditions::of(req);
         let last_modified = httpdate::fmt_http_date(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(v.modified),
         );
