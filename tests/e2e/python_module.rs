@@ -100,17 +100,22 @@ fn host_cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-echo-compiled")
 }
 
+/// Runs `serverkit COMMAND PATH` with the tests' compile cache.
+fn serverkit(command: &str, path: &Path) -> std::process::Output {
+    Command::new(binary())
+        .arg(command)
+        .arg(path)
+        .env("SERVERKIT_CACHE_DIR", host_cache_dir())
+        .output()
+        .unwrap()
+}
+
 /// Compiles the component once into the host's cache (`serverkit inspect` loads it), so
 /// each server the tests start deserializes it in a second instead of compiling 18 MB
 /// of CPython again (minutes in a debug build; see docs/benchmarks.md).
 fn warm_compile_cache(wasm: &Path) {
     let start = std::time::Instant::now();
-    let out = Command::new(binary())
-        .arg("inspect")
-        .arg(wasm)
-        .env("SERVERKIT_CACHE_DIR", host_cache_dir())
-        .output()
-        .unwrap();
+    let out = serverkit("inspect", wasm);
     assert!(
         out.status.success(),
         "serverkit inspect {} failed:\n{}",
@@ -287,12 +292,7 @@ fn inspect_and_check_read_the_python_module() {
     let Some(wasm) = pyecho_wasm() else {
         return;
     };
-    let out = Command::new(binary())
-        .arg("inspect")
-        .arg(wasm)
-        .env("SERVERKIT_CACHE_DIR", host_cache_dir())
-        .output()
-        .unwrap();
+    let out = serverkit("inspect", wasm);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -315,12 +315,7 @@ fn inspect_and_check_read_the_python_module() {
         );
     }
     let personality = personality(wasm, free_port(), "");
-    let out = Command::new(binary())
-        .arg("check")
-        .arg(personality.path())
-        .env("SERVERKIT_CACHE_DIR", host_cache_dir())
-        .output()
-        .unwrap();
+    let out = serverkit("check", personality.path());
     assert!(
         out.status.success(),
         "check failed:\n{}",
