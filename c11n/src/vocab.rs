@@ -31,9 +31,50 @@ pub enum OptionType {
     /// The title of a `database TITLE { ... }` section defined in the same file. Yields
     /// [`Value::Str`].
     DatabaseRef,
+    /// A non-empty path of a terminal device (a character device such as `/dev/tty12`).
+    /// Yields [`Value::Str`].
+    Terminal,
+    /// A non-empty path of a PEM certificate chain file. Yields [`Value::Str`].
+    Certificate,
+    /// A non-empty path of a PEM private key file. Yields [`Value::Str`].
+    PrivateKey,
 }
 
 impl OptionType {
+    /// Whether `value` is one this type yields: what a default set in code must be, since
+    /// it skips the checking the file's values get. The error says what was expected.
+    pub fn admits(&self, value: &Value) -> Result<(), String> {
+        let fits = match (self, value) {
+            (OptionType::Bool, Value::Bool(_)) | (OptionType::Integer, Value::Int(_)) => true,
+            (OptionType::Port, Value::Int(port)) => (1..=65535).contains(port),
+            (OptionType::String, Value::Str(_)) => true,
+            (OptionType::Address, Value::Str(text)) => text.parse::<std::net::IpAddr>().is_ok(),
+            (self_, Value::Str(text)) if self_.is_path_or_title() => !text.is_empty(),
+            (OptionType::List(inner), Value::List(items)) => {
+                return items.iter().try_for_each(|item| inner.admits(item));
+            }
+            _ => false,
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(format!("expected {self}, found `{value}`"))
+        }
+    }
+
+    /// Types whose value is a non-empty path or a `database` title.
+    pub(crate) fn is_path_or_title(&self) -> bool {
+        matches!(
+            self,
+            OptionType::Directory
+                | OptionType::File
+                | OptionType::DatabaseRef
+                | OptionType::Terminal
+                | OptionType::Certificate
+                | OptionType::PrivateKey
+        )
+    }
+
     /// The plural, for "a list of ..." in messages.
     fn plural(&self) -> String {
         match self {
@@ -46,6 +87,9 @@ impl OptionType {
             OptionType::Directory => "directory paths".to_owned(),
             OptionType::File => "file paths".to_owned(),
             OptionType::DatabaseRef => "`database` section titles".to_owned(),
+            OptionType::Terminal => "terminal device paths".to_owned(),
+            OptionType::Certificate => "certificate file paths".to_owned(),
+            OptionType::PrivateKey => "private key file paths".to_owned(),
         }
     }
 }
@@ -63,6 +107,9 @@ impl fmt::Display for OptionType {
             OptionType::Directory => f.write_str("a directory path"),
             OptionType::File => f.write_str("a file path"),
             OptionType::DatabaseRef => f.write_str("the title of a `database` section"),
+            OptionType::Terminal => f.write_str("a terminal device path"),
+            OptionType::Certificate => f.write_str("a certificate file path"),
+            OptionType::PrivateKey => f.write_str("a private key file path"),
         }
     }
 }
@@ -74,8 +121,9 @@ pub struct OptionSpec {
     pub name: String,
     /// What it accepts.
     pub ty: OptionType,
-    /// The value when the option is absent. It is not checked against `ty`: it comes
-    /// from code, not from the file.
+    /// The value when the option is absent. It comes from code, not from the file; a
+    /// caller taking it from code it does not trust checks it with
+    /// [`OptionType::admits`].
     pub default: Option<Value>,
     /// Whether leaving it out is an error (pointless together with a default).
     pub required: bool,
@@ -278,6 +326,34 @@ mod tests {
         assert_eq!(OptionType::Integer.to_string(), "an integer");
         let list = OptionType::List(Box::new(OptionType::Address));
         assert_eq!(list.to_string(), "a list of IP addresses");
+    }
+
+    #[test]
+    fn defaults_are_checked_against_their_type() {
+        assert!(OptionType::Integer.admits(&Value::Int(3)).is_ok());
+        let err = OptionType::Integer
+            .admits(&Value::Str("1000".into()))
+            .unwrap_err();
+        assert_eq!(err, "expected an integer, found `1000`");
+        assert!(OptionType::Port.admits(&Value::Int(0)).is_err());
+        assert!(
+            OptionType::Address
+                .admits(&Value::Str("::1".into()))
+                .is_ok()
+        );
+        assert!(
+            OptionType::Address
+                .admits(&Value::Str("localhost".into()))
+                .is_err()
+        );
+        assert!(
+            OptionType::Terminal
+                .admits(&Value::Str(String::new()))
+                .is_err()
+        );
+        let ports = OptionType::List(Box::new(OptionType::Port));
+        assert!(ports.admits(&Value::List(vec![Value::Int(80)])).is_ok());
+        assert!(ports.admits(&Value::List(vec![Value::Int(0)])).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 
 use crate::contract::version::display;
 use crate::engine::{self, ComponentCache};
-use crate::guest_host::linker;
+use crate::instance::linker;
 use crate::modules::builtin;
 use crate::modules::load::{LoadedModule, Loader};
 use crate::modules::source::ModuleSource;

@@ -5,45 +5,50 @@
 //! statistics); modules are wasm components speaking the `serverkit:module` contract in
 //! `wit/`, and each client connection runs in a fresh instance of its module.
 //!
-//! Layout (docs/architecture.md tells how they fit together):
-//! - [`startup`]: ServerKit's startup sequence, from personality to serving.
-//! - [`personality`]: the personality directory.
-//! - [`contract`]: bindings generated from `wit/`, the version rule, vocabulary translation.
-//! - [`modules`]: finding, compiling, loading modules; the versions sessions run on.
-//! - [`engine`]: the wasm engine, its epoch ticker, the compiled-module cache.
-//! - [`guest_host`]: what an instance gets from the host: its store data and the host side
-//!   of each imported interface (log, config, prestart, connection, filesystem, stats,
-//!   heap, database, maildrop, stdio).
-//! - [`heaps`]: ServerKit's fixed-size allocators, for the host's records and the report.
-//! - [`listeners`]: listening sockets bound for modules.
-//! - [`tls`]: certificates and private keys read at prestart; rustls server configurations.
-//! - [`directories`]: directories and files granted to modules, resolved beneath.
-//! - [`databases`]: the database pools and the host runtime their connections live on.
-//! - [`maildrops`]: directories opened for modules, and Maildirs beneath them.
-//! - [`sessions`]: each served module (slot, worker pool, accept loops, operator), one
-//!   instance per session, limits, shutdown.
-//! - [`process`]: identity (process title) and credentials (root policy and drop).
-//! - [`report`]: the status report, in ServerKit's layout.
-//! - [`cli`], [`inspect`], [`logging`], [`failure`]: the binary's edges.
+//! Layout, from the ground floor up; a layer imports only the layers below it, except
+//! bindgen's generated cycle between [`contract`] and the capability types it maps WIT
+//! resources to (docs/architecture.md tells how they fit together):
+//!
+//! 1. Ground: [`meter`] (per-module accounting: budgets, memory, descriptors, CPU, log,
+//!    wait channels), [`heaps`] (ServerKit's allocators), [`engine`] (the wasm engine,
+//!    epoch ticker, compile cache), [`process`] (identity, credentials, system limits),
+//!    [`logging`], [`personality`], [`failure`], [`text`].
+//! 2. [`contract`]: bindings generated from `wit/`, the version rule.
+//! 3. [`options`]: what each kind of option means to the host (the option-kind table),
+//!    the host's session options, a descriptor as a c11n section.
+//! 4. [`databases`]: the database pools and the host runtime their connections live on.
+//! 5. [`capabilities`]: one folder per capability (listen, tls, files, maildrop, database,
+//!    terminal, heap, log, config, connection, stats): its grant, its opening, its
+//!    interface on a view of the instance.
+//! 6. [`holdings`]: what a module's section grants, decided once, and what the host holds
+//!    for it, carried whole across swaps.
+//! 7. [`instance`]: one instance's store data, the linker of views, instance creation.
+//! 8. [`modules`]: finding, compiling, loading modules; the versions sessions run on.
+//! 9. [`sessions`]: each served module (slot, worker pool, accept loops, operator), one
+//!    instance per session, shutdown.
+//! 10. [`report`]: the status report, in ServerKit's layout.
+//! 11. [`startup`]: ServerKit's startup sequence, from personality to serving; reloads.
+//! 12. [`cli`], [`inspect`]: the binary's edges.
 
 #![deny(missing_docs)]
 
+pub mod capabilities;
 pub mod cli;
 pub mod contract;
 pub mod databases;
-pub mod directories;
 pub mod engine;
 pub mod failure;
-pub mod guest_host;
 pub mod heaps;
+pub mod holdings;
 pub mod inspect;
-pub mod listeners;
+pub mod instance;
 pub mod logging;
-pub mod maildrops;
+pub mod meter;
 pub mod modules;
+pub mod options;
 pub mod personality;
 pub mod process;
 pub mod report;
 pub mod sessions;
 pub mod startup;
-pub mod tls;
+pub mod text;

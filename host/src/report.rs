@@ -3,20 +3,23 @@
 //! counters: producing it never stops or slows serving.
 
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
 
 use wasmtime::Engine;
 
+use crate::capabilities::stats::ReportSource;
 use crate::contract::version;
 use crate::databases::Databases;
 use crate::heaps::HeapRegistry;
 use crate::logging::Syslog;
+use crate::meter::Channel;
 use crate::sessions::running::RunningServers;
 use crate::sessions::server::report_hook_lines;
 use crate::sessions::slot::ModuleSlot;
 use crate::sessions::threads::WORKER_STACK_BYTES;
-use crate::sessions::waits::Channel;
 
 /// What the report reads: every module with its pool, the heaps, the syslog counters.
 pub struct Reporter {
@@ -51,18 +54,10 @@ impl Reporter {
     }
 }
 
-/// The process's reporter: there is one report per process, as there is one set of
-/// signals, so modules reach it without threading it through every instance.
-static REPORTER: OnceLock<Arc<Reporter>> = OnceLock::new();
-
-/// Makes `reporter` the process's reporter (once serving starts).
-pub fn install(reporter: Arc<Reporter>) {
-    let _ = REPORTER.set(reporter);
-}
-
-/// The process's reporter, once serving has started.
-pub fn reporter() -> Option<Arc<Reporter>> {
-    REPORTER.get().cloned()
+impl ReportSource for Reporter {
+    fn render(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>> {
+        Box::pin(Reporter::render(self))
+    }
 }
 
 const RULE: &str = "------------------------------------------------------------------------------";
@@ -125,7 +120,16 @@ fn wait_channels(out: &mut String, modules: &[ModuleReport<'_>]) {
     for channel in Channel::ALL {
         let count: u64 = modules
             .iter()
-            .map(|m| m.slot.stats.waits.waiting(channel))
+            .map(|m| {
+                m.slot
+                    .current
+                    .load()
+                    .context
+                    .holdings
+                    .meter
+                    .waits
+                    .waiting(channel)
+            })
             .sum();
         let _ = writeln!(out, "{count:>9} {}", channel.name());
     }
@@ -157,7 +161,7 @@ fn heap_table(out: &mut String, heaps: &HeapRegistry, modules: &[ModuleReport<'_
     );
     let guest_heaps = modules
         .iter()
-        .flat_map(|m| m.slot.current.load().context.heaps.stats());
+        .flat_map(|m| m.slot.current.load().context.holdings.heaps.stats());
     for h in heaps.stats().into_iter().chain(guest_heaps) {
         let _ = writeln!(
             out,
@@ -196,19 +200,23 @@ fn module_lines(out: &mut String, module: &ModuleReport<'_>) {
         s.trapped.load(Ordering::Relaxed),
         s.timed_out.load(Ordering::Relaxed),
     );
-    let limits = &version.context.limits;
-    let hits: Vec<String> = limits
+    let meter = &version.context.holdings.meter;
+    let hits: Vec<String> = meter
         .hits()
         .iter()
         .map(|(limit, n)| format!("{} {n}", limit.label()))
         .collect();
     let _ = writeln!(
         out,
-        "Limits hit: {}; linear memory now {} KiB",
+        "Limits hit: {}; linear memory now {} KiB; host memory now {} KiB of {} KiB; descriptors {} of {}",
         hits.join(", "),
-        limits.memory_in_use() >> 10
+        meter.linear_memory.used() >> 10,
+        meter.host_memory.used() >> 10,
+        meter.budgets.host_memory >> 10,
+        meter.budgets.descriptors - meter.descriptors.available(),
+        meter.budgets.descriptors,
     );
-    let dropped = version.context.log_dropped.load(Ordering::Relaxed);
+    let dropped = meter.log_dropped.load(Ordering::Relaxed);
     if dropped > 0 {
         let _ = writeln!(
             out,

@@ -70,12 +70,17 @@ impl Checker<'_> {
                         .to_owned(),
                 )),
             },
-            OptionType::Directory | OptionType::File | OptionType::DatabaseRef if text.is_empty() => Err(None),
+            path_or_title if path_or_title.is_path_or_title() && text.is_empty() => Err(None),
             OptionType::DatabaseRef => {
                 self.database_refs.push((text.to_owned(), raw.location));
                 Ok(Value::Str(text.to_owned()))
             }
-            OptionType::Directory | OptionType::File | OptionType::String => Ok(Value::Str(text.to_owned())),
+            OptionType::Directory
+            | OptionType::File
+            | OptionType::Terminal
+            | OptionType::Certificate
+            | OptionType::PrivateKey
+            | OptionType::String => Ok(Value::Str(text.to_owned())),
             OptionType::List(_) => Err(None),
         };
         match typed {

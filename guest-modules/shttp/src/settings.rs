@@ -39,7 +39,7 @@ pub fn vocabulary() -> Vec<OptionSpec> {
             Directory,
             "Directory served (relative to the personality); opened by the host, nothing outside it is reachable",
         )
-        .default_text("www"),
+        .required(),
         option("default_index", Text, "File served for a directory URL")
             .default_text("index.html"),
         option(

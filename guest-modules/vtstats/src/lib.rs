@@ -32,9 +32,9 @@ impl Module for VtStats {
             option(
                 "tty",
                 OptionType::Terminal,
-                "Terminal the report is shown on",
+                "Terminal the report is shown on, e.g. /dev/tty12 (a character device)",
             )
-            .default_text("/dev/tty12"),
+            .required(),
             option("interval", OptionType::Integer, "Seconds between reports")
                 .default_integer(DEFAULT_INTERVAL),
             option(

@@ -13,10 +13,10 @@ wasmtime::component::bindgen!({
     exports: { default: async },
     with: {
         "wasi:io": wasmtime_wasi::p2::bindings::io,
-        "serverkit:module/connection.connection": crate::guest_host::connection::ClientConnection,
-        "serverkit:module/filesystem.file": crate::guest_host::filesystem::GuestFile,
-        "serverkit:module/filesystem.directory": crate::guest_host::filesystem::GuestDirectory,
-        "serverkit:module/maildrop.maildir": crate::maildrops::Maildir,
+        "serverkit:module/connection.connection": crate::capabilities::connection::ClientConnection,
+        "serverkit:module/filesystem.file": crate::capabilities::files::host::GuestFile,
+        "serverkit:module/filesystem.directory": crate::capabilities::files::host::GuestDirectory,
+        "serverkit:module/maildrop.maildir": crate::capabilities::maildrop::Maildir,
     },
 });
 

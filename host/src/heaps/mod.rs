@@ -146,6 +146,27 @@ impl<T> Heap<T> {
         })
     }
 
+    /// Units the next `alloc` adds to the heap (0 when a unit is free): what a caller
+    /// charging memory must charge before it.
+    pub fn next_growth(&self) -> usize {
+        let inner = self.lock();
+        if !inner.free.is_empty() {
+            return 0;
+        }
+        let units: usize = inner.chunks.iter().map(Vec::len).sum();
+        let size = self.next_chunk_size(&inner);
+        if self.spec.options.unlimited {
+            size
+        } else {
+            size.min(self.spec.max_units.saturating_sub(units))
+        }
+    }
+
+    /// Chunks the heap holds now.
+    pub fn chunks(&self) -> usize {
+        self.lock().chunks.len()
+    }
+
     fn grow(&self, inner: &mut Chunks<T>) -> Result<(), HeapFull> {
         let units: usize = inner.chunks.iter().map(Vec::len).sum();
         let mut size = self.next_chunk_size(inner);

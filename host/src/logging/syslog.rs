@@ -165,7 +165,7 @@ impl Syslog {
         };
         let pri = 3 * 8 + severity;
         let pid = std::process::id();
-        let message = crate::guest_host::log::truncate(message, MAX_MESSAGE_BYTES);
+        let message = crate::text::truncate(message, MAX_MESSAGE_BYTES);
         match self.format {
             Format::Rfc5424 => {
                 let ts = now.format(&Rfc3339).unwrap_or_else(|_| "-".into());

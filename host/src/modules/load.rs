@@ -8,13 +8,15 @@ use serverkit_c11n::SectionSpec;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
-use super::instance::{self, HOOK_CPU_BUDGET};
 use super::source::ModuleSource;
 use crate::contract::bindings::ModulePre;
 use crate::contract::bindings::types::Descriptor;
-use crate::contract::{version, vocabulary};
+use crate::contract::version;
 use crate::engine::ComponentCache;
-use crate::guest_host::state::{Grants, InstanceState, ModuleContext, Phase};
+use crate::holdings::{Holdings, ModuleContext};
+use crate::instance::{self, HOOK_CPU_BUDGET, InstanceState, Phase};
+use crate::meter::{CpuBudget, ModuleMeter, ProcessDescriptors, Refill};
+use crate::options::{session, vocabulary};
 
 /// A compiled, linked and described module.
 pub struct LoadedModule {
@@ -108,9 +110,8 @@ impl Loader<'_> {
     }
 
     async fn describe(&self, pre: &ModulePre<InstanceState>, label: &str) -> Result<Descriptor> {
-        let context = ModuleContext::new(label, None, Grants::default(), Arc::default());
-        let (mut store, module) =
-            instance::create(self.engine, pre, hook_state(context, Phase::Unprivileged)).await?;
+        let state = hook_state(unconfigured(label), Phase::Unprivileged)?;
+        let (mut store, module) = instance::create(self.engine, pre, state).await?;
         module
             .call_describe(&mut store)
             .await
@@ -121,9 +122,8 @@ impl Loader<'_> {
 
 impl LoadedModule {
     async fn construct(&self, engine: &Engine) -> Result<()> {
-        let context = ModuleContext::new(self.name(), None, Grants::default(), Arc::default());
-        let (mut store, module) =
-            instance::create(engine, &self.pre, hook_state(context, Phase::Unprivileged)).await?;
+        let state = hook_state(unconfigured(self.name()), Phase::Unprivileged)?;
+        let (mut store, module) = instance::create(engine, &self.pre, state).await?;
         module
             .call_construct(&mut store)
             .await
@@ -144,9 +144,17 @@ pub fn digest(wasm: &[u8]) -> String {
         .collect()
 }
 
-/// The state of an instance running a lifecycle hook.
-pub fn hook_state(context: Arc<ModuleContext>, phase: Phase) -> InstanceState {
-    let mut state = InstanceState::new(context, phase);
-    state.cpu_tick_budget = instance::ticks(HOOK_CPU_BUDGET);
-    state
+/// A module before its configuration is read: nothing granted, the default budgets.
+fn unconfigured(name: &str) -> Arc<ModuleContext> {
+    let meter = ModuleMeter::new(session::defaults().budgets, ProcessDescriptors::default());
+    ModuleContext::new(name, None, Arc::new(Holdings::none(meter)))
+}
+
+/// The state of an instance running a lifecycle hook, with [`HOOK_CPU_BUDGET`].
+pub fn hook_state(context: Arc<ModuleContext>, phase: Phase) -> Result<InstanceState> {
+    let cpu = CpuBudget::new(HOOK_CPU_BUDGET, Refill::PerWait);
+    let name = context.name.clone();
+    InstanceState::new(context, phase, cpu).with_context(|| {
+        format!("module `{name}` has no host memory left for another instance (`host_memory_mb`)")
+    })
 }

@@ -4,7 +4,6 @@
 //! `sessions::slot::ModuleSlot`).
 
 pub mod builtin;
-pub mod instance;
 pub mod load;
 pub mod source;
 pub mod watch;
@@ -12,7 +11,8 @@ pub mod watch;
 use std::sync::Arc;
 
 use crate::contract::bindings::ModulePre;
-use crate::guest_host::state::{InstanceState, ModuleContext};
+use crate::holdings::ModuleContext;
+use crate::instance::InstanceState;
 
 pub use load::LoadedModule;
 

@@ -1,17 +1,10 @@
-//! Process and system limits a server of many sessions runs into: open files (each session
-//! holds a socket, pop's a Maildir's descriptor more) and memory mappings (each live
-//! instance splits the pool's reservation into several). At startup, still as root, the
-//! host raises what it can for the instances its pool holds; what it cannot is logged with
-//! the command that would (docs/c11n.md, "Limits the host raises").
+//! Process and system limits a server of many sessions runs into: open files (what the
+//! modules' descriptor budgets add up to, plus the host's reserve) and memory mappings
+//! (each live instance splits the pool's reservation into several). At startup, still as
+//! root, the host raises what it can; what it cannot is logged with the command that would
+//! (docs/c11n.md, "Limits the host raises").
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
-
-/// Descriptors one session may hold: its socket, and a locked Maildir (pop) or a file
-/// being sent (shttp).
-const FILES_PER_INSTANCE: u64 = 2;
-
-/// Descriptors besides the sessions': listeners, database connections, logs, the engine.
-const FILES_BESIDES_INSTANCES: u64 = 1024;
 
 /// Memory mappings one live instance adds: its linear memory, tables and stack each split
 /// the pool's reservation (about 6 measured with 9 000 sessions; 8 leaves room).
@@ -34,16 +27,10 @@ pub enum Raised {
     TooLow(u64, u64, String),
 }
 
-/// Descriptors `instances` live instances may need.
-pub fn files_needed(instances: u64) -> u64 {
-    instances * FILES_PER_INSTANCE + FILES_BESIDES_INSTANCES
-}
-
-/// Raises the open-files limit for `instances`: the soft limit to the hard one, and the
-/// hard one (which needs root's CAP_SYS_RESOURCE) up to what they need, within the
-/// kernel's `fs.nr_open`. Reports the soft limit in force.
-pub fn raise_open_files(instances: u64) -> nix::Result<Raised> {
-    let needed = files_needed(instances);
+/// Raises the open-files limit to `needed`: the soft limit to the hard one, and the hard
+/// one (which needs root's CAP_SYS_RESOURCE) up to `needed`, within the kernel's
+/// `fs.nr_open`. Reports the soft limit in force.
+pub fn raise_open_files(needed: u64) -> nix::Result<Raised> {
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
     let mut target = hard;
     if hard < needed {
@@ -93,21 +80,32 @@ pub fn ensure_map_count(instances: u64) -> Raised {
     }
 }
 
-/// Raises both limits for `instances` and logs the outcome: a limit left too low is a
-/// warning naming what to run, since it would fail sessions only under load.
-pub fn prepare(instances: u64) {
-    match raise_open_files(instances) {
-        Ok(Raised::Enough(limit)) => tracing::debug!(limit, "open files limit"),
+/// Raises both limits, the open files to `descriptors` and the mappings for `instances`,
+/// and logs the outcome: a limit left too low is a warning naming what to run, since it
+/// would hold sessions back only under load. Returns the open-files limit in force.
+pub fn prepare(instances: u64, descriptors: u64) -> u64 {
+    let in_force = match raise_open_files(descriptors) {
+        Ok(Raised::Enough(limit)) => {
+            tracing::debug!(limit, "open files limit");
+            limit
+        }
         Ok(Raised::Raised(from, to)) => {
             tracing::info!(
-                "raised the open files limit from {from} to {to} for {instances} instances"
-            )
+                "raised the open files limit from {from} to {to} for the modules' descriptor budgets"
+            );
+            to
         }
-        Ok(Raised::TooLow(limit, needed, why)) => tracing::warn!(
-            "the open files limit is {limit}, below the {needed} that {instances} instances may need ({why}): past it accepts fail with EMFILE; raise it before starting (ulimit -Hn {needed}, or softlimit -o {needed} under daemontools)"
-        ),
-        Err(e) => tracing::warn!("could not raise the open files limit: {e}"),
-    }
+        Ok(Raised::TooLow(limit, needed, why)) => {
+            tracing::warn!(
+                "the open files limit is {limit}, below the {needed} the modules' descriptor budgets add up to ({why}): modules share what there is, and their clients wait in the listen backlog when it is taken; raise it before starting (ulimit -Hn {needed}, or softlimit -o {needed} under daemontools)"
+            );
+            limit
+        }
+        Err(e) => {
+            tracing::warn!("could not raise the open files limit: {e}");
+            getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
     match ensure_map_count(instances) {
         Raised::Enough(limit) => tracing::debug!(limit, "vm.max_map_count"),
         Raised::Raised(from, to) => {
@@ -118,6 +116,7 @@ pub fn prepare(instances: u64) {
             limit.saturating_sub(MAPS_BESIDES_INSTANCES) / MAPS_PER_INSTANCE
         ),
     }
+    in_force
 }
 
 #[cfg(test)]
@@ -127,7 +126,7 @@ mod tests {
     #[test]
     fn the_soft_limit_ends_at_least_at_the_hard_limit() {
         let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-        raise_open_files(1).unwrap();
+        raise_open_files(1024).unwrap();
         let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
         assert!(soft >= hard, "soft {soft} hard {hard}");
     }
@@ -135,6 +134,5 @@ mod tests {
     #[test]
     fn a_small_pool_needs_no_change() {
         assert!(matches!(ensure_map_count(1), Raised::Enough(_)));
-        assert_eq!(files_needed(10_000), 21_024);
     }
 }

@@ -1,16 +1,13 @@
 //! The session engine: per-module worker pools, accept loops with back-pressure, one fresh
 //! sandboxed instance per connection, time limits, and graceful shutdown.
 
-pub mod limits;
 pub mod operator;
-pub mod options;
 pub mod running;
 pub mod server;
 pub mod session;
 pub mod slot;
 pub mod stats;
 pub mod threads;
-pub mod waits;
 
 /// What a trap or host failure was, in one line: the wasm trap's kind if there is one
 /// (`wasm trap: out of bounds memory access`), else the root cause (`resource table has

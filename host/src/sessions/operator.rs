@@ -1,6 +1,8 @@
-//! A module's `operator` hook: its long-running work, in an instance of its own with no
-//! CPU budget (it still yields at every epoch tick), started again with backoff when it
-//! fails or traps, as a supervisor would.
+//! A module's `operator` hook: its long-running work, in an instance of its own, started
+//! again with backoff when it fails or traps, as a supervisor would. It has a session's
+//! budgets (memory, handles, log events, host memory), and a CPU budget of `session_cpu_ms`
+//! that refills with wall time (`meter::cpu`): a report every few seconds never runs out,
+//! a loop that never waits is interrupted and restarted.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,11 +10,9 @@ use std::time::{Duration, Instant};
 use wasmtime::Engine;
 
 use super::describe_failure;
-use super::limits::LimitFlag;
 use super::slot::ModuleSlot;
-use crate::guest_host::state::Phase;
-use crate::modules::instance;
-use crate::modules::load::hook_state;
+use crate::instance::{self, InstanceState, Phase};
+use crate::meter::{CpuBudget, Refill, Verdict};
 
 /// Pause before an operator that failed is started again; it doubles with each failure in
 /// a row, up to [`RESTART_PAUSE_MAX`].
@@ -43,28 +43,29 @@ pub async fn supervise(engine: Engine, slot: Arc<ModuleSlot>) {
 /// One run of the operator; whether it finished well.
 async fn run_once(engine: &Engine, slot: &ModuleSlot) -> bool {
     let version = slot.current.load_full();
-    let result = async |hit: &mut Option<Arc<LimitFlag>>| {
-        let mut state = hook_state(version.context.clone(), Phase::Unprivileged);
-        state.cpu_tick_budget = u64::MAX;
-        if let Some(terminal) = version.context.terminal() {
+    let holdings = &version.context.holdings;
+    let result = async |verdict: &mut Option<Verdict>| {
+        let cpu = CpuBudget::new(slot.options.budgets.cpu, Refill::WithTime);
+        let mut state = InstanceState::new(version.context.clone(), Phase::Unprivileged, cpu)
+            .ok_or_else(|| anyhow::anyhow!("no host memory left for another instance"))?;
+        if let Some(terminal) = holdings.terminal() {
             state.set_stdout(terminal);
         }
-        *hit = Some(state.limiter.hit.clone());
+        *verdict = Some(state.meter.verdict());
         let (mut store, module) = instance::create(engine, version.pre(), state).await?;
         anyhow::Ok(module.call_operator(&mut store).await?)
     };
-    let mut hit = None;
-    match result(&mut hit).await {
+    let mut verdict = None;
+    match result(&mut verdict).await {
         Ok(Ok(())) => {
             tracing::debug!(module = %slot.name, "operator finished");
             return true;
         }
         Ok(Err(message)) => tracing::error!(module = %slot.name, "operator failed: {message}"),
-        Err(e) => match hit.and_then(|h| h.get()) {
+        Err(e) => match verdict.and_then(|v| v.of(&e)) {
             Some(limit) => {
-                let limits = &version.context.limits;
-                limits.count(limit);
-                tracing::error!(module = %slot.name, "operator trapped: limit `{}` hit: {}", limits.setting(limit), describe_failure(&e))
+                let setting = holdings.meter.setting(limit);
+                tracing::error!(module = %slot.name, "operator trapped: limit `{setting}` hit: {}", describe_failure(&e))
             }
             None => {
                 tracing::error!(module = %slot.name, "operator trapped: {}", describe_failure(&e))

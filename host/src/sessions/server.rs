@@ -12,9 +12,9 @@ use wasmtime::Engine;
 
 use super::slot::{ModuleSlot, SessionRecord};
 use super::{describe_failure, operator, session};
-use crate::guest_host::state::Phase;
-use crate::listeners::BoundListener;
-use crate::modules::instance;
+use crate::capabilities::listen::BoundListener;
+use crate::capabilities::tls::TlsSource;
+use crate::instance::{self, Phase};
 use crate::modules::load::hook_state;
 
 /// Longest wait for a module's `report` hook.
@@ -23,6 +23,9 @@ const REPORT_HOOK_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most lines a module adds to the report: what it defends is the report (and the log)
 /// against a module returning a flood.
 const MAX_REPORT_LINES: usize = 100;
+
+/// Longest line a module adds to the report, for the same reason.
+const MAX_REPORT_LINE_BYTES: usize = 200;
 
 /// Pause after an accept error such as EMFILE, so a full descriptor table does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -135,14 +138,20 @@ async fn accept_loop(
     slot: Arc<ModuleSlot>,
     sessions: Arc<Semaphore>,
     socket: tokio::net::TcpListener,
-    (listener, tls): (u32, Option<Arc<crate::tls::TlsSource>>),
+    (listener, tls): (u32, Option<Arc<TlsSource>>),
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        // Back-pressure: take a session permit before accepting, so beyond max_sessions
-        // clients wait in the listen backlog instead of being accepted and refused.
+        // Back-pressure: take a session permit and the client's descriptor before
+        // accepting, so beyond max_sessions (or max_descriptors) clients wait in the listen
+        // backlog instead of being accepted and refused.
         let permit = tokio::select! {
             permit = sessions.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let meter = slot.current.load().context.holdings.meter.clone();
+        let descriptor = tokio::select! {
+            descriptor = meter.descriptors.take() => descriptor,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
         let accepted = tokio::select! {
@@ -187,7 +196,7 @@ async fn accept_loop(
             )
             .await;
             drop(record);
-            drop(permit);
+            drop((descriptor, permit));
         });
     }
 }
@@ -202,12 +211,16 @@ pub async fn report_hook_lines(
     let (engine, slot) = (engine.clone(), slot.clone());
     let hook = pool.spawn(async move {
         let version = slot.current.load_full();
-        let state = hook_state(version.context.clone(), Phase::Unprivileged);
+        let state = hook_state(version.context.clone(), Phase::Unprivileged)?;
         let (mut store, module) = instance::create(&engine, version.pre(), state).await?;
         anyhow::Ok(module.call_report(&mut store).await?)
     });
     match tokio::time::timeout(REPORT_HOOK_TIMEOUT, hook).await {
-        Ok(Ok(Ok(lines))) => lines.into_iter().take(MAX_REPORT_LINES).collect(),
+        Ok(Ok(Ok(lines))) => lines
+            .into_iter()
+            .take(MAX_REPORT_LINES)
+            .map(|line| crate::text::truncate(&line, MAX_REPORT_LINE_BYTES).to_string())
+            .collect(),
         Ok(Ok(Err(e))) => vec![format!(
             "(the report hook failed: {})",
             describe_failure(&e)

@@ -11,12 +11,12 @@ use tokio::net::TcpStream;
 use wasmtime::Engine;
 
 use super::describe_failure;
-use super::limits::{Limit, LimitFlag};
-use super::options::SessionOptions;
 use super::stats::SessionStats;
-use crate::guest_host::connection::{Activity, ClientConnection};
-use crate::guest_host::state::{InstanceState, Phase};
-use crate::modules::{ModuleVersion, instance};
+use crate::capabilities::connection::{Activity, ClientConnection};
+use crate::instance::{self, InstanceState, Phase};
+use crate::meter::{CpuBudget, Limit, Refill};
+use crate::modules::ModuleVersion;
+use crate::options::session::SessionOptions;
 
 /// How a session ended.
 enum Outcome {
@@ -71,9 +71,7 @@ pub async fn serve(
             tracing::info!(module, %peer, "session idle for {}s: closed", after.as_secs());
         }
         Outcome::Limit(limit, failure) => {
-            let limits = &version.context.limits;
-            limits.count(limit);
-            let setting = limits.setting(limit);
+            let setting = version.context.holdings.meter.setting(limit);
             match failure {
                 Some(error) => {
                     SessionStats::bump(&stats.trapped);
@@ -107,14 +105,19 @@ async fn run(
     (listener, tls): (u32, Option<Arc<rustls::ServerConfig>>),
 ) -> Result<Outcome> {
     let activity = Activity::new();
-    let mut state = InstanceState::new(version.context.clone(), Phase::Unprivileged);
+    let cpu = CpuBudget::new(options.budgets.cpu, Refill::PerWait);
+    let Some(mut state) = InstanceState::new(version.context.clone(), Phase::Unprivileged, cpu)
+    else {
+        return Ok(Outcome::Limit(Limit::HostMemory, None));
+    };
     state.peer = Some(peer);
-    state.waits = stats.waits.clone();
-    state.cpu_tick_budget = instance::ticks(options.session_cpu);
-    let hit = state.limiter.hit.clone();
+    let verdict = state.meter.verdict();
     let (mut store, module) = match instance::create(engine, version.pre(), state).await {
         Ok(created) => created,
-        Err(error) => return Ok(lost_to_limit(error, &hit, false)),
+        Err(error) => {
+            let limit = verdict.of(&error);
+            return Ok(lost_to_limit(error, limit));
+        }
     };
     let conn = ClientConnection::new(socket, peer, listener, activity.clone(), tls)?;
     let transport = conn.transport();
@@ -125,39 +128,24 @@ async fn run(
             Err(message) => Outcome::GuestError(message),
         }),
         () = idle(&activity, options.idle_timeout) => Ok(Outcome::IdleTimeout(options.idle_timeout)),
-        () = wall(options.limits.wall) => Ok(Outcome::Limit(Limit::Wall, None)),
+        () = wall(options.budgets.wall) => Ok(Outcome::Limit(Limit::Wall, None)),
         () = version.drained() => Ok(Outcome::Drained),
     };
     stats.count_tls(transport.handshake());
-    let state = store.data();
-    let cpu_spent = state.cpu_ticks > state.cpu_tick_budget;
+    if let Ok(Outcome::Limit(limit, None)) = &outcome {
+        store.data().meter.hit(*limit);
+    }
     Ok(outcome
         .map_err(anyhow::Error::from)
-        .unwrap_or_else(|error| lost_to_limit(error, &hit, cpu_spent)))
+        .unwrap_or_else(|error| {
+            let limit = verdict.of(&error);
+            lost_to_limit(error, limit)
+        }))
 }
 
-/// A session that failed with `error`: lost to a limit if the limiter or a host call
-/// recorded one, if its CPU budget ran out, or if its resource table was full; else a
-/// plain trap.
-fn lost_to_limit(error: anyhow::Error, hit: &LimitFlag, cpu_spent: bool) -> Outcome {
-    let limit = hit.get().or_else(|| {
-        let interrupted = error
-            .chain()
-            .any(|e| e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt));
-        let table_full = error.chain().any(|e| {
-            matches!(
-                e.downcast_ref::<wasmtime::component::ResourceTableError>(),
-                Some(wasmtime::component::ResourceTableError::Full)
-            )
-        });
-        if cpu_spent && interrupted {
-            Some(Limit::Cpu)
-        } else if table_full {
-            Some(Limit::Handles)
-        } else {
-            None
-        }
-    });
+/// A session that failed with `error`: lost to `limit` if the meter's verdict names one,
+/// else a plain trap.
+fn lost_to_limit(error: anyhow::Error, limit: Option<Limit>) -> Outcome {
     match limit {
         Some(limit) => Outcome::Limit(limit, Some(error)),
         None => Outcome::Trap(error),

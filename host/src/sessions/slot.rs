@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::options::SessionOptions;
 use super::stats::SessionStats;
 use super::threads::ThreadCounts;
 use crate::heaps::{Heap, HeapOptions, HeapRegistry, HeapSpec};
 use crate::modules::ModuleVersion;
+use crate::options::session::SessionOptions;
 
 /// A module as the server runs it: the current version behind an atomic pointer, its
 /// session options and counters.

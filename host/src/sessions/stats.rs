@@ -1,9 +1,6 @@
 //! Session counters of one module, read live by the status report.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use super::waits::WaitChannels;
 
 /// How sessions of a module ended.
 #[derive(Debug, Default)]
@@ -24,8 +21,6 @@ pub struct SessionStats {
     pub tls_failed: AtomicU64,
     /// Completed handshakes that negotiated TLS 1.3 (the others are TLS 1.2).
     pub tls13: AtomicU64,
-    /// Sessions waiting in each wait channel now; every session instance holds a handle.
-    pub waits: Arc<WaitChannels>,
 }
 
 impl SessionStats {

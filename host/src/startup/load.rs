@@ -11,13 +11,13 @@ use super::{
 };
 use crate::contract::version;
 use crate::engine::{self, ComponentCache};
-use crate::guest_host::linker;
+use crate::instance::linker;
 use crate::logging::syslog::Format;
 use crate::modules::builtin;
 use crate::modules::load::{LoadedModule, Loader};
 use crate::modules::source::{ModuleSource, module_files};
+use crate::options::session::SessionOptions;
 use crate::personality::{Personality, shown};
-use crate::sessions::options::SessionOptions;
 
 /// Steps 1-3: load the modules and check the configuration.
 pub fn load(personality: &Personality) -> Result<Loaded> {
@@ -96,9 +96,12 @@ async fn load_modules(
     })?;
     let mut configured = Vec::new();
     for module in modules {
-        let section = module_section(&config, &module)?;
+        let (section, written) = module_section(&config, &module)?;
         let options = SessionOptions::from_section(&config.file, &section)?;
-        configured.push(ConfiguredModule::new(module, section, options));
+        let base = &personality.dir;
+        configured.push(ConfiguredModule::new(
+            module, section, written, options, base,
+        ));
     }
     check_capacity(&config.file, &configured, pool)?;
     Ok((config, configured))
@@ -198,10 +201,11 @@ fn add_module(modules: &mut Vec<LoadedModule>, module: LoadedModule) -> Result<(
     Ok(())
 }
 
-/// The module's section, or its defaults when the file has none.
-pub(super) fn module_section(config: &Config, module: &LoadedModule) -> Result<Section> {
+/// The module's section and `true`, or its defaults and `false` when the file has none
+/// (then it is granted nothing: see `holdings::Grants::decide`).
+pub(super) fn module_section(config: &Config, module: &LoadedModule) -> Result<(Section, bool)> {
     if let Some(section) = config.section(module.name()) {
-        return Ok(section.clone());
+        return Ok((section.clone(), true));
     }
     let required: Vec<&str> = module
         .spec
@@ -225,11 +229,12 @@ pub(super) fn module_section(config: &Config, module: &LoadedModule) -> Result<S
         .iter()
         .filter_map(|o| Some((o.name.clone(), o.default.clone()?)))
         .collect();
-    Ok(Section {
+    let section = Section {
         name: module.name().to_string(),
         title: None,
         location: config.globals.location,
         values,
         locations: Default::default(),
-    })
+    };
+    Ok((section, false))
 }

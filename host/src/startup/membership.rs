@@ -12,18 +12,20 @@ use serverkit_c11n::Config;
 use tokio::sync::watch;
 use wasmtime::Engine;
 
-use super::ConfiguredModule;
 use super::load::module_section;
 use super::pool::{Misfit, misfit};
 use super::prestart::prestart_one;
+use super::{ConfiguredModule, HeldModule};
+use crate::capabilities::listen::BoundListener;
+use crate::capabilities::stats::ReportSource;
 use crate::databases::Databases;
 use crate::engine::PoolPlan;
 use crate::heaps::HeapRegistry;
-use crate::listeners::BoundListener;
+use crate::meter::ProcessDescriptors;
 use crate::modules::ModuleVersion;
 use crate::modules::load::{LoadedModule, Loader, digest};
 use crate::modules::source::{ModuleSource, module_files};
-use crate::sessions::options::SessionOptions;
+use crate::options::session::SessionOptions;
 use crate::sessions::running::RunningServers;
 use crate::sessions::server::ModuleServer;
 use crate::sessions::slot::ModuleSlot;
@@ -36,6 +38,8 @@ pub struct Serving {
     pub heaps: HeapRegistry,
     /// The database pools, opened at startup.
     pub databases: Arc<Databases>,
+    /// The status report, for modules that read it.
+    pub report: Arc<dyn ReportSource>,
     /// The process's stop, which new servers watch too.
     pub stopping: watch::Receiver<bool>,
 }
@@ -172,29 +176,30 @@ async fn file_change(
     Ok(SlotChange::Replace(Arc::new(loaded)))
 }
 
-/// Configures a module added while serving and runs its prestart, unprivileged.
+/// Configures a module added while serving, opens what it is granted and runs its
+/// prestart, unprivileged.
 pub(super) async fn prepare_added(
     config: &Config,
     dir: &Path,
     serving: &Serving,
-    engine: &Engine,
+    (engine, process): (&Engine, &ProcessDescriptors),
     module: Arc<LoadedModule>,
-) -> Result<(ConfiguredModule, Vec<BoundListener>)> {
+) -> Result<(HeldModule, Vec<BoundListener>)> {
     let name = module.name().to_string();
-    let section = module_section(config, &module)?;
+    let (section, written) = module_section(config, &module)?;
     let options = SessionOptions::from_section(&config.file, &section)?;
-    let mut configured = ConfiguredModule::new(module, section, options);
+    let configured = ConfiguredModule::new(module, section, written, options, dir);
     let not_started = || {
         format!(
             "module `{name}`, added while serving, cannot start without a restart (what it asks for may need root)"
         )
     };
-    configured.open_granted(dir).with_context(not_started)?;
-    let _ = configured.context.databases.set(serving.databases.clone());
-    let listeners = prestart_one(engine, dir, &configured)
+    let held = configured.hold(process).with_context(not_started)?;
+    serving.equip(&held);
+    let listeners = prestart_one(engine, &held)
         .await
         .with_context(not_started)?;
-    Ok((configured, listeners))
+    Ok((held, listeners))
 }
 
 /// Whether `added` more modules fit the instance pool (`pool`, sized at startup) beside
@@ -202,7 +207,7 @@ pub(super) async fn prepare_added(
 /// `instance_capacity`.
 pub(super) fn check_capacity(
     slots: &[Arc<ModuleSlot>],
-    added: &[&ConfiguredModule],
+    added: &[&HeldModule],
     pool: &PoolPlan,
 ) -> Result<()> {
     let running = slots.iter().map(|s| (s.name.as_str(), &s.options));
@@ -220,20 +225,30 @@ pub(super) fn check_capacity(
     }
 }
 
-/// Starts serving a configured module at generation 1: its slot, pool and accept loops.
+impl Serving {
+    /// Gives a module what exists only once serving has started: the database pools and
+    /// the status report.
+    fn equip(&self, held: &HeldModule) {
+        let holdings = &held.context.holdings;
+        let _ = holdings.databases.set(self.databases.clone());
+        let _ = holdings.report.set(self.report.clone());
+    }
+}
+
+/// Starts serving a held module at generation 1: its slot, pool and accept loops.
 pub fn launch(
     serving: &Serving,
     engine: &Engine,
-    configured: ConfiguredModule,
+    held: HeldModule,
     listeners: Vec<BoundListener>,
 ) -> Result<Arc<ModuleSlot>> {
-    let name = configured.module.name().to_string();
-    let _ = configured.context.databases.set(serving.databases.clone());
-    let version = ModuleVersion::new(1, configured.module.clone(), configured.context.clone());
+    let name = held.module.name().to_string();
+    serving.equip(&held);
+    let version = ModuleVersion::new(1, held.module.clone(), held.context.clone());
     let slot = Arc::new(ModuleSlot::new(
         &name,
         version,
-        configured.options,
+        held.options,
         &serving.heaps,
     ));
     let server = ModuleServer::start(engine, slot.clone(), listeners, serving.stopping.clone())?;

@@ -29,19 +29,19 @@ use anyhow::{Context, Result, anyhow};
 use serverkit_c11n::{Config, Section};
 use wasmtime::Engine;
 
-use crate::contract::bindings::types::OptionType;
+use crate::capabilities::files::GrantedFiles;
 use crate::databases;
-use crate::directories;
 use crate::engine::EpochTicker;
-use crate::guest_host::state::{Grants, ModuleContext};
 use crate::heaps::HeapRegistry;
+use crate::holdings::{Grants, Holdings, ModuleContext};
 use crate::logging::LogSwitch;
 use crate::logging::syslog::{self, Syslog};
+use crate::meter::descriptors::HOST_RESERVED_DESCRIPTORS;
+use crate::meter::{ModuleMeter, ProcessDescriptors};
 use crate::modules::LoadedModule;
+use crate::options::session::SessionOptions;
 use crate::personality::Personality;
 use crate::process::{identity, limits, privileges};
-use crate::sessions::limits::ModuleLimits;
-use crate::sessions::options::SessionOptions;
 
 pub use load::load;
 
@@ -72,80 +72,62 @@ pub struct Loaded {
     pub text: String,
 }
 
-/// A loaded module and its checked configuration.
+/// A loaded module and its checked configuration: what its section grants is decided.
 pub struct ConfiguredModule {
     /// The compiled, described module.
     pub module: Arc<LoadedModule>,
-    /// Its section (or its defaults).
-    pub section: Arc<Section>,
+    /// Its section (its defaults when the operator wrote none).
+    pub section: Section,
     /// Its session options.
     pub options: SessionOptions,
-    /// What its instances know: name, section, grants, what prestart opened for it.
-    pub context: Arc<ModuleContext>,
+    /// What its section grants (nothing without a section the operator wrote).
+    pub grants: Grants,
 }
 
 impl ConfiguredModule {
-    /// A module configured by `section`.
+    /// A module configured by `section`; `written` says whether the operator wrote it.
+    /// Relative paths are resolved against the personality directory `base`.
     pub fn new(
         module: impl Into<Arc<LoadedModule>>,
         section: Section,
+        written: bool,
         options: SessionOptions,
+        base: &std::path::Path,
     ) -> Self {
         let module = module.into();
-        let section = Arc::new(section);
-        let grants = Grants::of(&module.spec, &section, Arc::default());
-        let limits = ModuleLimits::new(options.limits, options.session_cpu);
-        let context = ModuleContext::new(module.name(), Some(section.clone()), grants, limits);
+        let grants = Grants::decide(&module.spec, &section, written, base);
         ConfiguredModule {
             module,
             section,
             options,
-            context,
+            grants,
         }
     }
 
-    /// Opens the directories and files its section grants (step 6b, as root); its
-    /// instances see them from then on.
-    pub fn open_granted(&mut self, base: &std::path::Path) -> Result<()> {
-        let fs = directories::open_granted(base, &self.module.spec, &self.section)?;
-        let grants = Grants::of(&self.module.spec, &self.section, Arc::new(fs));
-        let limits = self.context.limits.clone();
-        self.context = ModuleContext::new(
-            self.module.name(),
-            Some(self.section.clone()),
-            grants,
-            limits,
-        );
-        Ok(())
+    /// Opens what its section grants (step 6b: as root at startup, unprivileged for a
+    /// module added while serving) and gives its context, which every generation of the
+    /// module then carries.
+    pub fn hold(self, process: &ProcessDescriptors) -> Result<HeldModule> {
+        let name = self.module.name().to_string();
+        let meter = ModuleMeter::new(self.options.budgets, process.clone());
+        let holdings = Holdings::open(&name, self.grants, meter)?;
+        let context = ModuleContext::new(&name, Some(Arc::new(self.section)), Arc::new(holdings));
+        Ok(HeldModule {
+            module: self.module,
+            options: self.options,
+            context,
+        })
     }
+}
 
-    /// Paths of its options of type terminal, for prestart to open.
-    pub fn terminals(&self) -> Vec<String> {
-        self.module
-            .descriptor
-            .vocabulary
-            .iter()
-            .filter(|o| o.option_type == OptionType::Terminal)
-            .filter_map(|o| self.section.str(&o.name).map(String::from))
-            .collect()
-    }
-
-    /// The module's `certificate` and `private-key` options with a value, and their paths
-    /// resolved against the personality directory `dir`.
-    pub fn tls_files(&self, dir: &std::path::Path) -> Vec<(String, std::path::PathBuf)> {
-        self.module
-            .descriptor
-            .vocabulary
-            .iter()
-            .filter(|o| {
-                matches!(
-                    o.option_type,
-                    OptionType::Certificate | OptionType::PrivateKey
-                )
-            })
-            .filter_map(|o| Some((o.name.clone(), dir.join(self.section.str(&o.name)?))))
-            .collect()
-    }
+/// A configured module with what the host opened for it: ready for prestart and serving.
+pub struct HeldModule {
+    /// The compiled, described module.
+    pub module: Arc<LoadedModule>,
+    /// Its session options.
+    pub options: SessionOptions,
+    /// Its name, section and holdings.
+    pub context: Arc<ModuleContext>,
 }
 
 /// Runs `work` on a current-thread runtime with an epoch ticker, both gone when it returns:
@@ -203,20 +185,26 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
         tracing::info!(identity = %identity::title(id), "identity set");
     }
 
-    // Sessions need descriptors and memory mappings: raise both for the pool while root.
-    limits::prepare(u64::from(loaded.pool.capacity));
+    // Sessions need descriptors and memory mappings: raise both for the pool while root;
+    // the modules' descriptor budgets share what the process may then open.
+    let process = descriptor_share(&loaded.modules, u64::from(loaded.pool.capacity));
 
     // 6. Database pools: checked now, opened after the drop (pools start threads, and
     //    the drop needs a single-threaded process); see `databases::HostRuntime`.
     let pools = databases::plan(&loaded.config, &personality.dir)?;
 
-    // 6b. Directories and files the modules' sections grant, opened while still root.
-    for configured in &mut loaded.modules {
-        configured.open_granted(&personality.dir)?;
-    }
+    // 6b. What the modules' sections grant (directories, files, terminals), opened while
+    //     still root, each once.
+    let held = std::mem::take(&mut loaded.modules)
+        .into_iter()
+        .map(|configured| configured.hold(&process))
+        .collect::<Result<Vec<_>>>()?;
 
     // 7. prestart, serially, still privileged.
-    let listeners = on_startup_thread(&loaded.engine, prestart::prestart_all(&loaded))?;
+    let listeners = on_startup_thread(
+        &loaded.engine,
+        prestart::prestart_all(&loaded.engine, &held),
+    )?;
 
     // 8. Drop privileges while this is the only thread.
     privileges::apply(&plan)?;
@@ -227,10 +215,11 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
     // 9. Serve.
     let shutdown_timeout =
         Duration::from_secs(globals.int(SHUTDOWN_TIMEOUT_KEY).unwrap_or(10).max(0) as u64);
-    let modules = loaded.modules.into_iter().zip(listeners).collect();
+    let modules = held.into_iter().zip(listeners).collect();
     let reloader = reload::Reloader {
         engine: loaded.engine.clone(),
         pool: loaded.pool,
+        process,
         personality: personality.clone(),
         slots: Vec::new(),
         text: loaded.text,
@@ -250,19 +239,34 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
 }
 
 /// `serverkit check`: steps 1-3, step 6's pool checks, and the granted directories and
-/// files looked up as `run` would open them (read-only, as the calling user). Binds and
+/// files opened as `run` would open them (read-only, as the calling user). Binds and
 /// connects nothing.
 pub fn check(personality: &Personality) -> Result<()> {
     let loaded = load(personality)?;
     databases::plan(&loaded.config, &personality.dir)?;
     for configured in &loaded.modules {
-        directories::open_granted(
-            &personality.dir,
-            &configured.module.spec,
-            &configured.section,
-        )?;
+        GrantedFiles::open(&configured.grants.files)
+            .with_context(|| format!("module `{}`", configured.module.name()))?;
     }
     Ok(())
+}
+
+/// Raises the process's limits for `instances` and the modules' descriptor budgets, and
+/// gives the modules' share of the descriptors: the open-files limit in force minus the
+/// host's reserve. Says so when the budgets add up to more than that share, since then one
+/// module's clients may wait for descriptors another holds.
+fn descriptor_share(modules: &[ConfiguredModule], instances: u64) -> ProcessDescriptors {
+    let budgets: usize = modules.iter().map(|m| m.options.budgets.descriptors).sum();
+    let wanted = budgets + HOST_RESERVED_DESCRIPTORS;
+    let limit = limits::prepare(instances, wanted as u64);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if wanted > limit {
+        tracing::warn!(
+            "the modules' descriptor budgets (`max_descriptors`) add up to {budgets}, more than the {} the process may open beside the host's reserve of {HOST_RESERVED_DESCRIPTORS}: under load one module's clients may wait for descriptors another module holds",
+            limit.saturating_sub(HOST_RESERVED_DESCRIPTORS)
+        );
+    }
+    ProcessDescriptors::new(limit)
 }
 
 fn id_option(globals: &Section, key: &str) -> Result<Option<u32>> {

@@ -11,7 +11,7 @@ use serverkit_c11n::syntax::{RawKind, RawValue};
 
 use super::ConfiguredModule;
 use crate::engine::{HOOK_INSTANCES_PER_MODULE, PoolPlan};
-use crate::sessions::options::{DEFAULT_INSTANCE_MEMORY_MB, DEFAULT_MAX_SESSIONS, SessionOptions};
+use crate::options::session::{DEFAULT_INSTANCE_MEMORY_MB, DEFAULT_MAX_SESSIONS, SessionOptions};
 
 /// Core option: instances the pool holds; 0 (the default) to compute it from the
 /// modules' `max_sessions`.
@@ -101,10 +101,10 @@ pub(super) fn misfit<'a>(
 ) -> Option<Misfit> {
     let (mut sessions, mut hooks) = (0, 0);
     for (name, options) in modules {
-        if options.limits.instance_memory > plan.instance_memory {
+        if options.budgets.instance_memory > plan.instance_memory {
             return Some(Misfit::Memory {
                 module: name.to_string(),
-                asked_mb: options.limits.instance_memory >> 20,
+                asked_mb: options.budgets.instance_memory >> 20,
             });
         }
         sessions += options.max_sessions;

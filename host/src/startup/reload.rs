@@ -12,14 +12,15 @@ use anyhow::{Context, Result, anyhow, bail};
 use serverkit_c11n::{Config, Parsed};
 use wasmtime::Engine;
 
-use super::ConfiguredModule;
+use super::HeldModule;
 use super::load::vocabulary;
 use super::membership::{self, Serving, SlotChange, launch};
 use super::swap_rules::{Candidate, candidate, restart_needed};
+use crate::capabilities::listen::BoundListener;
 use crate::contract::version;
 use crate::engine::ComponentCache;
-use crate::guest_host::linker;
-use crate::listeners::BoundListener;
+use crate::instance::linker;
+use crate::meter::ProcessDescriptors;
 use crate::modules::load::{LoadedModule, Loader};
 use crate::personality::{Personality, shown};
 use crate::sessions::slot::ModuleSlot;
@@ -39,6 +40,8 @@ pub struct Reloader {
     pub engine: Engine,
     /// Its instance pool, sized at startup: modules added while serving must fit it.
     pub pool: crate::engine::PoolPlan,
+    /// The descriptors modules share, which a module added while serving shares too.
+    pub process: ProcessDescriptors,
     /// Where `c11n` and `modules/` are.
     pub personality: Personality,
     /// Every module being served.
@@ -58,7 +61,7 @@ pub struct Reloader {
 struct Plan {
     config: Config,
     swaps: Vec<Candidate>,
-    added: Vec<(ConfiguredModule, Vec<BoundListener>)>,
+    added: Vec<(HeldModule, Vec<BoundListener>)>,
     removed: Vec<Arc<ModuleSlot>>,
 }
 
@@ -264,7 +267,13 @@ impl Reloader {
                     continue;
                 }
             };
-            match candidate(&plan.config, slot, new_module, module) {
+            match candidate(
+                &plan.config,
+                &self.personality.dir,
+                slot,
+                new_module,
+                module,
+            ) {
                 Ok(Some(c)) => plan.swaps.push(c),
                 Ok(None) => {}
                 Err(e) => problems.push(format!("{e:#}")),
@@ -276,9 +285,14 @@ impl Reloader {
             };
             for module in changes.added {
                 let dir = &self.personality.dir;
-                match membership::prepare_added(&plan.config, dir, serving, &self.engine, module)
-                    .await
-                {
+                let prepared = membership::prepare_added(
+                    &plan.config,
+                    dir,
+                    serving,
+                    (&self.engine, &self.process),
+                    module,
+                );
+                match prepared.await {
                     Ok(added) => plan.added.push(added),
                     Err(e) => problems.push(format!("{e:#}")),
                 }

@@ -11,15 +11,15 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use wasmtime::Engine;
 
-use super::ConfiguredModule;
+use super::HeldModule;
 use super::membership::{Serving, launch};
 use super::reload::{Reloader, Request};
+use crate::capabilities::listen::BoundListener;
 use crate::databases::{HostRuntime, PoolConfig};
 use crate::engine::EpochTicker;
 use crate::heaps::HeapRegistry;
-use crate::listeners::BoundListener;
 use crate::logging::Syslog;
-use crate::report::{self, Reporter};
+use crate::report::Reporter;
 use crate::sessions::running::RunningServers;
 use crate::sessions::server::ModuleServer;
 
@@ -28,7 +28,7 @@ use crate::sessions::server::ModuleServer;
 pub fn serve(
     engine: &Engine,
     mut reloader: Reloader,
-    modules: Vec<(ConfiguredModule, Vec<BoundListener>)>,
+    modules: Vec<(HeldModule, Vec<BoundListener>)>,
     pools: Vec<PoolConfig>,
     shutdown_timeout: Duration,
     heaps: HeapRegistry,
@@ -46,24 +46,24 @@ pub fn serve(
     let ticker = EpochTicker::start(engine)?;
     let (stop, stopping) = watch::channel(false);
     let servers = Arc::new(RunningServers::default());
-    let serving = Serving {
-        servers: servers.clone(),
-        heaps: heaps.clone(),
-        databases: host.databases.clone(),
-        stopping,
-    };
-    let mut slots = Vec::new();
-    for (configured, listeners) in modules {
-        slots.push(launch(&serving, engine, configured, listeners)?);
-    }
     let reporter = Arc::new(Reporter {
         engine: engine.clone(),
         servers: servers.clone(),
-        heaps,
+        heaps: heaps.clone(),
         syslog,
         databases: Some(host.databases.clone()),
     });
-    report::install(reporter.clone());
+    let serving = Serving {
+        servers: servers.clone(),
+        heaps,
+        databases: host.databases.clone(),
+        report: reporter.clone(),
+        stopping,
+    };
+    let mut slots = Vec::new();
+    for (held, listeners) in modules {
+        slots.push(launch(&serving, engine, held, listeners)?);
+    }
     reloader.slots = slots;
     reloader.serving = Some(serving);
     let modules_dir = reloader.personality.modules_dir();
@@ -87,7 +87,7 @@ pub fn serve(
                 tracing::info!("{name}: rechecking every module and the configuration");
                 let _ = reload.send(Request::All);
                 // New handshakes use re-read certificates; a bad pair keeps the old one.
-                for error in crate::tls::reload_all() {
+                for error in crate::capabilities::tls::reload_all() {
                     tracing::warn!(
                         "{name}: a certificate was not reloaded, the old one stays: {error:#}"
                     );

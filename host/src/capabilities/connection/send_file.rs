@@ -1,0 +1,172 @@
+//! `connection.send-file`: a response head and a file range sent by the host, the file's
+//! bytes moving from the page cache to the socket by sendfile(2), never through the guest.
+//!
+//! Order on the wire: first what the guest already wrote to the output stream (drained
+//! here), then `head`, then the file range. The head is sent with `MSG_MORE`, so the kernel
+//! coalesces it with the first file bytes into full segments (nginx's `tcp_nopush`); the
+//! sendfile call itself pushes the last segment out.
+//!
+//! On a TLS connection the host reads the range itself (pread, in chunks) and writes it
+//! through TLS: still never through guest memory.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
+use super::Activity;
+use super::streams::{Outgoing, lock};
+use super::transport::Transport;
+use crate::contract::bindings::connection::SendError;
+use crate::contract::bindings::filesystem::EntryKind;
+use tokio::io::Interest;
+
+/// Longest head `send-file` accepts: what it defends is host memory against a guest
+/// passing a huge buffer as "headers".
+pub const MAX_SEND_HEAD_BYTES: usize = 64 * 1024;
+
+/// Most bytes one sendfile(2) call is asked for, so one transfer of a huge file yields to
+/// other sessions on the worker between calls.
+const SENDFILE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+/// Bytes read from the file per write through TLS (one TLS record's worth).
+const TLS_CHUNK_BYTES: usize = 16 * 1024;
+
+/// What a transfer needs from the connection.
+pub(super) struct Transfer {
+    pub socket: Arc<Transport>,
+    pub activity: Arc<Activity>,
+    pub outgoing: Arc<Mutex<Outgoing>>,
+}
+
+impl Transfer {
+    /// Sends `head` then `length` bytes of `fd` (of `size` bytes) from `offset`.
+    pub async fn run(
+        &self,
+        head: &[u8],
+        fd: Arc<OwnedFd>,
+        size: u64,
+        kind: EntryKind,
+        offset: u64,
+        length: u64,
+    ) -> Result<u64, SendError> {
+        if head.len() > MAX_SEND_HEAD_BYTES {
+            return Err(SendError::HeadTooLong);
+        }
+        if kind != EntryKind::File {
+            return Err(SendError::NotAFile);
+        }
+        if offset.checked_add(length).is_none_or(|end| end > size) {
+            return Err(SendError::OutOfRange);
+        }
+        self.drain_stream().await.map_err(error)?;
+        if self.socket.is_tls() {
+            self.write_tls(head).await.map_err(error)?;
+            let sent = self.copy_tls(&fd, offset, length).await.map_err(error)?;
+            return Ok(head.len() as u64 + sent);
+        }
+        self.send_head(head, length > 0).await.map_err(error)?;
+        let sent = self.send_range(&fd, offset, length).await.map_err(error)?;
+        Ok(head.len() as u64 + sent)
+    }
+
+    /// Waits until the output stream's pending bytes are on the socket.
+    pub(super) async fn drain_stream(&self) -> io::Result<()> {
+        loop {
+            {
+                let mut out = lock(&self.outgoing);
+                out.push(&self.socket, &self.activity);
+                if let Some(e) = out.take_failure() {
+                    return Err(e);
+                }
+                if out.done() {
+                    return Ok(());
+                }
+            }
+            self.socket.socket.writable().await?;
+        }
+    }
+
+    /// Writes `bytes` through TLS and waits until their ciphertext is on the socket.
+    async fn write_tls(&self, mut bytes: &[u8]) -> io::Result<()> {
+        loop {
+            while !bytes.is_empty() {
+                match self.socket.try_write(bytes) {
+                    Ok(n) => bytes = &bytes[n..],
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            if bytes.is_empty() && self.socket.flush()? {
+                self.activity.touch();
+                return Ok(());
+            }
+            self.socket.socket.writable().await?;
+        }
+    }
+
+    /// Reads the range in chunks and writes each through TLS.
+    async fn copy_tls(&self, fd: &OwnedFd, mut offset: u64, length: u64) -> io::Result<u64> {
+        let end = offset + length;
+        let mut buf = vec![0u8; TLS_CHUNK_BYTES];
+        while offset < end {
+            let want = ((end - offset) as usize).min(TLS_CHUNK_BYTES);
+            let n = rustix::io::pread(fd.as_fd(), &mut buf[..want], offset)?;
+            if n == 0 {
+                // The file shrank under us: stop rather than spin.
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.write_tls(&buf[..n]).await?;
+            offset += n as u64;
+        }
+        Ok(length)
+    }
+
+    pub(super) async fn send_head(&self, mut head: &[u8], more: bool) -> io::Result<()> {
+        let flags = if more { libc::MSG_MORE } else { 0 } | libc::MSG_NOSIGNAL;
+        let tcp = self.socket.socket.as_ref();
+        let socket = socket2::SockRef::from(tcp);
+        while !head.is_empty() {
+            tcp.writable().await?;
+            match tcp.try_io(Interest::WRITABLE, || socket.send_with_flags(head, flags)) {
+                Ok(n) => {
+                    self.activity.touch();
+                    head = &head[n..];
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_range(&self, fd: &OwnedFd, mut offset: u64, length: u64) -> io::Result<u64> {
+        let end = offset + length;
+        while offset < end {
+            let chunk = ((end - offset) as usize).min(SENDFILE_CHUNK_BYTES);
+            let tcp = self.socket.socket.as_ref();
+            tcp.writable().await?;
+            let sent = tcp.try_io(Interest::WRITABLE, || {
+                rustix::fs::sendfile(tcp.as_fd(), fd.as_fd(), Some(&mut offset), chunk)
+                    .map_err(io::Error::from)
+            });
+            match sent {
+                // The file shrank under us: stop rather than spin.
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => self.activity.touch(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(length)
+    }
+}
+
+fn error(e: io::Error) -> SendError {
+    match e.kind() {
+        io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::NotConnected => SendError::Closed,
+        _ => SendError::OsError(e.to_string()),
+    }
+}

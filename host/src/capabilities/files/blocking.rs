@@ -1,0 +1,110 @@
+//! The one blocking policy for file work: nothing that may wait for the disk runs on an
+//! async worker, where it would stall every session of the worker. Work that can be done
+//! from the kernel's caches is tried there first and never waits (`RESOLVE_CACHED`
+//! lookups, `RWF_NOWAIT` reads); the rest runs on the module's blocking threads
+//! (`max_threads - min_threads` of them). The one exception is `sendfile(2)`, which has no
+//! non-waiting form: like nginx without `aio threads`, it may wait for the disk on the
+//! worker while the page cache fills.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use rustix::fs::Stat;
+use rustix::io::ReadWriteFlags;
+
+use super::beneath::{self, LookupError, Resolve};
+
+/// The blocking thread running file work panicked or was cancelled.
+#[derive(Debug)]
+pub struct TaskFailed(pub String);
+
+impl From<TaskFailed> for LookupError {
+    fn from(e: TaskFailed) -> Self {
+        LookupError::Os(e.0)
+    }
+}
+
+/// Runs `work` on the blocking threads of the runtime it is awaited on.
+pub async fn off_worker<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<TaskFailed> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(TaskFailed(format!("file task failed: {e}")).into()))
+}
+
+/// Opens `path` beneath `root` for reading (a regular file or a directory) and stats it:
+/// from the caches on the worker if it can, else on the blocking threads.
+pub async fn open_file(
+    root: &Arc<OwnedFd>,
+    path: &str,
+    how: Resolve,
+) -> Result<(OwnedFd, Stat), LookupError> {
+    let cached = Resolve {
+        cached_only: true,
+        ..how
+    };
+    match beneath::open_file(root.as_fd(), path, cached) {
+        Err(LookupError::WouldBlock) => {}
+        done => return done,
+    }
+    let (root, path) = (root.clone(), path.to_string());
+    off_worker(move || beneath::open_file(root.as_fd(), &path, how)).await
+}
+
+/// Reads up to `length` bytes of `fd` from `offset`: from the page cache on the worker if
+/// they are all there, else on the blocking threads.
+pub async fn read_at(
+    fd: &Arc<OwnedFd>,
+    offset: u64,
+    length: usize,
+) -> Result<Vec<u8>, LookupError> {
+    let mut buf = vec![0u8; length];
+    let mut slices = [std::io::IoSliceMut::new(&mut buf)];
+    match rustix::io::preadv2(fd.as_fd(), &mut slices, offset, ReadWriteFlags::NOWAIT) {
+        // 0 is the end of the file: RWF_NOWAIT fails with EAGAIN rather than read nothing.
+        Ok(n) => {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+        Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::OPNOTSUPP) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let fd = fd.clone();
+    off_worker(move || {
+        let n = rustix::io::pread(fd.as_fd(), &mut buf, offset)?;
+        buf.truncate(n);
+        Ok(buf)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::fs::{Mode, OFlags};
+
+    #[tokio::test]
+    async fn files_open_and_read_whether_cached_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), b"hello world").unwrap();
+        let root = rustix::fs::open(
+            dir.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let root = Arc::new(root);
+        let (fd, stat) = open_file(&root, "a.txt", Resolve::FOLLOW).await.unwrap();
+        assert_eq!(stat.st_size, 11);
+        let fd = Arc::new(fd);
+        assert_eq!(read_at(&fd, 6, 100).await.unwrap(), b"world");
+        assert!(read_at(&fd, 11, 10).await.unwrap().is_empty(), "the end");
+        assert_eq!(
+            open_file(&root, "../x", Resolve::FOLLOW).await.map(|_| ()),
+            Err(LookupError::OutsideRoot)
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! What a module holds, decided in one place and built once. [`Grants::decide`] reads the
+//! section the operator wrote through the option-kind table (`crate::options`): only values
+//! the operator wrote grant directories, files, terminals, certificates, keys and pools, and
+//! a module nobody configured is granted nothing, not even a listener. [`Holdings`] is what
+//! the host opened and keeps for the module (its granted files, terminal, TLS for STARTTLS,
+//! pools, heaps and meter), built at prestart as one value and carried whole to every new
+//! generation: a reload or a swap changes only the section, and only where the table
+//! allows.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::{Context, Result};
+use serverkit_c11n::{Section, SectionSpec, Value};
+
+use crate::capabilities::database::DatabaseGrant;
+use crate::capabilities::files::{FileGrant, GrantKind, GrantedFiles};
+use crate::capabilities::heap::GuestHeaps;
+use crate::capabilities::listen::ListenGrant;
+use crate::capabilities::stats::ReportSource;
+use crate::capabilities::terminal::{self, TerminalGrant};
+use crate::capabilities::tls::{TlsGrant, TlsSource};
+use crate::contract::bindings::types::OptionType as WitType;
+use crate::databases::Databases;
+use crate::meter::ModuleMeter;
+use crate::options::{Decided, OptionKind};
+
+/// What a module's section lets it have, by capability.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Grants {
+    /// Ports and addresses it may listen on.
+    pub listen: ListenGrant,
+    /// Directories and files the host opens for it.
+    pub files: Vec<FileGrant>,
+    /// Certificates and keys the host reads for its TLS.
+    pub tls: TlsGrant,
+    /// The terminal its operator writes to.
+    pub terminal: Option<TerminalGrant>,
+    /// The database pools it may query.
+    pub databases: DatabaseGrant,
+}
+
+impl Grants {
+    /// What `section` grants, whose types `spec` gives; relative paths are resolved against
+    /// the personality directory `base`. `written` says whether the operator wrote the
+    /// section: a module without one is granted nothing.
+    pub fn decide(spec: &SectionSpec, section: &Section, written: bool, base: &Path) -> Grants {
+        let mut grants = Grants::default();
+        if !written {
+            return grants;
+        }
+        for option in &spec.options {
+            let kind = OptionKind::of_c11n(&option.ty);
+            if kind.decided == Decided::ByDefault {
+                continue;
+            }
+            let name = option.name.clone();
+            match (kind.wit, section.get(&option.name)) {
+                (WitType::Port, Some(Value::Int(p))) => {
+                    grants.listen.ports.extend(u16::try_from(*p).ok())
+                }
+                (WitType::Address, Some(Value::Str(a))) => grants
+                    .listen
+                    .addresses
+                    .extend(a.parse::<std::net::IpAddr>().ok()),
+                (WitType::Directory | WitType::File, Some(Value::Str(path))) => {
+                    let kind = match kind.wit {
+                        WitType::Directory => GrantKind::Directory,
+                        _ => GrantKind::File,
+                    };
+                    let path = base.join(path);
+                    grants.files.push(FileGrant {
+                        option: name,
+                        path,
+                        kind,
+                    });
+                }
+                (WitType::Certificate, Some(Value::Str(path))) => {
+                    grants.tls.certificates.push((name, base.join(path)))
+                }
+                (WitType::PrivateKey, Some(Value::Str(path))) => {
+                    grants.tls.keys.push((name, base.join(path)))
+                }
+                (WitType::Terminal, Some(Value::Str(path))) => {
+                    grants.terminal = Some(TerminalGrant {
+                        option: name,
+                        path: base.join(path),
+                    })
+                }
+                (WitType::DatabaseRef, Some(Value::Str(pool))) => {
+                    grants.databases.pools.push(pool.clone())
+                }
+                _ => {}
+            }
+        }
+        grants
+    }
+}
+
+impl Grants {
+    /// What differs from `held`, as the operator names it: options, or what they grant.
+    pub fn changes_from(&self, held: &Grants) -> Vec<String> {
+        let mut changes = Vec::new();
+        if self.listen != held.listen {
+            changes.push("ports or addresses".to_string());
+        }
+        let file_options = |g: &Grants| {
+            let mut names: Vec<String> = g.files.iter().map(|f| f.option.clone()).collect();
+            names.sort();
+            names
+        };
+        for option in file_options(self).into_iter().chain(file_options(held)) {
+            let find = |g: &Grants| g.files.iter().find(|f| f.option == option).cloned();
+            let name = format!("`{option}`");
+            if find(self) != find(held) && !changes.contains(&name) {
+                changes.push(name);
+            }
+        }
+        if self.tls != held.tls {
+            changes.push("certificates or keys".to_string());
+        }
+        if self.terminal != held.terminal {
+            changes.push("the terminal".to_string());
+        }
+        if self.databases != held.databases {
+            changes.push("database pools".to_string());
+        }
+        changes
+    }
+}
+
+/// What the host holds for one module, shared by every instance of every generation.
+pub struct Holdings {
+    /// What its section grants.
+    pub grants: Grants,
+    /// Its granted directories and files, each opened once.
+    pub files: GrantedFiles,
+    /// Its terminal, opened at prestart: its operator's standard output.
+    pub terminal: Option<std::fs::File>,
+    /// The TLS configuration its `prestart` prepared, for `connection.start-tls`.
+    pub starttls: OnceLock<Arc<TlsSource>>,
+    /// The personality's database pools, once open (after the privilege drop); only those
+    /// its grant names are reachable.
+    pub databases: OnceLock<Arc<Databases>>,
+    /// The status report, once serving (for the `stats` interface).
+    pub report: OnceLock<Arc<dyn ReportSource>>,
+    /// Its heaps.
+    pub heaps: GuestHeaps,
+    /// Its budgets and what its instances use.
+    pub meter: Arc<ModuleMeter>,
+}
+
+impl Holdings {
+    /// Opens what `grants` names that the host opens at prestart (directories, files, the
+    /// terminal): as root at startup, unprivileged for a module added while serving.
+    pub fn open(module: &str, grants: Grants, meter: Arc<ModuleMeter>) -> Result<Self> {
+        let files = GrantedFiles::open(&grants.files)
+            .with_context(|| format!("module `{module}`: granted files"))?;
+        let terminal = match &grants.terminal {
+            Some(grant) => {
+                let file = terminal::open(&grant.path)
+                    .with_context(|| format!("module `{module}`: option `{}`", grant.option))?;
+                tracing::info!(module, terminal = %grant.path.display(), "terminal opened");
+                Some(file)
+            }
+            None => None,
+        };
+        Ok(Holdings {
+            grants,
+            files,
+            terminal,
+            ..Holdings::none(meter)
+        })
+    }
+
+    /// Holdings with nothing granted: for the hooks that run before the configuration is
+    /// read (`describe`, `construct`).
+    pub fn none(meter: Arc<ModuleMeter>) -> Self {
+        Holdings {
+            grants: Grants::default(),
+            files: GrantedFiles::default(),
+            terminal: None,
+            starttls: OnceLock::new(),
+            databases: OnceLock::new(),
+            report: OnceLock::new(),
+            heaps: GuestHeaps::default(),
+            meter,
+        }
+    }
+
+    /// A handle on the terminal, if one was opened.
+    pub fn terminal(&self) -> Option<std::fs::File> {
+        self.terminal.as_ref().and_then(|f| f.try_clone().ok())
+    }
+}
+
+/// What an instance knows about its module: its name, its checked section, and what the
+/// host holds for it.
+pub struct ModuleContext {
+    /// Module (and section) name.
+    pub name: String,
+    /// The module's checked c11n section (its defaults when the operator wrote none);
+    /// `None` while describing, before c11n is read.
+    pub section: Option<Arc<Section>>,
+    /// What the host holds for it.
+    pub holdings: Arc<Holdings>,
+}
+
+impl ModuleContext {
+    /// A context.
+    pub fn new(name: &str, section: Option<Arc<Section>>, holdings: Arc<Holdings>) -> Arc<Self> {
+        Arc::new(ModuleContext {
+            name: name.to_string(),
+            section,
+            holdings,
+        })
+    }
+
+    /// The same module with a new section: what the host holds is carried whole.
+    pub fn reconfigured(&self, section: Section) -> Arc<Self> {
+        ModuleContext::new(&self.name, Some(Arc::new(section)), self.holdings.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serverkit_c11n::{OptionSpec, OptionType};
+
+    use super::*;
+
+    fn spec() -> SectionSpec {
+        SectionSpec::new("m", "test")
+            .option(OptionSpec::new("port", OptionType::Port, "").with_default(Value::Int(7)))
+            .option(OptionSpec::new("address", OptionType::Address, ""))
+            .option(OptionSpec::new("root", OptionType::Directory, ""))
+            .option(OptionSpec::new("db", OptionType::DatabaseRef, ""))
+            .option(OptionSpec::new("tty", OptionType::Terminal, ""))
+            .option(OptionSpec::new("cert", OptionType::Certificate, ""))
+            .option(OptionSpec::new("name", OptionType::String, ""))
+    }
+
+    fn section(values: &[(&str, Value)]) -> Section {
+        Section {
+            name: "m".into(),
+            title: None,
+            location: serverkit_c11n::Location::START,
+            values: values
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            locations: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_written_section_grants_what_its_typed_options_name() {
+        let s = section(&[
+            ("port", Value::Int(7)),
+            ("address", Value::Str("127.0.0.1".into())),
+            ("root", Value::Str("www".into())),
+            ("db", Value::Str("users".into())),
+            ("tty", Value::Str("/dev/tty12".into())),
+            ("cert", Value::Str("cert.pem".into())),
+            ("name", Value::Str("not a grant".into())),
+        ]);
+        let grants = Grants::decide(&spec(), &s, true, Path::new("/p"));
+        assert_eq!(grants.listen.ports, [7]);
+        assert_eq!(
+            grants.listen.addresses,
+            ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert_eq!(grants.files[0].path, Path::new("/p/www"));
+        assert_eq!(grants.databases.pools, ["users"]);
+        assert_eq!(grants.terminal.unwrap().path, Path::new("/dev/tty12"));
+        assert_eq!(grants.tls.certificates[0].1, Path::new("/p/cert.pem"));
+    }
+
+    #[test]
+    fn changes_name_what_a_reload_may_not_do() {
+        let base = Path::new("/p");
+        let one = section(&[("port", Value::Int(7)), ("root", Value::Str("www".into()))]);
+        let other = section(&[("port", Value::Int(8)), ("root", Value::Str("www2".into()))]);
+        let held = Grants::decide(&spec(), &one, true, base);
+        assert!(
+            Grants::decide(&spec(), &one, true, base)
+                .changes_from(&held)
+                .is_empty()
+        );
+        let changes = Grants::decide(&spec(), &other, true, base).changes_from(&held);
+        assert_eq!(changes, ["ports or addresses", "`root`"]);
+        let none = Grants::decide(&spec(), &one, false, base).changes_from(&held);
+        assert_eq!(none, ["ports or addresses", "`root`"], "a section removed");
+    }
+
+    #[test]
+    fn a_module_nobody_configured_is_granted_nothing() {
+        let defaults = section(&[("port", Value::Int(7))]);
+        let grants = Grants::decide(&spec(), &defaults, false, Path::new("/p"));
+        assert_eq!(grants, Grants::default());
+    }
+}

@@ -1,0 +1,41 @@
+//! Creating a sandboxed instance of a module: a fresh store with its memory limiter and
+//! epoch callback, instantiated from the pre-linked component.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+use super::state::InstanceState;
+use crate::contract::bindings::{Module, ModulePre};
+
+/// CPU budget of the lifecycle hooks (describe, construct, prestart, report): generous,
+/// but a hook that never returns must not hang startup.
+pub const HOOK_CPU_BUDGET: Duration = Duration::from_secs(10);
+
+/// Instantiates `pre` in a new store holding `state`. Each epoch tick spent in wasm counts
+/// against the instance's CPU budget; past it the guest traps with an interrupt. Until
+/// then it yields to other tasks at every tick, so a busy guest cannot starve a worker
+/// thread.
+pub async fn create(
+    engine: &Engine,
+    pre: &ModulePre<InstanceState>,
+    state: InstanceState,
+) -> Result<(Store<InstanceState>, Module)> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|cx| {
+        Ok(if cx.data().meter.cpu.tick() {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
+    let module = pre
+        .instantiate_async(&mut store)
+        .await
+        .map_err(anyhow::Error::from)
+        .context("failed to instantiate the module")?;
+    Ok((store, module))
+}
