@@ -1,7 +1,12 @@
 //! The host log: one event per line on stderr (for multilog), level from `RUST_LOG`
 //! (default `info`), colour only on a terminal; or, with `bypass_libc_syslog = true`,
-//! every event as a syslog datagram over UDP instead (`syslog`).
+//! every event as a syslog datagram over UDP instead (`syslog`). Both sinks write the
+//! same text for an event, with every control character escaped ([`escape`]): whatever a
+//! module or a client puts in an event, it stays one line and cannot drive a terminal.
 
+mod escape;
+mod event_text;
+pub mod stderr;
 pub mod syslog;
 
 use std::io::IsTerminal;
@@ -12,6 +17,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
+pub use escape::{escape, escape_into};
 pub use syslog::Syslog;
 
 /// Where events go, switchable once the configuration is read.
@@ -39,13 +45,9 @@ pub fn init() -> LogSwitch {
     let switch = LogSwitch::default();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let stderr_off = switch.stderr_off.clone();
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .with_filter(tracing_subscriber::filter::filter_fn(move |_| {
-            !stderr_off.load(Ordering::Relaxed)
-        }));
+    let stderr = stderr::layer(std::io::stderr, std::io::stderr().is_terminal()).with_filter(
+        tracing_subscriber::filter::filter_fn(move |_| !stderr_off.load(Ordering::Relaxed)),
+    );
     tracing_subscriber::registry()
         .with(filter)
         .with(stderr)

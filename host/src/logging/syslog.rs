@@ -7,7 +7,6 @@
 //! privilege drop, sends the queue. When the heap is full, or a send fails (no listener,
 //! network down), the entry is dropped and counted.
 
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -17,7 +16,6 @@ use anyhow::{Context, Result, bail};
 use arc_swap::ArcSwapOption;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 
@@ -26,7 +24,8 @@ use crate::heaps::{Heap, HeapOptions, HeapRegistry, HeapSpec, Unit};
 /// Most log entries waiting to be sent; beyond it new entries are dropped and counted.
 pub const QUEUE_UNITS: usize = 1000;
 
-/// Longest message sent; what it defends is the datagram size (and the collector).
+/// Longest message sent, once escaped; what it defends is the datagram size (and the
+/// collector).
 const MAX_MESSAGE_BYTES: usize = 2048;
 
 /// The syslog port when the address names none.
@@ -155,7 +154,8 @@ impl Syslog {
         }
     }
 
-    /// One datagram: facility daemon (3), severity from the level.
+    /// One datagram: facility daemon (3), severity from the level, the message escaped
+    /// (`super::escape`) and cut to [`MAX_MESSAGE_BYTES`].
     fn datagram(&self, level: &Level, message: &str, now: OffsetDateTime) -> String {
         let severity = match *level {
             Level::ERROR => 3,
@@ -165,7 +165,8 @@ impl Syslog {
         };
         let pri = 3 * 8 + severity;
         let pid = std::process::id();
-        let message = crate::guest_host::log::truncate(message, MAX_MESSAGE_BYTES);
+        let escaped = super::escape(message);
+        let message = crate::guest_host::log::truncate(&escaped, MAX_MESSAGE_BYTES);
         match self.format {
             Format::Rfc5424 => {
                 let ts = now.format(&Rfc3339).unwrap_or_else(|_| "-".into());
@@ -224,32 +225,8 @@ impl<S: Subscriber> Layer<S> for SyslogLayer {
         let Some(syslog) = target.as_ref() else {
             return;
         };
-        let mut text = MessageText::default();
-        event.record(&mut text);
-        syslog.enqueue(event.metadata().level(), &text.0);
-    }
-}
-
-/// An event's message followed by its other fields as `key=value`.
-#[derive(Default)]
-struct MessageText(String);
-
-impl Visit for MessageText {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let fields = std::mem::take(&mut self.0);
-            let _ = write!(self.0, "{value:?}{fields}");
-        } else {
-            let _ = write!(self.0, " {}={value:?}", field.name());
-        }
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.0.insert_str(0, value);
-        } else {
-            let _ = write!(self.0, " {}={value}", field.name());
-        }
+        let text = super::event_text::render(event);
+        syslog.enqueue(event.metadata().level(), &text);
     }
 }
 
@@ -293,6 +270,22 @@ mod tests {
                 s.hostname,
                 std::process::id()
             )
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_before_the_cut() {
+        let (s, _collector) = syslog(Format::Rfc5424);
+        let now = time::macros::datetime!(2026-11-22 04:05:06 UTC);
+        let d = s.datagram(&Level::INFO, "a\nb\x1b[2J", now);
+        assert!(d.ends_with(" - - a\\x0ab\\x1b[2J"), "{d}");
+        let long = "\n".repeat(MAX_MESSAGE_BYTES);
+        let d = s.datagram(&Level::INFO, &long, now);
+        assert!(!d.contains('\n'), "{d}");
+        assert!(
+            d.len() < MAX_MESSAGE_BYTES + 200,
+            "cut after escaping: {}",
+            d.len()
         );
     }
 
