@@ -6,6 +6,7 @@
 
 mod escape;
 mod event_text;
+mod log_bridge;
 pub mod stderr;
 pub mod syslog;
 
@@ -14,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
 pub use escape::{escape, escape_into};
@@ -48,10 +48,14 @@ pub fn init() -> LogSwitch {
     let stderr = stderr::layer(std::io::stderr, std::io::stderr().is_terminal()).with_filter(
         tracing_subscriber::filter::filter_fn(move |_| !stderr_off.load(Ordering::Relaxed)),
     );
-    tracing_subscriber::registry()
+    let subscriber = tracing_subscriber::registry()
         .with(filter)
         .with(stderr)
-        .with(syslog::SyslogLayer::new(switch.syslog.clone()))
-        .init();
+        .with(syslog::SyslogLayer::new(switch.syslog.clone()));
+    // Not `SubscriberInitExt::init`: it would install tracing-log's own bridge for the
+    // `log` crate, and ours lowers rustls's warnings (`log_bridge`).
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("init runs once, first thing in main, before any other subscriber");
+    log_bridge::install().expect("no other `log` logger is installed before init");
     switch
 }
