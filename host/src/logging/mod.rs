@@ -10,7 +10,7 @@ mod log_bridge;
 pub mod stderr;
 pub mod syslog;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -58,4 +58,20 @@ pub fn init() -> LogSwitch {
         .expect("init runs once, first thing in main, before any other subscriber");
     log_bridge::install().expect("no other `log` logger is installed before init");
     switch
+}
+
+/// Prints the status report: on stderr in one write (so log lines cannot interleave), and,
+/// with the syslog bypass, to the collector too, one datagram per line
+/// ([`Syslog::report`]). Every line is escaped, as events are: a module's `report` hook
+/// writes some of them.
+pub fn print_report(text: &str, syslog: Option<&Syslog>) {
+    let mut escaped = String::with_capacity(text.len());
+    for line in text.lines() {
+        escape_into(&mut escaped, line);
+        escaped.push('\n');
+    }
+    let _ = std::io::stderr().lock().write_all(escaped.as_bytes());
+    if let Some(syslog) = syslog {
+        syslog.report(text);
+    }
 }
