@@ -27,7 +27,17 @@ fn root_without_executes_as_root_aborts() {
     let mut server = Server::spawn(&["run"], personality.path(), &[]);
     let status = server.wait_exit(Duration::from_secs(60));
     assert_eq!(status.code(), Some(100), "{}", server.log());
-    assert!(server.log().contains("serverkit is running as root, but the personality does not say `executes_as_root = true`"), "{}", server.log());
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("serverkit: "))
+        .unwrap_or_else(|| panic!("main's error line: {log}"));
+    assert!(
+        line.starts_with(
+            "serverkit: started as root, but the personality does not say `executes_as_root = true`: start serverkit as an unprivileged user"
+        ),
+        "the line reads well: {line}"
+    );
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "nothing was bound"
