@@ -8,7 +8,7 @@
 //! 6. plan the database pools (opened after the drop, on the host runtime); open the
 //!    granted directories and files;
 //! 7. run each module's `prestart` as root;
-//! 8. drop privileges;
+//! 8. drop privileges, then install the seccomp filter;
 //! 9. serve.
 //!
 //! Steps 1-8 run on the main thread alone, with current-thread runtimes and scoped epoch
@@ -39,7 +39,7 @@ use crate::logging::LogSwitch;
 use crate::logging::syslog::{self, Syslog};
 use crate::modules::LoadedModule;
 use crate::personality::Personality;
-use crate::process::{identity, limits, privileges};
+use crate::process::{identity, limits, privileges, seccomp};
 use crate::sessions::limits::ModuleLimits;
 use crate::sessions::options::SessionOptions;
 
@@ -218,8 +218,10 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
     // 7. prestart, serially, still privileged.
     let listeners = on_startup_thread(&loaded.engine, prestart::prestart_all(&loaded))?;
 
-    // 8. Drop privileges while this is the only thread.
+    // 8. Drop privileges while this is the only thread; then the system call filter,
+    //    which every later thread inherits.
     privileges::apply(&plan)?;
+    seccomp::apply(globals.bool(seccomp::OPTION).unwrap_or(true))?;
     if let Some(syslog) = &syslog {
         syslog.start_sender()?;
     }
