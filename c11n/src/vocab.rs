@@ -237,6 +237,9 @@ impl Vocabulary {
             OptionSpec::new("bypass_libc_syslog", Bool, "Set to true to enable the direct udp-based remote syslog logging. Defaults to false.")
                 .with_default(Value::Bool(false)),
             OptionSpec::new("libc_syslog_bypass_address", String, "Set to the address of the syslog collection host when bypass_libc_syslog is set to true."),
+            // Not ServerKit's: serverkit's system call filter, installed after the drop.
+            OptionSpec::new("seccomp", Bool, "Set to false to run without the seccomp filter that, from the privilege drop on, makes the kernel refuse system calls the server never needs (running programs, ptrace, mount, namespaces, kernel modules, bpf...). Only for debugging; read at startup. Defaults to true.")
+                .with_default(Value::Bool(true)),
         ];
         let database = SectionSpec::new("database", "A section which configures a database pool.")
             .titled()
@@ -365,9 +368,15 @@ mod tests {
             "uid",
             "gid",
             "bypass_libc_syslog",
+            "seccomp",
         ] {
             assert!(core.option(name).is_some(), "{name}");
         }
+        assert_eq!(
+            core.option("seccomp").unwrap().default,
+            Some(Value::Bool(true)),
+            "the filter is on unless turned off"
+        );
         let database = core.section("database").unwrap();
         assert!(database.titled && database.repeatable);
         let pool_max = database

@@ -79,6 +79,11 @@ fn write_site(dir: &Path) -> PathBuf {
 
 /// Starts shttp on a fresh site; `extra` lines go into the section.
 pub fn start(extra: &str) -> Site {
+    start_with_env(extra, &[])
+}
+
+/// Like [`start`], with extra environment variables for the server.
+pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Site {
     let port = free_port();
     let autoindex = if extra.contains("autoindex") {
         ""
@@ -92,7 +97,7 @@ pub fn start(extra: &str) -> Site {
     );
     let personality = TestPersonality::new(&c11n);
     let www = write_site(personality.path());
-    let server = Server::start(personality, port);
+    let server = Server::start_with_env(personality, port, env);
     Site {
         server,
         www,

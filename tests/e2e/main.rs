@@ -12,8 +12,8 @@
 //! - `hotswap_modules`: module files added and removed while serving; a POP3 session held
 //!   across a swap of pop.
 //! - `lifecycle`: SIGTERM drains live sessions; exit codes.
-//! - `privileges`: root policy, identity, the root drop on every thread (needs root; CI
-//!   runs as root).
+//! - `privileges`: root policy, identity, the root drop and the seccomp filter on every
+//!   thread, `seccomp = false` (needs root; CI runs as root).
 //! - `cli`: `check`, `inspect`, `--help`, `--version`, broken configurations.
 //! - `report`: the status report on SIGUSR1 and SIGALRM, parsed.
 //! - `hostile`: a module attacking its host (memory, stack, handles, privileges, the log)
@@ -48,11 +48,12 @@
 //!   keep-alive), then 1 000 transferring at once; resident memory per idle session printed.
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
-//! - `syslog`: the remote syslog bypass, with and without a collector.
+//! - `syslog`: the remote syslog bypass, with and without a collector; the status report
+//!   at the collector; nothing lost when a collector comes back.
 //! - `template`: the module template copied out of the checkout, built against the SDK
 //!   with cargo, and served from a personality's `modules/`.
 //! - `tls`: HTTPS terminated by the host, the redirect to it; bad certificates refused at
-//!   startup; certificates made for the tests.
+//!   startup; an IP address as SNI logged at debug; certificates made for the tests.
 //! - `tls_pop`: POP3S and STLS (s_client, curl, poplib), a command injected before the
 //!   STLS handshake, `plaintext_login`, handshake counters in the report.
 //! - `vtstats`: the report on a pseudo-terminal every interval.

@@ -27,7 +27,17 @@ fn root_without_executes_as_root_aborts() {
     let mut server = Server::spawn(&["run"], personality.path(), &[]);
     let status = server.wait_exit(Duration::from_secs(60));
     assert_eq!(status.code(), Some(100), "{}", server.log());
-    assert!(server.log().contains("serverkit is running as root, but the personality does not say `executes_as_root = true`"), "{}", server.log());
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("serverkit: "))
+        .unwrap_or_else(|| panic!("main's error line: {log}"));
+    assert!(
+        line.starts_with(
+            "serverkit: started as root, but the personality does not say `executes_as_root = true`: start serverkit as an unprivileged user"
+        ),
+        "the line reads well: {line}"
+    );
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "nothing was bound"
@@ -92,15 +102,7 @@ fn binds_a_privileged_port_then_drops_root_on_every_thread() {
     );
     for task in tasks {
         let status = std::fs::read_to_string(task.join("status")).unwrap();
-        let field = |name: &str| -> String {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{name}:")))
-                .unwrap_or_else(|| panic!("{name} in {status}"))
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let field = |name: &str| status_field(&status, name);
         assert_eq!(
             field("Uid"),
             "65534 65534 65534 65534",
@@ -123,7 +125,70 @@ fn binds_a_privileged_port_then_drops_root_on_every_thread() {
             );
         }
         assert_eq!(field("NoNewPrivs"), "1", "{}", task.display());
+        assert_eq!(field("Seccomp"), "2", "filter mode on {}", task.display());
     }
+}
+
+/// The value of `name` in a `/proc/PID/task/TID/status` text, spaces normalised.
+fn status_field(status: &str, name: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("{name} in {status}"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The `Seccomp` mode of every thread of `pid`.
+fn seccomp_modes(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path().join("status")).unwrap())
+        .map(|status| status_field(&status, "Seccomp"))
+        .collect()
+}
+
+#[test]
+fn seccomp_false_leaves_the_filter_out_and_says_so() {
+    let port = free_port();
+    let c11n = format!("seccomp = false\n{}", echo_c11n(port, "min_threads = 2"));
+    let server = Server::start(TestPersonality::new(&c11n), port);
+    server.client().echo("served without the filter");
+    let modes = seccomp_modes(server.pid());
+    assert!(modes.len() >= 3, "{modes:?}");
+    assert!(
+        modes.iter().all(|m| m == "0"),
+        "no thread filtered: {modes:?}"
+    );
+    assert!(
+        server
+            .log()
+            .contains("`seccomp = false`: no system call filter"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn the_seccomp_filter_is_on_by_default_for_every_thread() {
+    let port = free_port();
+    let server = Server::start(
+        TestPersonality::new(&echo_c11n(port, "min_threads = 2")),
+        port,
+    );
+    server.client().echo("served with the filter");
+    let modes = seccomp_modes(server.pid());
+    assert!(modes.len() >= 3, "{modes:?}");
+    assert!(
+        modes.iter().all(|m| m == "2"),
+        "every thread filtered: {modes:?}"
+    );
+    assert!(
+        server.log().contains("seccomp filter installed"),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]

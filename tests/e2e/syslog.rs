@@ -28,6 +28,20 @@ fn receive_until(collector: &UdpSocket, needle: &str) -> Vec<String> {
     got
 }
 
+/// Datagrams received until one contains `needle`, then until 500 ms pass without one
+/// (the rest of a report).
+fn receive_all_after(collector: &UdpSocket, needle: &str) -> Vec<String> {
+    let mut got = receive_until(collector, needle);
+    collector
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = collector.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    got
+}
+
 #[test]
 fn events_go_to_a_remote_syslog_and_serving_survives_its_loss() {
     let collector = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -86,5 +100,78 @@ fn events_go_to_a_remote_syslog_and_serving_survives_its_loss() {
     assert!(
         log.contains("log_entry_heap"),
         "the queue heap is in the report:\n{log}"
+    );
+}
+
+#[test]
+fn the_report_reaches_the_collector_and_a_returning_collector_misses_nothing() {
+    let collector = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let address = collector.local_addr().unwrap();
+    let port = free_port();
+    let c11n = format!(
+        "bypass_libc_syslog = true\nlibc_syslog_bypass_address = {address}\n{}",
+        echo_c11n(port, "")
+    );
+    let personality = TestPersonality::new(&c11n);
+    let server = Server::spawn(&["run"], personality.path(), &[]);
+    receive_until(&collector, "serving");
+
+    // The report itself goes to the collector, one datagram per line, MSGID `report`.
+    server.signal(Signal::SIGUSR1);
+    let datagrams = receive_all_after(&collector, "Module echo");
+    let pid = server.pid();
+    assert!(
+        datagrams
+            .iter()
+            .any(|d| d.ends_with(" - - SIGUSR1: status report follows")),
+        "{datagrams:#?}"
+    );
+    for line in ["ServerKit status report", "Syslog datagrams sent"] {
+        assert!(
+            datagrams
+                .iter()
+                .any(|d| d.contains(&format!(" server.echotest {pid} report - {line}"))),
+            "{line:?} as a report datagram: {datagrams:#?}"
+        );
+    }
+    assert!(
+        datagrams.iter().all(|d| !d.contains('\n')),
+        "one line per datagram: {datagrams:#?}"
+    );
+
+    // The collector goes away while a session traps (three log lines), then comes back on
+    // the same port. The kernel's port-unreachable for the last line waits on the socket
+    // and fails the next send: the first event after the return must arrive all the same.
+    drop(collector);
+    let mut client = Client::connect(([127, 0, 0, 1], port).into());
+    client.send("!trap");
+    assert_eq!(client.line(), None);
+    std::thread::sleep(Duration::from_millis(300));
+    let collector = UdpSocket::bind(address).expect("the collector's port again");
+    server.signal(Signal::SIGUSR1);
+    let datagrams = receive_all_after(&collector, "Module echo");
+    assert!(
+        datagrams[0].ends_with(" - - SIGUSR1: status report follows"),
+        "the first datagram after the collector's return arrived: {datagrams:#?}"
+    );
+    // The lines lost while it was away are counted (seen by the next report: a refusal
+    // is learnt only at the send after it).
+    server.signal(Signal::SIGUSR1);
+    let datagrams = receive_all_after(&collector, "Module echo");
+    let counts = datagrams
+        .iter()
+        .rev()
+        .find(|d| d.contains("report - Syslog datagrams sent"))
+        .expect("the syslog line of the report");
+    let words: Vec<&str> = counts
+        .rsplit(" - ")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let dropped: u64 = words[5].parse().unwrap();
+    assert!(
+        dropped >= 1,
+        "datagrams lost while it was away are counted: {counts}"
     );
 }

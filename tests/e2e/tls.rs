@@ -11,7 +11,7 @@ use std::time::Duration;
 use rcgen::{CertificateParams, KeyPair, SanType, date_time_ymd};
 
 use crate::harness::{Server, TestPersonality, free_port, is_root};
-use crate::http::{big_bytes, python, run_in, start};
+use crate::http::{big_bytes, python, run_in, start, start_with_env};
 
 /// A certificate and key written as PEM files in their own directory.
 pub struct Pem {
@@ -231,5 +231,44 @@ fn sighup_reloads_a_certificate_for_new_handshakes() {
     assert!(
         !curl_trusts(&make_pem(false, false).cert(), &url),
         "an unrelated certificate is not trusted"
+    );
+}
+
+#[test]
+fn an_ip_address_as_sni_is_logged_at_debug_not_as_a_warning() {
+    let pem = make_pem(false, false);
+    let tls_port = free_port();
+    // Debug for rustls only: the line must still be there, one level down.
+    let mut site = start_with_env(&pem.options(tls_port), &[("RUST_LOG", "info,rustls=debug")]);
+    // RFC 6066 forbids an IP address as SNI; openssl sends whatever -servername says.
+    let mut child = std::process::Command::new("openssl")
+        .args(["s_client", "-quiet", "-servername", "127.0.0.1", "-connect"])
+        .arg(format!("127.0.0.1:{tls_port}"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run openssl (see tools/test-packages.txt)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"GET /index.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(body.contains("hello, index"), "served: {body}");
+    site.server
+        .wait_for_log("IP address presented as hostname", Duration::from_secs(10));
+    let log = site.server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("IP address presented as hostname"))
+        .unwrap();
+    assert!(line.contains("DEBUG"), "lowered to debug: {line}");
+    assert!(
+        !log.lines().any(|l| l.contains("WARN") && l.contains("SNI")),
+        "no warning for a client's SNI:\n{log}"
     );
 }

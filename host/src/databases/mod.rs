@@ -12,6 +12,7 @@ mod mysql;
 mod postgres;
 mod runtime;
 mod sqlite;
+mod sqlite_policy;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,18 +1,25 @@
 //! The embedded SQLite database: a small pool of rusqlite connections, each call on the
-//! host runtime's blocking threads (SQLite's calls block).
+//! host runtime's blocking threads (SQLite's calls block). Every connection is opened
+//! under `sqlite_policy` (no file but its own database, nothing left on it between
+//! calls), and a query that runs past [`QUERY_TIMEOUT`] is interrupted, so an endless
+//! query cannot keep a blocking thread.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
-use super::{PoolConfig, QueryError, ResultBudget, Rows, Value};
+use super::sqlite_policy;
+use super::{PoolConfig, QUERY_TIMEOUT, QueryError, ResultBudget, Rows, Value};
 
 /// How long SQLite waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite virtual machine steps between two looks at the clock while a query runs.
+const PROGRESS_STEPS: i32 = 10_000;
 
 /// A SQLite pool: at most `pool_max` connections, idle ones kept.
 pub struct LitePool {
@@ -71,8 +78,12 @@ impl LitePool {
                 Some(conn) => conn,
                 None => open(&path).map_err(|e| QueryError::Unavailable(format!("{e:#}")))?,
             };
-            let result = run(&conn, &sql, &params);
-            if let Ok(mut idle) = idle.lock() {
+            let result = run(&conn, &sql, &params, QUERY_TIMEOUT);
+            if !sqlite_policy::is_clean(&conn) {
+                tracing::warn!(
+                    "a sqlite connection was left inside a transaction: closed, not pooled"
+                );
+            } else if let Ok(mut idle) = idle.lock() {
                 idle.push(conn);
             }
             result
@@ -90,29 +101,71 @@ fn open(path: &str) -> Result<Connection> {
     )
     .with_context(|| format!("failed to open sqlite database `{path}`"))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    sqlite_policy::harden(&conn)
+        .with_context(|| format!("failed to secure sqlite database `{path}`"))?;
     Ok(conn)
 }
 
-fn run(conn: &Connection, sql: &str, params: &[Value]) -> Result<Rows, QueryError> {
-    let query_err = |e: rusqlite::Error| QueryError::Query(e.to_string());
-    let mut statement = conn.prepare_cached(sql).map_err(query_err)?;
+/// Runs one query, interrupted once it has run `limit`.
+fn run(
+    conn: &Connection,
+    sql: &str,
+    params: &[Value],
+    limit: Duration,
+) -> Result<Rows, QueryError> {
+    let deadline = Instant::now() + limit;
+    conn.progress_handler(PROGRESS_STEPS, Some(move || Instant::now() > deadline));
+    let result = rows(conn, sql, params).map_err(|e| match e {
+        Failure::Sqlite(e)
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) =>
+        {
+            // Not `Unavailable`, which would be retried: the query itself is at fault.
+            QueryError::Query(format!(
+                "interrupted: ran longer than {}s",
+                limit.as_secs_f32()
+            ))
+        }
+        Failure::Sqlite(e) => QueryError::Query(sqlite_policy::explain(&e)),
+        Failure::Budget(e) => e,
+    });
+    conn.progress_handler(0, None::<fn() -> bool>);
+    result
+}
+
+/// Why [`rows`] stopped.
+enum Failure {
+    Sqlite(rusqlite::Error),
+    Budget(QueryError),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Failure::Sqlite(e)
+    }
+}
+
+fn rows(conn: &Connection, sql: &str, params: &[Value]) -> Result<Rows, Failure> {
+    sqlite_policy::forget_denial();
+    let mut statement = conn.prepare_cached(sql)?;
     let columns: Vec<String> = statement
         .column_names()
         .iter()
         .map(|c| c.to_string())
         .collect();
     let bound = rusqlite::params_from_iter(params.iter().map(to_sqlite));
-    let mut rows = statement.query(bound).map_err(query_err)?;
+    let mut rows = statement.query(bound)?;
     let mut out = Rows {
         columns,
         rows: Vec::new(),
     };
     let mut budget = ResultBudget::new();
-    while let Some(row) = rows.next().map_err(query_err)? {
+    while let Some(row) = rows.next()? {
         let values = (0..out.columns.len())
-            .map(|i| row.get_ref(i).map(from_sqlite).map_err(query_err))
+            .map(|i| row.get_ref(i).map(from_sqlite))
             .collect::<Result<Vec<_>, _>>()?;
-        budget.row(out.rows.len(), &values)?;
+        budget
+            .row(out.rows.len(), &values)
+            .map_err(Failure::Budget)?;
         out.rows.push(values);
     }
     Ok(out)
@@ -139,5 +192,60 @@ fn from_sqlite(value: ValueRef<'_>) -> Value {
             String::from_utf8(t.to_vec()).map_or_else(|e| Value::Bytes(e.into_bytes()), Value::Text)
         }
         ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database file with one user, opened as the pool opens it.
+    fn pooled() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('demo');")
+            .unwrap();
+        let conn = open(path.to_str().unwrap()).unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn a_refused_statement_says_why_and_the_connection_serves_on() {
+        let (_dir, conn) = pooled();
+        let err = run(&conn, "ATTACH '/etc/passwd' AS p", &[], QUERY_TIMEOUT).unwrap_err();
+        assert!(
+            matches!(&err, QueryError::Query(m) if m.starts_with("not authorized: ATTACH `/etc/passwd`")),
+            "{err}"
+        );
+        let rows = run(
+            &conn,
+            "SELECT name FROM users WHERE name = ?1",
+            &[Value::Text("demo".into())],
+            QUERY_TIMEOUT,
+        )
+        .unwrap();
+        assert_eq!(rows.rows, vec![vec![Value::Text("demo".into())]]);
+    }
+
+    #[test]
+    fn an_endless_query_is_interrupted_and_frees_its_thread() {
+        let (_dir, conn) = pooled();
+        let endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n";
+        let started = Instant::now();
+        let err = run(&conn, endless, &[], Duration::from_millis(200)).unwrap_err();
+        assert!(
+            matches!(&err, QueryError::Query(m) if m.starts_with("interrupted")),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(30), "it stopped");
+        assert!(sqlite_policy::is_clean(&conn));
+        let rows = run(&conn, "SELECT count(*) FROM users", &[], QUERY_TIMEOUT).unwrap();
+        assert_eq!(
+            rows.rows,
+            vec![vec![Value::Int(1)]],
+            "the next query is not interrupted"
+        );
     }
 }

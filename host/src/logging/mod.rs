@@ -1,17 +1,23 @@
 //! The host log: one event per line on stderr (for multilog), level from `RUST_LOG`
 //! (default `info`), colour only on a terminal; or, with `bypass_libc_syslog = true`,
-//! every event as a syslog datagram over UDP instead (`syslog`).
+//! every event as a syslog datagram over UDP instead (`syslog`). Both sinks write the
+//! same text for an event, with every control character escaped ([`escape`]): whatever a
+//! module or a client puts in an event, it stays one line and cannot drive a terminal.
 
+mod escape;
+mod event_text;
+mod log_bridge;
+pub mod stderr;
 pub mod syslog;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
+pub use escape::{escape, escape_into};
 pub use syslog::Syslog;
 
 /// Where events go, switchable once the configuration is read.
@@ -39,17 +45,33 @@ pub fn init() -> LogSwitch {
     let switch = LogSwitch::default();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let stderr_off = switch.stderr_off.clone();
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .with_filter(tracing_subscriber::filter::filter_fn(move |_| {
-            !stderr_off.load(Ordering::Relaxed)
-        }));
-    tracing_subscriber::registry()
+    let stderr = stderr::layer(std::io::stderr, std::io::stderr().is_terminal()).with_filter(
+        tracing_subscriber::filter::filter_fn(move |_| !stderr_off.load(Ordering::Relaxed)),
+    );
+    let subscriber = tracing_subscriber::registry()
         .with(filter)
         .with(stderr)
-        .with(syslog::SyslogLayer::new(switch.syslog.clone()))
-        .init();
+        .with(syslog::SyslogLayer::new(switch.syslog.clone()));
+    // Not `SubscriberInitExt::init`: it would install tracing-log's own bridge for the
+    // `log` crate, and ours lowers rustls's warnings (`log_bridge`).
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("init runs once, first thing in main, before any other subscriber");
+    log_bridge::install().expect("no other `log` logger is installed before init");
     switch
+}
+
+/// Prints the status report: on stderr in one write (so log lines cannot interleave), and,
+/// with the syslog bypass, to the collector too, one datagram per line
+/// ([`Syslog::report`]). Every line is escaped, as events are: a module's `report` hook
+/// writes some of them.
+pub fn print_report(text: &str, syslog: Option<&Syslog>) {
+    let mut escaped = String::with_capacity(text.len());
+    for line in text.lines() {
+        escape_into(&mut escaped, line);
+        escaped.push('\n');
+    }
+    let _ = std::io::stderr().lock().write_all(escaped.as_bytes());
+    if let Some(syslog) = syslog {
+        syslog.report(text);
+    }
 }

@@ -6,8 +6,16 @@
 //! `log_entry_heap` (at most [`QUEUE_UNITS`]) and queued; a sender thread, started after the
 //! privilege drop, sends the queue. When the heap is full, or a send fails (no listener,
 //! network down), the entry is dropped and counted.
+//!
+//! A collector that is down makes the kernel answer with an ICMP port unreachable, which
+//! the connected socket reports on the *next* send as `ECONNREFUSED`, and that send does
+//! not happen. So a refusal means two things: an earlier datagram was lost (it moves from
+//! `sent` to `dropped`), and the datagram at hand is sent once more; otherwise the first
+//! datagram after the collector comes back would be lost too. The kernel keeps one pending
+//! error per socket, not one per datagram, so `dropped` is a lower bound while the
+//! collector is down.
 
-use std::fmt::Write as _;
+use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -17,7 +25,6 @@ use anyhow::{Context, Result, bail};
 use arc_swap::ArcSwapOption;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 
@@ -26,8 +33,13 @@ use crate::heaps::{Heap, HeapOptions, HeapRegistry, HeapSpec, Unit};
 /// Most log entries waiting to be sent; beyond it new entries are dropped and counted.
 pub const QUEUE_UNITS: usize = 1000;
 
-/// Longest message sent; what it defends is the datagram size (and the collector).
+/// Longest message sent, once escaped; what it defends is the datagram size (and the
+/// collector).
 const MAX_MESSAGE_BYTES: usize = 2048;
+
+/// The RFC 5424 MSGID of the status report's lines, so a collector can tell them from
+/// events (`-`, none, for events).
+const REPORT_MSGID: &str = "report";
 
 /// The syslog port when the address names none.
 const DEFAULT_PORT: u16 = 514;
@@ -123,17 +135,40 @@ impl Syslog {
             .name("syslog-sender".into())
             .spawn(move || {
                 for entry in receiver {
-                    let result = entry.with(|datagram| syslog.socket.send(datagram.as_bytes()));
-                    let counter = if result.is_ok() {
-                        &syslog.sent
-                    } else {
-                        &syslog.dropped
-                    };
+                    let sent = entry.with(|datagram| syslog.send(datagram.as_bytes()));
+                    let counter = if sent { &syslog.sent } else { &syslog.dropped };
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
             })
             .context("failed to start the syslog sender thread")?;
         Ok(())
+    }
+
+    /// Sends one datagram, once more after a refusal reported for an earlier one (see the
+    /// module doc). Whether it left.
+    fn send(&self, datagram: &[u8]) -> bool {
+        match self.socket.send(datagram) {
+            Ok(_) => true,
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                let _ = self
+                    .sent
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.socket.send(datagram).is_ok()
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Queues the status report, one datagram per non-empty line, with MSGID `report`
+    /// (RFC 5424). One per line because collectors take a datagram as one message: a
+    /// multi-line one is stored as a single record with its newlines escaped (rsyslog's
+    /// `#012`) or cut, and a whole report can outgrow what RFC 5426 asks receivers to
+    /// accept (480 bytes over IPv4, 2048 advised), while a line stays far below it.
+    pub fn report(&self, text: &str) {
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            self.enqueue_as(&Level::INFO, REPORT_MSGID, line);
+        }
     }
 
     /// Datagrams sent and entries dropped so far.
@@ -145,7 +180,11 @@ impl Syslog {
     }
 
     fn enqueue(&self, level: &Level, message: &str) {
-        let datagram = self.datagram(level, message, OffsetDateTime::now_utc());
+        self.enqueue_as(level, "-", message);
+    }
+
+    fn enqueue_as(&self, level: &Level, msgid: &str, message: &str) {
+        let datagram = self.datagram(level, msgid, message, OffsetDateTime::now_utc());
         let queued = self
             .queue
             .alloc(datagram)
@@ -155,8 +194,9 @@ impl Syslog {
         }
     }
 
-    /// One datagram: facility daemon (3), severity from the level.
-    fn datagram(&self, level: &Level, message: &str, now: OffsetDateTime) -> String {
+    /// One datagram: facility daemon (3), severity from the level, the message escaped
+    /// (`super::escape`) and cut to [`MAX_MESSAGE_BYTES`].
+    fn datagram(&self, level: &Level, msgid: &str, message: &str, now: OffsetDateTime) -> String {
         let severity = match *level {
             Level::ERROR => 3,
             Level::WARN => 4,
@@ -165,12 +205,13 @@ impl Syslog {
         };
         let pri = 3 * 8 + severity;
         let pid = std::process::id();
-        let message = crate::text::truncate(message, MAX_MESSAGE_BYTES);
+        let escaped = super::escape(message);
+        let message = crate::text::truncate(&escaped, MAX_MESSAGE_BYTES);
         match self.format {
             Format::Rfc5424 => {
                 let ts = now.format(&Rfc3339).unwrap_or_else(|_| "-".into());
                 format!(
-                    "<{pri}>1 {ts} {} {} {pid} - - {message}",
+                    "<{pri}>1 {ts} {} {} {pid} {msgid} - {message}",
                     self.hostname, self.app
                 )
             }
@@ -224,32 +265,8 @@ impl<S: Subscriber> Layer<S> for SyslogLayer {
         let Some(syslog) = target.as_ref() else {
             return;
         };
-        let mut text = MessageText::default();
-        event.record(&mut text);
-        syslog.enqueue(event.metadata().level(), &text.0);
-    }
-}
-
-/// An event's message followed by its other fields as `key=value`.
-#[derive(Default)]
-struct MessageText(String);
-
-impl Visit for MessageText {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let fields = std::mem::take(&mut self.0);
-            let _ = write!(self.0, "{value:?}{fields}");
-        } else {
-            let _ = write!(self.0, " {}={value:?}", field.name());
-        }
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.0.insert_str(0, value);
-        } else {
-            let _ = write!(self.0, " {}={value}", field.name());
-        }
+        let text = super::event_text::render(event);
+        syslog.enqueue(event.metadata().level(), &text);
     }
 }
 
@@ -270,7 +287,7 @@ mod tests {
     fn rfc5424_datagrams() {
         let (s, _collector) = syslog(Format::Rfc5424);
         let now = time::macros::datetime!(2026-11-22 04:05:06 UTC);
-        let d = s.datagram(&Level::WARN, "disk full", now);
+        let d = s.datagram(&Level::WARN, "-", "disk full", now);
         assert_eq!(
             d,
             format!(
@@ -285,7 +302,7 @@ mod tests {
     fn rfc3164_datagrams() {
         let (s, _collector) = syslog(Format::Rfc3164);
         let now = time::macros::datetime!(2026-11-02 04:05:06 UTC);
-        let d = s.datagram(&Level::INFO, "hello", now);
+        let d = s.datagram(&Level::INFO, "-", "hello", now);
         assert_eq!(
             d,
             format!(
@@ -294,6 +311,87 @@ mod tests {
                 std::process::id()
             )
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_before_the_cut() {
+        let (s, _collector) = syslog(Format::Rfc5424);
+        let now = time::macros::datetime!(2026-11-22 04:05:06 UTC);
+        let d = s.datagram(&Level::INFO, "-", "a\nb\x1b[2J", now);
+        assert!(d.ends_with(" - - a\\x0ab\\x1b[2J"), "{d}");
+        let long = "\n".repeat(MAX_MESSAGE_BYTES);
+        let d = s.datagram(&Level::INFO, "-", &long, now);
+        assert!(!d.contains('\n'), "{d}");
+        assert!(
+            d.len() < MAX_MESSAGE_BYTES + 200,
+            "cut after escaping: {}",
+            d.len()
+        );
+    }
+
+    /// The next datagram at `collector`, as text.
+    fn received(collector: &UdpSocket) -> String {
+        let mut buf = [0u8; 4096];
+        collector
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let n = collector.recv(&mut buf).expect("a datagram within 5 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    #[test]
+    fn the_report_goes_one_line_per_datagram_with_its_msgid() {
+        let (s, collector) = syslog(Format::Rfc5424);
+        s.start_sender().unwrap();
+        s.report("ServerKit status report\n\nModule echo\n  evil\x1b[2J line\n");
+        let lines: Vec<String> = (0..3).map(|_| received(&collector)).collect();
+        let pid = std::process::id();
+        assert!(lines[0].ends_with(&format!(" {pid} report - ServerKit status report")));
+        assert!(lines[1].ends_with(" report - Module echo"), "{lines:?}");
+        assert!(
+            lines[2].ends_with(" report -   evil\\x1b[2J line"),
+            "{lines:?}"
+        );
+        assert!(lines[0].starts_with("<30>1 "), "daemon.info: {lines:?}");
+    }
+
+    #[test]
+    fn after_a_refusal_the_datagram_at_hand_is_sent_again() {
+        // A collector that was there, then is not: its port refuses what is sent.
+        let gone = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let address = gone.local_addr().unwrap();
+        drop(gone);
+        let s = Syslog::new(
+            &address.to_string(),
+            Format::Rfc5424,
+            "server.pop",
+            &HeapRegistry::default(),
+        )
+        .unwrap();
+        s.start_sender().unwrap();
+        s.enqueue(&Level::INFO, "lost while the collector is down");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while s.counts() == (0, 0) {
+            assert!(std::time::Instant::now() < deadline, "never sent");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // Let the port-unreachable come back and wait on the socket as an error.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let collector = UdpSocket::bind(address).expect("the collector's port again");
+        s.enqueue(&Level::INFO, "first after the collector is back");
+        assert!(
+            received(&collector).ends_with(" - - first after the collector is back"),
+            "the first datagram after the refusal arrives"
+        );
+        // The sender counts right after its send: wait for it.
+        while s.counts() != (1, 1) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lost one counted as dropped, the resent one as sent: {:?}",
+                s.counts()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     #[test]

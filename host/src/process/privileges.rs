@@ -56,8 +56,8 @@ pub fn plan(
     }
     if !policy.executes_as_root {
         bail!(
-            "serverkit is running as root, but the personality does not say `executes_as_root = true`: \
-             start it as an unprivileged user, or set `executes_as_root = true` with `uid` and `gid` to drop to after prestart"
+            "started as root, but the personality does not say `executes_as_root = true`: \
+             start serverkit as an unprivileged user, or set `executes_as_root = true` with `uid` and `gid` to drop to after prestart"
         );
     }
     let Some(uid) = policy.uid else {
@@ -169,6 +169,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("executes_as_root = true"), "{err}");
+        // main prints `serverkit: {error}`: the message must not name serverkit first.
+        assert!(err.starts_with("started as root, but"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! 6. plan the database pools (opened after the drop, on the host runtime); open the
 //!    granted directories and files;
 //! 7. run each module's `prestart` as root;
-//! 8. drop privileges;
+//! 8. drop privileges, then install the seccomp filter;
 //! 9. serve.
 //!
 //! Steps 1-8 run on the main thread alone, with current-thread runtimes and scoped epoch
@@ -41,7 +41,7 @@ use crate::meter::{ModuleMeter, ProcessDescriptors};
 use crate::modules::LoadedModule;
 use crate::options::session::SessionOptions;
 use crate::personality::Personality;
-use crate::process::{identity, limits, privileges};
+use crate::process::{identity, limits, privileges, seccomp};
 
 pub use load::load;
 
@@ -206,8 +206,10 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
         prestart::prestart_all(&loaded.engine, &held),
     )?;
 
-    // 8. Drop privileges while this is the only thread.
+    // 8. Drop privileges while this is the only thread; then the system call filter,
+    //    which every later thread inherits.
     privileges::apply(&plan)?;
+    seccomp::apply(globals.bool(seccomp::OPTION).unwrap_or(true))?;
     if let Some(syslog) = &syslog {
         syslog.start_sender()?;
     }

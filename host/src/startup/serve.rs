@@ -2,7 +2,6 @@
 //! hot-swap changed modules (file watcher) and configuration (SIGHUP), and on SIGTERM or
 //! SIGINT drain and stop.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,8 +79,7 @@ pub fn serve(
             Event::Report(name) => {
                 tracing::info!("{name}: status report follows");
                 let text = control.block_on(reporter.render());
-                // One write, so log lines cannot interleave with the report.
-                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+                crate::logging::print_report(&text, reporter.syslog.as_deref());
             }
             Event::Reload(name) => {
                 tracing::info!("{name}: rechecking every module and the configuration");
