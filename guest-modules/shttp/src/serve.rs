@@ -6,7 +6,7 @@ use crate::mime;
 use crate::path;
 use crate::range::{self, Ranges};
 use crate::request::Request;
-use crate::response::Head;
+use crate::response::{Head, http_date};
 use crate::session::Session;
 use serverkit_sdk::connection::SendKind;
 use serverkit_sdk::filesystem::{self, EntryKind, File, FsError, Metadata};
@@ -75,9 +75,7 @@ impl Session<'_> {
     ) -> Answered {
         let v = Validators::new(meta.modified_seconds, meta.size);
         let conditions = Conditions::of(req);
-        let last_modified = httpdate::fmt_http_date(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(v.modified),
-        );
+        let last_modified = http_date(meta.modified_seconds);
         match conditional::evaluate(&conditions, &v) {
             Decision::Proceed => {}
             Decision::PreconditionFailed => {
