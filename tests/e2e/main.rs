@@ -25,6 +25,7 @@
 //!   ranges, conditionals, the constant response.
 //! - `shttp_clients`: curl, wget, lftp, Python http.client and h11 against shttp.
 //! - `shttp_corpus`: traversal and smuggling corpora, oversize heads, slowloris.
+//! - `shttp_expect`: `Expect: 100-continue` with curl and a strict raw client.
 //! - `shttp_hostile`: slowhttptest's slowloris and slow read while a client keeps being
 //!   served, connection floods beyond `max_sessions`, the corpora from many clients at once.
 //! - `shttp_nginx`: shttp and nginx on the same site give the same answers.
@@ -82,6 +83,7 @@ mod scale;
 mod shttp;
 mod shttp_clients;
 mod shttp_corpus;
+mod shttp_expect;
 mod shttp_hostile;
 mod shttp_nginx;
 mod syslog;

@@ -25,17 +25,19 @@ const MAX_MIME_TYPES_BYTES: u64 = 1024 * 1024;
 /// The status and body bytes of an answer; `Err` if the connection broke.
 pub type Answered = Result<(u16, u64), Disconnected>;
 
+/// Whether `method` is one shttp serves (GET and HEAD); any other is 405.
+pub fn serves(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD")
+}
+
 impl Session<'_> {
     /// Answers `req`.
     pub fn answer(&mut self, req: &Request, keep: bool) -> Answered {
-        let head_only = match req.method.as_str() {
-            "GET" => false,
-            "HEAD" => true,
-            _ => {
-                let allow = [("Allow", "GET, HEAD".to_string())];
-                return self.simple(405, &allow, keep, req.minor);
-            }
-        };
+        if !serves(&req.method) {
+            let allow = [("Allow", "GET, HEAD".to_string())];
+            return self.simple(405, &allow, keep, req.minor);
+        }
+        let head_only = req.method == "HEAD";
         let target = match path::parse(&req.target) {
             Ok(target) => target,
             Err(_) => return self.simple_body(400, &[], keep, req.minor, !head_only),
