@@ -29,6 +29,7 @@
 //! - `shttp_hostile`: slowhttptest's slowloris and slow read while a client keeps being
 //!   served, connection floods beyond `max_sessions`, the corpora from many clients at once.
 //! - `shttp_nginx`: shttp and nginx on the same site give the same answers.
+//! - `shttp_options`: the access log's escaping.
 //! - `pop_fixture`: Maildirs, a user table per test on SQLite, PostgreSQL or MariaDB,
 //!   the pop server and a raw POP3 client.
 //! - `pop`: the pop module on the embedded database: the command/response corpus
@@ -86,6 +87,7 @@ mod shttp_corpus;
 mod shttp_expect;
 mod shttp_hostile;
 mod shttp_nginx;
+mod shttp_options;
 mod syslog;
 mod template;
 mod tls;

@@ -8,10 +8,12 @@
 //!
 //! Layout: `session` (the connection loop), `request` (heads and framing), `serve`
 //! (answers for files: conditionals, ranges), `directory` (redirects, index, listings,
-//! the health check), `path`, `range`, `conditional`, `mime`, `autoindex` (pure logic with unit
-//! tests), `response` (heads), `io` (streams with deadlines), `settings` (vocabulary).
+//! the health check), `path`, `range`, `conditional`, `mime`, `autoindex`, `access_log`
+//! (pure logic with unit tests), `response` (heads), `io` (streams with deadlines),
+//! `settings` (vocabulary).
 //! The contract comes from `serverkit-sdk`; docs/shttp.md is the operator's guide.
 
+pub mod access_log;
 pub mod autoindex;
 pub mod conditional;
 pub mod directory;

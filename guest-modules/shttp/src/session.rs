@@ -3,6 +3,7 @@
 //! too slow sending a head (`header_timeout`, which drops slowloris clients). Request
 //! bodies are never used: read and dropped to stay in step, or refused.
 
+use crate::access_log;
 use crate::io::{Disconnected, Fill, Streams};
 use crate::request::{self, HeadError, Request};
 use crate::response::{Head, error_body};
@@ -68,19 +69,22 @@ impl Session<'_> {
             let request = match self.next_head(std::mem::take(&mut first)) {
                 Next::Request(request) => request,
                 Next::Refused(error) => {
-                    let _ = self.simple(error.status(), &[], false, 0);
+                    let line = self
+                        .settings
+                        .access_log
+                        .then(|| access_log::first_line(&self.io.buf));
+                    let answered = self.simple(error.status(), &[], false, 0);
+                    if let Some(line) = line {
+                        self.log_access(&peer, &line, answered);
+                    }
                     self.linger();
                     break;
                 }
                 Next::End => break,
             };
             let (answered, go_on) = self.exchange(&request);
-            if let (true, Ok((status, bytes))) = (self.settings.access_log, answered) {
-                let line = format!(
-                    "{peer} \"{} {} HTTP/1.{}\" {status} {bytes}",
-                    request.method, request.target, request.minor
-                );
-                log::log(log::Level::Info, &line);
+            if self.settings.access_log {
+                self.log_access(&peer, &access_log::request_line(&request), answered);
             }
             if !go_on {
                 break;
@@ -135,6 +139,14 @@ impl Session<'_> {
             Body::Discarded
         } else {
             Body::Gone
+        }
+    }
+
+    /// Logs one access line (`access_log` is on) if the answer went out.
+    fn log_access(&self, peer: &str, request_line: &[u8], answered: Answered) {
+        if let Ok((status, bytes)) = answered {
+            let line = access_log::line(peer, request_line, status, bytes);
+            log::log(log::Level::Info, &line);
         }
     }
 
