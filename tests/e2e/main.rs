@@ -28,8 +28,10 @@
 //! - `shttp_expect`: `Expect: 100-continue` with curl and a strict raw client.
 //! - `shttp_hostile`: slowhttptest's slowloris and slow read while a client keeps being
 //!   served, connection floods beyond `max_sessions`, the corpora from many clients at once.
-//! - `shttp_nginx`: shttp and nginx on the same site give the same answers.
-//! - `shttp_options`: the access log's escaping.
+//! - `shttp_nginx`: shttp and nginx on the same site give the same answers, listings
+//!   (HTML columns and JSON) included.
+//! - `shttp_options`: `autoindex_format = json`, the access log's escaping, bad values
+//!   refused at startup.
 //! - `pop_fixture`: Maildirs, a user table per test on SQLite, PostgreSQL or MariaDB,
 //!   the pop server and a raw POP3 client.
 //! - `pop`: the pop module on the embedded database: the command/response corpus

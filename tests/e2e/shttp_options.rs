@@ -1,8 +1,55 @@
-//! shttp's site policy options on the wire: the access log with client bytes escaped.
+//! shttp's site policy options on the wire: `autoindex_format = json`, the access log
+//! with client bytes escaped, and values refused at startup.
 
+use std::path::Path;
 use std::time::Duration;
 
-use crate::http::{Raw, start};
+use crate::harness::{Server, TestPersonality, free_port, is_root};
+use crate::http::{Raw, fetch, python, run_in, start};
+
+/// Writes `text` at `rel` beneath `www`, creating its directories (world-readable:
+/// the server runs as nobody).
+fn put(www: &Path, rel: &str, text: &str) {
+    let path = www.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    run_in(www, "chmod", &["-R", "a+rX", "."]);
+}
+
+#[test]
+fn autoindex_json_is_an_array_python_parses_with_names_dates_and_sizes() {
+    let site = start("autoindex = on\nautoindex_format = json");
+    put(&site.www, "sub/q\"uote\\back.txt", "12345");
+    let r = fetch(site.server.addr, "/sub/", "");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let listing = site.www.parent().unwrap().join("listing.json");
+    std::fs::write(&listing, &r.body).unwrap();
+    let script = r#"
+import json, sys, email.utils
+entries = json.load(open(sys.argv[1]))
+for e in entries:
+    assert set(e) <= {'name', 'type', 'mtime', 'size'}, e
+    assert email.utils.parsedate_to_datetime(e['mtime']).year >= 2000, e
+    assert ('size' in e) == (e['type'] == 'file'), e
+    print(e['type'], e['size'] if 'size' in e else '-', e['name'])
+"#;
+    let out = run_in(
+        &site.www,
+        &python(),
+        &["-c", script, &listing.display().to_string()],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "directory - deeper", "directories first:\n{out}");
+    for expected in [
+        "file 5 q\"uote\\back.txt",
+        "file 15 hello.txt",
+        "file 29 a file & more.txt",
+        "file 21 café.txt",
+        "file 21 <tag>.txt",
+    ] {
+        assert!(lines.contains(&expected), "{expected:?} not in:\n{out}");
+    }
+}
 
 #[test]
 fn the_access_log_escapes_what_the_client_sent() {
@@ -44,4 +91,33 @@ fn the_access_log_escapes_what_the_client_sent() {
         assert_eq!(message.matches('"').count(), 2, "{line}");
         assert!(line.bytes().all(|b| (b' '..=b'~').contains(&b)), "{line:?}");
     }
+}
+
+/// Starts shttp with `extra` in its section and expects it to refuse to start, saying
+/// `words`.
+fn refused(extra: &str, words: &str) {
+    let port = free_port();
+    let root = if is_root() {
+        "executes_as_root = true\nuid = 65534\ngid = 65534\n"
+    } else {
+        ""
+    };
+    let c11n = format!(
+        "identity = shttpbad\n{root}shttp {{\n  address = 127.0.0.1\n  port = {port}\n  doc_root = www\n  {extra}\n}}\n"
+    );
+    let personality = TestPersonality::new(&c11n);
+    std::fs::create_dir(personality.path().join("www")).unwrap();
+    let mut server = Server::spawn(&["run"], personality.path(), &[]);
+    let status = server.wait_exit(Duration::from_secs(60));
+    assert!(!status.success(), "started with {extra}");
+    let log = server.log();
+    assert!(log.contains(words), "{log}");
+}
+
+#[test]
+fn bad_option_values_stop_the_server_at_startup() {
+    refused(
+        "autoindex_format = xml",
+        "autoindex_format must be `html` or `json`, not `xml`",
+    );
 }

@@ -47,6 +47,7 @@ impl Module for Shttp {
         if filesystem::granted_directory("doc_root").is_none() {
             return Err("doc_root is not set".into());
         }
+        settings::check()?;
         listen::plain()?;
         listen::tls("tls_port")?;
         Ok(())

@@ -54,6 +54,12 @@ pub fn vocabulary() -> Vec<OptionSpec> {
         )
         .default_flag(false),
         option(
+            "autoindex_format",
+            Text,
+            "Listing format: `html` (nginx's columns: name, date, size) or `json` (as nginx's autoindex_format json)",
+        )
+        .default_text("html"),
+        option(
             "header_timeout",
             Integer,
             "Seconds a client has to send a whole request head",
@@ -112,6 +118,40 @@ pub struct Settings {
     pub mime_types: bool,
     /// `tls_port`, when `https_redirect` sends plain requests there.
     pub https_redirect: Option<i64>,
+    /// `autoindex_format`.
+    pub autoindex_format: ListingFormat,
+}
+
+/// `autoindex_format`: what a directory listing is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListingFormat {
+    /// nginx's HTML page: name, modification date, size.
+    Html,
+    /// nginx's `autoindex_format json`.
+    Json,
+}
+
+impl ListingFormat {
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "html" => Some(ListingFormat::Html),
+            "json" => Some(ListingFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Checks the values the vocabulary's types cannot (run in `prestart`, so a bad value
+/// stops the server from starting, naming the option and quoting the value).
+pub fn check() -> Result<(), String> {
+    if let Some(value) = text("autoindex_format")
+        && ListingFormat::parse(&value).is_none()
+    {
+        return Err(format!(
+            "autoindex_format must be `html` or `json`, not `{value}`"
+        ));
+    }
+    Ok(())
 }
 
 impl Settings {
@@ -133,6 +173,22 @@ impl Settings {
             health_check: text("health_check"),
             mime_types: text("mime_types").is_some(),
             https_redirect: integer("tls_port").filter(|_| flag("https_redirect")),
+            // A value `check` refused at startup can still arrive by a reload (which runs
+            // no prestart): the safe reading is taken then.
+            autoindex_format: text("autoindex_format")
+                .and_then(|v| ListingFormat::parse(&v))
+                .unwrap_or(ListingFormat::Html),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choices_parse_exactly() {
+        assert_eq!(ListingFormat::parse("json"), Some(ListingFormat::Json));
+        assert_eq!(ListingFormat::parse("xml"), None);
     }
 }
