@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
             "{target:?}"
         );
         assert!(!target.path.starts_with('/') && !target.path.contains('\0'));
+        let _ = target.is_hidden();
         let _ = mime::built_in(&target.path);
         let _ = mime::from_mime_types("text/html html htm\ntext/plain txt\n", &target.path);
     }

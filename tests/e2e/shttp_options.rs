@@ -1,5 +1,6 @@
-//! shttp's site policy options on the wire: `autoindex_format = json`, the access log
-//! with client bytes escaped, and values refused at startup.
+//! shttp's site policy options on the wire: `hidden_files` (dotfiles denied or served,
+//! `/.well-known/` always), `autoindex_format = json`, the access log with client bytes
+//! escaped, and values refused at startup.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,6 +15,85 @@ fn put(www: &Path, rel: &str, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, text).unwrap();
     run_in(www, "chmod", &["-R", "a+rX", "."]);
+}
+
+/// The dotfiles of the hidden-files tests, and the well-known file.
+fn put_dotfiles(www: &Path) {
+    put(www, ".git/config", "[core]\n");
+    put(www, ".env", "PASSWORD=x\n");
+    put(www, ".hidden/dir/file", "nested\n");
+    put(www, "sub/.secret.txt", "secret\n");
+    put(www, ".well-known/acme-challenge/x", "token\n");
+}
+
+fn status(site: &crate::http::Site, target: &str) -> u16 {
+    fetch(site.server.addr, target, "").status
+}
+
+#[test]
+fn hidden_files_are_404_and_unlisted_by_default_but_well_known_is_served() {
+    let site = start("");
+    put_dotfiles(&site.www);
+    for target in [
+        "/.git/config",
+        "/.git/",
+        "/.git",
+        "/.env",
+        "/.hidden/dir/file",
+        "/sub/.secret.txt",
+        "/%2egit/config",
+        "/sub/../.env",
+        "/.well-known/../.env",
+    ] {
+        assert_eq!(status(&site, target), 404, "{target}");
+    }
+    let token = fetch(site.server.addr, "/.well-known/acme-challenge/x", "");
+    assert_eq!(
+        (token.status, token.body.as_slice()),
+        (200, b"token\n".as_slice())
+    );
+    // Listings show what is served: no dotfile, but the root's `.well-known/`.
+    std::fs::remove_file(site.www.join("index.html")).unwrap();
+    let root = String::from_utf8(fetch(site.server.addr, "/", "").body).unwrap();
+    for hidden in [".git", ".env", ".hidden"] {
+        assert!(!root.contains(hidden), "{hidden} listed:\n{root}");
+    }
+    assert!(
+        root.contains("<a href=\".well-known/\">.well-known/</a>"),
+        "{root}"
+    );
+    let sub = String::from_utf8(fetch(site.server.addr, "/sub/", "").body).unwrap();
+    assert!(!sub.contains(".secret"), "{sub}");
+    let well_known = String::from_utf8(fetch(site.server.addr, "/.well-known/", "").body).unwrap();
+    assert!(well_known.contains("acme-challenge/"), "{well_known}");
+}
+
+#[test]
+fn hidden_files_allow_serves_and_lists_them() {
+    let site = start("hidden_files = allow");
+    put_dotfiles(&site.www);
+    let addr = site.server.addr;
+    for (target, body) in [
+        ("/.git/config", "[core]\n"),
+        ("/.env", "PASSWORD=x\n"),
+        ("/.hidden/dir/file", "nested\n"),
+        ("/sub/.secret.txt", "secret\n"),
+        ("/.well-known/acme-challenge/x", "token\n"),
+    ] {
+        let r = fetch(addr, target, "");
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, body.as_bytes()),
+            "{target}"
+        );
+    }
+    let sub = String::from_utf8(fetch(addr, "/sub/", "").body).unwrap();
+    assert!(
+        sub.contains("<a href=\".secret.txt\">.secret.txt</a>"),
+        "{sub}"
+    );
+    let hidden = String::from_utf8(fetch(addr, "/.hidden/", "").body).unwrap();
+    assert!(hidden.contains("<a href=\"dir/\">dir/</a>"), "{hidden}");
 }
 
 #[test]
@@ -116,6 +196,10 @@ fn refused(extra: &str, words: &str) {
 
 #[test]
 fn bad_option_values_stop_the_server_at_startup() {
+    refused(
+        "hidden_files = maybe",
+        "hidden_files must be `deny` or `allow`, not `maybe`",
+    );
     refused(
         "autoindex_format = xml",
         "autoindex_format must be `html` or `json`, not `xml`",

@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::path::WELL_KNOWN;
 use crate::response::http_date;
+use crate::settings::HiddenFiles;
 use serverkit_sdk::filesystem::{DirEntry, EntryKind};
 
 /// Bytes percent-encoded in an href: all but RFC 3986's unreserved characters.
@@ -39,9 +41,14 @@ pub struct Listed {
 }
 
 /// Whether `entry` of the directory is listed: files and directories whose names are
-/// exact UTF-8 and do not start with `.`.
-pub fn shown(entry: &DirEntry) -> bool {
-    entry.exact && entry.kind != EntryKind::Other && !entry.name.starts_with('.')
+/// exact UTF-8, and, when `hidden_files` denies them, none starting with `.` but
+/// `.well-known` at the root: a listing shows what a request would be served.
+pub fn shown(entry: &DirEntry, hidden: HiddenFiles, at_root: bool) -> bool {
+    entry.exact
+        && entry.kind != EntryKind::Other
+        && (hidden == HiddenFiles::Allow
+            || !entry.name.starts_with('.')
+            || (at_root && entry.name == WELL_KNOWN))
 }
 
 /// Directories first, then files, each by name (bytewise, as nginx).

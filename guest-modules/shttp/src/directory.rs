@@ -96,11 +96,12 @@ impl Session<'_> {
     /// The entries of the directory at `path` that a listing shows, sorted, each with its
     /// date and size (read by opening it: the contract's listing has names and kinds).
     fn listed(&self, path: &str) -> Result<Vec<Listed>, FsError> {
+        let hidden = self.settings.hidden_files;
         let mut listed: Vec<Listed> = self
             .root
             .list_entries(path)?
             .into_iter()
-            .filter(autoindex::shown)
+            .filter(|e| autoindex::shown(e, hidden, path.is_empty()))
             .map(|e| {
                 let full = if path.is_empty() {
                     e.name.clone()

@@ -8,6 +8,7 @@ use crate::range::{self, Ranges};
 use crate::request::Request;
 use crate::response::{Head, http_date};
 use crate::session::Session;
+use crate::settings::HiddenFiles;
 use serverkit_sdk::connection::SendKind;
 use serverkit_sdk::filesystem::{self, EntryKind, File, FsError, Metadata};
 
@@ -51,6 +52,9 @@ impl Session<'_> {
             let host = req.header("host").map(host_name).unwrap_or("localhost");
             let location = format!("https://{host}:{port}{}", req.target);
             return self.simple_body(301, &[("Location", location)], keep, req.minor, !head_only);
+        }
+        if target.is_hidden() && self.settings.hidden_files == HiddenFiles::Deny {
+            return self.simple_body(404, &[], keep, req.minor, !head_only);
         }
         match self.root.open(&target.path) {
             Ok(file) => {

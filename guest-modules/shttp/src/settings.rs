@@ -60,6 +60,12 @@ pub fn vocabulary() -> Vec<OptionSpec> {
         )
         .default_text("html"),
         option(
+            "hidden_files",
+            Text,
+            "Paths with a component starting with `.` (.git, .env): `deny` answers 404 and lists none, `allow` serves and lists them; /.well-known/ is always served",
+        )
+        .default_text("deny"),
+        option(
             "header_timeout",
             Integer,
             "Seconds a client has to send a whole request head",
@@ -120,6 +126,17 @@ pub struct Settings {
     pub https_redirect: Option<i64>,
     /// `autoindex_format`.
     pub autoindex_format: ListingFormat,
+    /// `hidden_files`.
+    pub hidden_files: HiddenFiles,
+}
+
+/// `hidden_files`: whether paths with a component starting with `.` are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HiddenFiles {
+    /// 404, and left out of listings (the default: `.git/`, `.env` stay private).
+    Deny,
+    /// Served and listed like any other file.
+    Allow,
 }
 
 /// `autoindex_format`: what a directory listing is.
@@ -129,6 +146,16 @@ pub enum ListingFormat {
     Html,
     /// nginx's `autoindex_format json`.
     Json,
+}
+
+impl HiddenFiles {
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "deny" => Some(HiddenFiles::Deny),
+            "allow" => Some(HiddenFiles::Allow),
+            _ => None,
+        }
+    }
 }
 
 impl ListingFormat {
@@ -144,6 +171,13 @@ impl ListingFormat {
 /// Checks the values the vocabulary's types cannot (run in `prestart`, so a bad value
 /// stops the server from starting, naming the option and quoting the value).
 pub fn check() -> Result<(), String> {
+    if let Some(value) = text("hidden_files")
+        && HiddenFiles::parse(&value).is_none()
+    {
+        return Err(format!(
+            "hidden_files must be `deny` or `allow`, not `{value}`"
+        ));
+    }
     if let Some(value) = text("autoindex_format")
         && ListingFormat::parse(&value).is_none()
     {
@@ -178,6 +212,9 @@ impl Settings {
             autoindex_format: text("autoindex_format")
                 .and_then(|v| ListingFormat::parse(&v))
                 .unwrap_or(ListingFormat::Html),
+            hidden_files: text("hidden_files")
+                .and_then(|v| HiddenFiles::parse(&v))
+                .unwrap_or(HiddenFiles::Deny),
         }
     }
 }
@@ -188,6 +225,9 @@ mod tests {
 
     #[test]
     fn choices_parse_exactly() {
+        assert_eq!(HiddenFiles::parse("deny"), Some(HiddenFiles::Deny));
+        assert_eq!(HiddenFiles::parse("allow"), Some(HiddenFiles::Allow));
+        assert_eq!(HiddenFiles::parse("Allow"), None);
         assert_eq!(ListingFormat::parse("json"), Some(ListingFormat::Json));
         assert_eq!(ListingFormat::parse("xml"), None);
     }

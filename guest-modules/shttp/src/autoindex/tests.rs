@@ -138,21 +138,34 @@ fn json_is_nginx_s_shape_and_escaped() {
 }
 
 #[test]
-fn hidden_special_and_inexact_entries_are_left_out() {
+fn listings_show_what_is_served() {
     let entry = |name: &str, kind| DirEntry {
         name: name.into(),
         exact: true,
         kind,
     };
-    assert!(shown(&entry("a.txt", EntryKind::File)));
-    assert!(shown(&entry("deeper", EntryKind::Directory)));
-    assert!(!shown(&entry(".env", EntryKind::File)));
-    assert!(!shown(&entry("fifo", EntryKind::Other)));
+    let deny = HiddenFiles::Deny;
+    let allow = HiddenFiles::Allow;
+    assert!(shown(&entry("a.txt", EntryKind::File), deny, false));
+    assert!(!shown(&entry(".env", EntryKind::File), deny, true));
+    assert!(!shown(&entry(".git", EntryKind::Directory), deny, true));
+    assert!(shown(&entry(".env", EntryKind::File), allow, false));
+    assert!(shown(
+        &entry(".well-known", EntryKind::Directory),
+        deny,
+        true
+    ));
+    assert!(!shown(
+        &entry(".well-known", EntryKind::Directory),
+        deny,
+        false
+    ));
+    assert!(!shown(&entry("fifo", EntryKind::Other), allow, false));
     let lossy = DirEntry {
         exact: false,
         ..entry("bad\u{fffd}", EntryKind::File)
     };
-    assert!(!shown(&lossy));
+    assert!(!shown(&lossy, allow, false));
 }
 
 #[test]
