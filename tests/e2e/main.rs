@@ -30,8 +30,8 @@
 //!   served, connection floods beyond `max_sessions`, the corpora from many clients at once.
 //! - `shttp_nginx`: shttp and nginx on the same site give the same answers, listings
 //!   (HTML columns and JSON) included.
-//! - `shttp_options`: `hidden_files`, `autoindex_format = json`, the access log's
-//!   escaping, bad values refused at startup.
+//! - `shttp_options`: `hidden_files`, `autoindex_format = json`, `cache_control`,
+//!   `hsts_max_age`, the access log's escaping, bad values refused at startup.
 //! - `pop_fixture`: Maildirs, a user table per test on SQLite, PostgreSQL or MariaDB,
 //!   the pop server and a raw POP3 client.
 //! - `pop`: the pop module on the embedded database: the command/response corpus

@@ -1,12 +1,14 @@
 //! shttp's site policy options on the wire: `hidden_files` (dotfiles denied or served,
-//! `/.well-known/` always), `autoindex_format = json`, the access log with client bytes
-//! escaped, and values refused at startup.
+//! `/.well-known/` always), `autoindex_format = json`, `cache_control`, `hsts_max_age`
+//! on HTTPS only, the access log with client bytes escaped, and values refused at
+//! startup.
 
 use std::path::Path;
 use std::time::Duration;
 
 use crate::harness::{Server, TestPersonality, free_port, is_root};
 use crate::http::{Raw, fetch, python, run_in, start};
+use crate::tls::make_pem;
 
 /// Writes `text` at `rel` beneath `www`, creating its directories (world-readable:
 /// the server runs as nobody).
@@ -132,6 +134,108 @@ for e in entries:
 }
 
 #[test]
+fn cache_control_rides_on_file_responses_only() {
+    let site = start("cache_control = \"public, max-age=3600\"");
+    let addr = site.server.addr;
+    let cc = "public, max-age=3600";
+    let whole = fetch(addr, "/index.txt", "");
+    assert_eq!(
+        (whole.status, whole.header("cache-control")),
+        (200, Some(cc))
+    );
+    let part = fetch(addr, "/1m.bin", "Range: bytes=0-9\r\n");
+    assert_eq!((part.status, part.header("cache-control")), (206, Some(cc)));
+    let etag = whole.header("etag").unwrap();
+    let mut raw = Raw::connect(addr);
+    raw.get("/index.txt", &format!("If-None-Match: {etag}\r\n"));
+    let unchanged = raw.response(true).unwrap();
+    assert_eq!(
+        (unchanged.status, unchanged.header("cache-control")),
+        (304, Some(cc))
+    );
+    let index = fetch(addr, "/", "");
+    assert_eq!(
+        index.header("cache-control"),
+        Some(cc),
+        "default_index is a file"
+    );
+    for (target, code) in [("/missing", 404), ("/sub/", 200), ("/sub", 301)] {
+        let r = fetch(addr, target, "");
+        assert_eq!(
+            (r.status, r.header("cache-control")),
+            (code, None),
+            "{target}"
+        );
+    }
+    let plain = start("");
+    assert_eq!(
+        fetch(plain.server.addr, "/index.txt", "").header("cache-control"),
+        None
+    );
+}
+
+#[test]
+fn hsts_is_sent_on_https_responses_only() {
+    let pem = make_pem(false, false);
+    let tls_port = free_port();
+    let site = start(&format!(
+        "{}hsts_max_age = 31536000\n",
+        pem.options(tls_port)
+    ));
+    let cacert = pem.cert().display().to_string();
+    let curl_head = |url: &str| {
+        run_in(
+            &site.www,
+            "curl",
+            &[
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-D",
+                "-",
+                "--cacert",
+                &cacert,
+                url,
+            ],
+        )
+    };
+    let https = format!("https://127.0.0.1:{tls_port}");
+    for target in ["/index.txt", "/missing", "/sub/"] {
+        let head = curl_head(&format!("{https}{target}"));
+        assert!(
+            head.contains("Strict-Transport-Security: max-age=31536000\r\n"),
+            "{target}:\n{head}"
+        );
+    }
+    let plain = curl_head(&format!("{}/index.txt", site.base));
+    assert!(
+        !plain.to_ascii_lowercase().contains("strict-transport"),
+        "{plain}"
+    );
+
+    let off_port = free_port();
+    let off = start(&pem.options(off_port));
+    let head = run_in(
+        &off.www,
+        "curl",
+        &[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "--cacert",
+            &cacert,
+            &format!("https://127.0.0.1:{off_port}/index.txt"),
+        ],
+    );
+    assert!(
+        !head.to_ascii_lowercase().contains("strict-transport"),
+        "{head}"
+    );
+}
+
+#[test]
 fn the_access_log_escapes_what_the_client_sent() {
     let mut site = start("access_log = on");
     let addr = site.server.addr;
@@ -203,5 +307,13 @@ fn bad_option_values_stop_the_server_at_startup() {
     refused(
         "autoindex_format = xml",
         "autoindex_format must be `html` or `json`, not `xml`",
+    );
+    refused(
+        "hsts_max_age = -1",
+        "hsts_max_age must be 0 or more seconds, not -1",
+    );
+    refused(
+        "cache_control = \"\"",
+        "cache_control must be a header field value",
     );
 }

@@ -6,7 +6,6 @@ use percent_encoding::utf8_percent_encode;
 use crate::autoindex::{self, HREF, Listed};
 use crate::path::Target;
 use crate::request::Request;
-use crate::response::Head;
 use crate::serve::{Answered, lookup_status};
 use crate::session::Session;
 use crate::settings::ListingFormat;
@@ -22,7 +21,8 @@ impl Session<'_> {
     /// The constant response: `200 OK` with a fixed body.
     pub(crate) fn constant(&mut self, req: &Request, keep: bool, head_only: bool) -> Answered {
         const BODY: &[u8] = b"OK\n";
-        let mut bytes = Head::new(200)
+        let mut bytes = self
+            .head(200)
             .field("Content-Type", "text/plain")
             .field("Cache-Control", "no-store")
             .finish(BODY.len() as u64, keep, req.minor);
@@ -81,7 +81,7 @@ impl Session<'_> {
             }
             ListingFormat::Json => (autoindex::json(&entries), "application/json"),
         };
-        let mut bytes = Head::new(200).field("Content-Type", content_type).finish(
+        let mut bytes = self.head(200).field("Content-Type", content_type).finish(
             page.len() as u64,
             keep,
             req.minor,

@@ -55,14 +55,8 @@ impl Module for Shttp {
 
     fn session(conn: Connection) -> Result<(), String> {
         let root = filesystem::granted_directory("doc_root").ok_or("doc_root is not granted")?;
-        let session = session::Session {
-            io: io::Streams::new(&conn)?,
-            conn: &conn,
-            root,
-            settings: settings::Settings::load(),
-            mime_table: None,
-        };
-        session.run();
+        let io = io::Streams::new(&conn)?;
+        session::Session::new(&conn, io, root, settings::Settings::load()).run();
         Ok(())
     }
 }

@@ -89,7 +89,8 @@ impl Session<'_> {
             }
             Decision::NotModified => {
                 // Content-Length of a 304 is the length a 200 would have (RFC 9110 §8.6).
-                let bytes = Head::new(304)
+                let bytes = self
+                    .file_head(304)
                     .field("Last-Modified", &last_modified)
                     .field("ETag", &v.etag)
                     .finish(meta.size, keep, req.minor);
@@ -104,11 +105,11 @@ impl Session<'_> {
             }
             _ => Ranges::Whole,
         };
-        let head = Head::new(match &ranges {
-            Ranges::Whole => 200,
-            Ranges::Parts(_) => 206,
-            Ranges::Unsatisfiable => 416,
-        })
+        let head = match &ranges {
+            Ranges::Whole => self.file_head(200),
+            Ranges::Parts(_) => self.file_head(206),
+            Ranges::Unsatisfiable => self.head(416),
+        }
         .field("Last-Modified", &last_modified)
         .field("ETag", &v.etag)
         .field("Accept-Ranges", "bytes");
@@ -146,6 +147,16 @@ impl Session<'_> {
                 keep,
                 req.minor,
             ),
+        }
+    }
+
+    /// The head of a file response that carries the file (or says it is unchanged): with
+    /// `cache_control` when set.
+    fn file_head(&self, status: u16) -> Head {
+        let head = self.head(status);
+        match &self.settings.cache_control {
+            Some(value) => head.field("Cache-Control", value),
+            None => head,
         }
     }
 

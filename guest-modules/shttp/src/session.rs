@@ -32,6 +32,8 @@ pub struct Session<'a> {
     pub settings: Settings,
     /// The `mime_types` file's text, once read.
     pub mime_table: Option<String>,
+    /// `Strict-Transport-Security`'s value, on a TLS connection with `hsts_max_age`.
+    hsts: Option<String>,
 }
 
 /// The interim response to `Expect: 100-continue`.
@@ -56,7 +58,21 @@ enum Next {
     End,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
+    /// A session on `conn`, with the fields every response of it carries.
+    pub fn new(conn: &'a Connection, io: Streams, root: Directory, settings: Settings) -> Self {
+        let hsts = (settings.hsts_max_age > 0 && conn.is_tls())
+            .then(|| format!("max-age={}", settings.hsts_max_age));
+        Session {
+            conn,
+            io,
+            root,
+            settings,
+            mime_table: None,
+            hsts,
+        }
+    }
+
     /// Serves requests until the connection ends.
     pub fn run(mut self) {
         let peer = if self.settings.access_log {
@@ -150,6 +166,15 @@ impl Session<'_> {
         }
     }
 
+    /// A response head with the fields every response of this session carries.
+    pub fn head(&self, status: u16) -> Head {
+        let head = Head::new(status);
+        match &self.hsts {
+            Some(value) => head.field("Strict-Transport-Security", value),
+            None => head,
+        }
+    }
+
     /// Reads the next request head. The `first` of a connection has `header_timeout` from
     /// the connection's start: a client that connects and stays silent is a slowloris
     /// that sent nothing, not an idle persistent connection.
@@ -219,7 +244,9 @@ impl Session<'_> {
         with_body: bool,
     ) -> Answered {
         let body = error_body(status);
-        let mut head = Head::new(status).field("Content-Type", "text/html; charset=utf-8");
+        let mut head = self
+            .head(status)
+            .field("Content-Type", "text/html; charset=utf-8");
         for (name, value) in fields {
             head = head.field(name, value);
         }

@@ -66,6 +66,17 @@ pub fn vocabulary() -> Vec<OptionSpec> {
         )
         .default_text("deny"),
         option(
+            "cache_control",
+            Text,
+            "Cache-Control value sent with files (200, 206, 304), e.g. `public, max-age=3600`; none when absent",
+        ),
+        option(
+            "hsts_max_age",
+            Integer,
+            "Seconds sent as `Strict-Transport-Security: max-age=N` on HTTPS responses; 0 sends none",
+        )
+        .default_integer(0),
+        option(
             "header_timeout",
             Integer,
             "Seconds a client has to send a whole request head",
@@ -128,6 +139,10 @@ pub struct Settings {
     pub autoindex_format: ListingFormat,
     /// `hidden_files`.
     pub hidden_files: HiddenFiles,
+    /// `cache_control`, when set to a valid field value.
+    pub cache_control: Option<String>,
+    /// `hsts_max_age`, seconds (0: off).
+    pub hsts_max_age: u64,
 }
 
 /// `hidden_files`: whether paths with a component starting with `.` are served.
@@ -168,6 +183,21 @@ impl ListingFormat {
     }
 }
 
+/// Longest `cache_control` value: far beyond any real directive list, short enough to
+/// ride on every file response.
+const MAX_CACHE_CONTROL_BYTES: usize = 1024;
+
+/// Whether `value` may be sent as a field value: visible ASCII, spaces and tabs inside,
+/// so that no configured text can end the field or the head (RFC 9110 §5.5).
+fn is_field_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_CACHE_CONTROL_BYTES
+        && value.trim() == value
+        && value
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
 /// Checks the values the vocabulary's types cannot (run in `prestart`, so a bad value
 /// stops the server from starting, naming the option and quoting the value).
 pub fn check() -> Result<(), String> {
@@ -183,6 +213,22 @@ pub fn check() -> Result<(), String> {
     {
         return Err(format!(
             "autoindex_format must be `html` or `json`, not `{value}`"
+        ));
+    }
+    if let Some(value) = text("cache_control")
+        && !is_field_value(&value)
+    {
+        return Err(format!(
+            "cache_control must be a header field value (visible ASCII, spaces, at most \
+             {MAX_CACHE_CONTROL_BYTES} bytes), not `{}`",
+            value.escape_debug()
+        ));
+    }
+    if let Some(seconds) = integer("hsts_max_age")
+        && seconds < 0
+    {
+        return Err(format!(
+            "hsts_max_age must be 0 or more seconds, not {seconds}"
         ));
     }
     Ok(())
@@ -215,6 +261,8 @@ impl Settings {
             hidden_files: text("hidden_files")
                 .and_then(|v| HiddenFiles::parse(&v))
                 .unwrap_or(HiddenFiles::Deny),
+            cache_control: text("cache_control").filter(|v| is_field_value(v)),
+            hsts_max_age: integer("hsts_max_age").unwrap_or(0).max(0) as u64,
         }
     }
 }
@@ -230,5 +278,21 @@ mod tests {
         assert_eq!(HiddenFiles::parse("Allow"), None);
         assert_eq!(ListingFormat::parse("json"), Some(ListingFormat::Json));
         assert_eq!(ListingFormat::parse("xml"), None);
+    }
+
+    #[test]
+    fn only_clean_field_values_are_sent() {
+        assert!(is_field_value("public, max-age=3600"));
+        assert!(is_field_value("no-cache,\tmust-revalidate"));
+        for bad in [
+            "",
+            " public",
+            "public\r\nSet-Cookie: a=b",
+            "max-age=1\n",
+            "caf\u{e9}",
+            &"a".repeat(MAX_CACHE_CONTROL_BYTES + 1),
+        ] {
+            assert!(!is_field_value(bad), "{bad:?}");
+        }
     }
 }
