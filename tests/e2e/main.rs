@@ -25,9 +25,13 @@
 //!   ranges, conditionals, the constant response.
 //! - `shttp_clients`: curl, wget, lftp, Python http.client and h11 against shttp.
 //! - `shttp_corpus`: traversal and smuggling corpora, oversize heads, slowloris.
+//! - `shttp_expect`: `Expect: 100-continue` with curl and a strict raw client.
 //! - `shttp_hostile`: slowhttptest's slowloris and slow read while a client keeps being
 //!   served, connection floods beyond `max_sessions`, the corpora from many clients at once.
-//! - `shttp_nginx`: shttp and nginx on the same site give the same answers.
+//! - `shttp_nginx`: shttp and nginx on the same site give the same answers, listings
+//!   (HTML columns and JSON) included.
+//! - `shttp_options`: `hidden_files`, `autoindex_format = json`, `cache_control`,
+//!   `hsts_max_age`, the access log's escaping, bad values refused at startup.
 //! - `pop_fixture`: Maildirs, a user table per test on SQLite, PostgreSQL or MariaDB,
 //!   the pop server and a raw POP3 client.
 //! - `pop`: the pop module on the embedded database: the command/response corpus
@@ -83,8 +87,10 @@ mod scale;
 mod shttp;
 mod shttp_clients;
 mod shttp_corpus;
+mod shttp_expect;
 mod shttp_hostile;
 mod shttp_nginx;
+mod shttp_options;
 mod syslog;
 mod template;
 mod tls;

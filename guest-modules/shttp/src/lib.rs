@@ -8,10 +8,12 @@
 //!
 //! Layout: `session` (the connection loop), `request` (heads and framing), `serve`
 //! (answers for files: conditionals, ranges), `directory` (redirects, index, listings,
-//! the health check), `path`, `range`, `conditional`, `mime`, `autoindex` (pure logic with unit
-//! tests), `response` (heads), `io` (streams with deadlines), `settings` (vocabulary).
+//! the health check), `path`, `range`, `conditional`, `mime`, `autoindex`, `access_log`
+//! (pure logic with unit tests), `response` (heads), `io` (streams with deadlines),
+//! `settings` (vocabulary).
 //! The contract comes from `serverkit-sdk`; docs/shttp.md is the operator's guide.
 
+pub mod access_log;
 pub mod autoindex;
 pub mod conditional;
 pub mod directory;
@@ -45,6 +47,7 @@ impl Module for Shttp {
         if filesystem::granted_directory("doc_root").is_none() {
             return Err("doc_root is not set".into());
         }
+        settings::check()?;
         listen::plain()?;
         listen::tls("tls_port")?;
         Ok(())
@@ -52,14 +55,8 @@ impl Module for Shttp {
 
     fn session(conn: Connection) -> Result<(), String> {
         let root = filesystem::granted_directory("doc_root").ok_or("doc_root is not granted")?;
-        let session = session::Session {
-            io: io::Streams::new(&conn)?,
-            conn: &conn,
-            root,
-            settings: settings::Settings::load(),
-            mime_table: None,
-        };
-        session.run();
+        let io = io::Streams::new(&conn)?;
+        session::Session::new(&conn, io, root, settings::Settings::load()).run();
         Ok(())
     }
 }

@@ -14,6 +14,20 @@ pub struct Target {
     pub query: Option<String>,
 }
 
+/// The one hidden name served whatever `hidden_files` says, at the root only: the
+/// well-known URIs of RFC 8615 (ACME challenges, security.txt, ...).
+pub const WELL_KNOWN: &str = ".well-known";
+
+impl Target {
+    /// Whether a segment of the path starts with `.` (a dotfile or a file beneath a
+    /// dot-directory: `.env`, `.git/config`), `/.well-known/` at the root excepted.
+    pub fn is_hidden(&self) -> bool {
+        let mut segments = self.path.split('/').peekable();
+        segments.next_if_eq(&WELL_KNOWN);
+        segments.any(|s| s.starts_with('.'))
+    }
+}
+
 /// Why a target is refused (all answered 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BadTarget {
@@ -107,6 +121,36 @@ mod tests {
         assert_eq!((t.path.as_str(), t.trailing_slash), ("sub", true));
         assert_eq!(t.query.as_deref(), Some("x=1"));
         assert!(parse("/sub/..").unwrap().trailing_slash);
+    }
+
+    #[test]
+    fn hidden_paths_are_those_with_a_dot_segment_but_well_known() {
+        let hidden = |raw: &str| parse(raw).unwrap().is_hidden();
+        for raw in [
+            "/.env",
+            "/.git/config",
+            "/.git/",
+            "/a/.hidden/dir/file",
+            "/%2egit/config",
+            "/a/..b",
+            "/.well-known/.secret",
+            "/sub/.well-known/x",
+            "/.well-knownx/y",
+        ] {
+            assert!(hidden(raw), "{raw}");
+        }
+        for raw in [
+            "/",
+            "/index.html",
+            "/a.b/c.d",
+            "/sub/./x",
+            "/a/b/../c",
+            "/.well-known/acme-challenge/x",
+            "/.well-known/",
+            "/.well-known",
+        ] {
+            assert!(!hidden(raw), "{raw}");
+        }
     }
 
     #[test]

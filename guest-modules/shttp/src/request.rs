@@ -133,6 +133,18 @@ impl Request {
         self.header(name).is_some()
     }
 
+    /// Whether the client waits for `100 Continue` before sending the body it announced
+    /// (RFC 9110 §10.1.1): an `Expect: 100-continue` on HTTP/1.1 with a body. An
+    /// HTTP/1.0 client's expectation must be ignored, as must one without content.
+    pub fn expects_continue(&self) -> bool {
+        self.minor == 1
+            && self.body_length > 0
+            && self
+                .all("expect")
+                .flat_map(|v| v.split(','))
+                .any(|t| t.trim().eq_ignore_ascii_case("100-continue"))
+    }
+
     /// Whether the connection persists after this request: HTTP/1.1 unless
     /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`.
     pub fn keep_alive(&self) -> bool {
@@ -179,6 +191,26 @@ mod tests {
         assert!(!ok("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").keep_alive());
         assert!(!ok("GET / HTTP/1.0\r\n\r\n").keep_alive());
         assert!(ok("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
+    }
+
+    #[test]
+    fn the_continue_expectation() {
+        let expects = |raw: &str| ok(raw).expects_continue();
+        assert!(expects(
+            "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+        ));
+        assert!(expects(
+            "PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n"
+        ));
+        assert!(!expects(
+            "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n"
+        ));
+        assert!(!expects(
+            "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+        ));
+        assert!(!expects(
+            "POST / HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 5\r\n\r\n"
+        ));
     }
 
     #[test]

@@ -68,6 +68,17 @@ impl Head {
     }
 }
 
+/// The last second httpdate can format (23:59:59, 31 December 9999); it panics beyond.
+const LAST_HTTP_DATE: i64 = 253_402_300_799;
+
+/// `seconds` since the epoch as an HTTP date (RFC 9110 §5.6.7), clamped to what the
+/// format can hold: a file's mtime is whatever the filesystem stores (tmpfs keeps any
+/// 64-bit time), and formatting must never trap the session.
+pub fn http_date(seconds: i64) -> String {
+    let seconds = seconds.clamp(0, LAST_HTTP_DATE) as u64;
+    httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds))
+}
+
 /// The small HTML body of an error status.
 pub fn error_body(status: u16) -> String {
     let reason = reason(status);
@@ -93,5 +104,13 @@ mod tests {
         assert!(head.ends_with("Content-Length: 0\r\nConnection: keep-alive\r\n\r\n"));
         let head = String::from_utf8(Head::new(200).finish(0, true, 1)).unwrap();
         assert!(!head.contains("Connection"));
+    }
+
+    #[test]
+    fn dates_outside_the_format_are_clamped_not_a_panic() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(-5), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(1_795_320_000), "Sun, 22 Nov 2026 04:00:00 GMT");
+        assert_eq!(http_date(i64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
     }
 }

@@ -6,8 +6,9 @@ use crate::mime;
 use crate::path;
 use crate::range::{self, Ranges};
 use crate::request::Request;
-use crate::response::Head;
+use crate::response::{Head, http_date};
 use crate::session::Session;
+use crate::settings::HiddenFiles;
 use serverkit_sdk::connection::SendKind;
 use serverkit_sdk::filesystem::{self, EntryKind, File, FsError, Metadata};
 
@@ -25,17 +26,19 @@ const MAX_MIME_TYPES_BYTES: u64 = 1024 * 1024;
 /// The status and body bytes of an answer; `Err` if the connection broke.
 pub type Answered = Result<(u16, u64), Disconnected>;
 
+/// Whether `method` is one shttp serves (GET and HEAD); any other is 405.
+pub fn serves(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD")
+}
+
 impl Session<'_> {
     /// Answers `req`.
     pub fn answer(&mut self, req: &Request, keep: bool) -> Answered {
-        let head_only = match req.method.as_str() {
-            "GET" => false,
-            "HEAD" => true,
-            _ => {
-                let allow = [("Allow", "GET, HEAD".to_string())];
-                return self.simple(405, &allow, keep, req.minor);
-            }
-        };
+        if !serves(&req.method) {
+            let allow = [("Allow", "GET, HEAD".to_string())];
+            return self.simple(405, &allow, keep, req.minor);
+        }
+        let head_only = req.method == "HEAD";
         let target = match path::parse(&req.target) {
             Ok(target) => target,
             Err(_) => return self.simple_body(400, &[], keep, req.minor, !head_only),
@@ -49,6 +52,9 @@ impl Session<'_> {
             let host = req.header("host").map(host_name).unwrap_or("localhost");
             let location = format!("https://{host}:{port}{}", req.target);
             return self.simple_body(301, &[("Location", location)], keep, req.minor, !head_only);
+        }
+        if target.is_hidden() && self.settings.hidden_files == HiddenFiles::Deny {
+            return self.simple_body(404, &[], keep, req.minor, !head_only);
         }
         match self.root.open(&target.path) {
             Ok(file) => {
@@ -75,9 +81,7 @@ impl Session<'_> {
     ) -> Answered {
         let v = Validators::new(meta.modified_seconds, meta.size);
         let conditions = Conditions::of(req);
-        let last_modified = httpdate::fmt_http_date(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(v.modified),
-        );
+        let last_modified = http_date(meta.modified_seconds);
         match conditional::evaluate(&conditions, &v) {
             Decision::Proceed => {}
             Decision::PreconditionFailed => {
@@ -85,7 +89,8 @@ impl Session<'_> {
             }
             Decision::NotModified => {
                 // Content-Length of a 304 is the length a 200 would have (RFC 9110 §8.6).
-                let bytes = Head::new(304)
+                let bytes = self
+                    .file_head(304)
                     .field("Last-Modified", &last_modified)
                     .field("ETag", &v.etag)
                     .finish(meta.size, keep, req.minor);
@@ -100,11 +105,11 @@ impl Session<'_> {
             }
             _ => Ranges::Whole,
         };
-        let head = Head::new(match &ranges {
-            Ranges::Whole => 200,
-            Ranges::Parts(_) => 206,
-            Ranges::Unsatisfiable => 416,
-        })
+        let head = match &ranges {
+            Ranges::Whole => self.file_head(200),
+            Ranges::Parts(_) => self.file_head(206),
+            Ranges::Unsatisfiable => self.head(416),
+        }
         .field("Last-Modified", &last_modified)
         .field("ETag", &v.etag)
         .field("Accept-Ranges", "bytes");
@@ -142,6 +147,16 @@ impl Session<'_> {
                 keep,
                 req.minor,
             ),
+        }
+    }
+
+    /// The head of a file response that carries the file (or says it is unchanged): with
+    /// `cache_control` when set.
+    fn file_head(&self, status: u16) -> Head {
+        let head = self.head(status);
+        match &self.settings.cache_control {
+            Some(value) => head.field("Cache-Control", value),
+            None => head,
         }
     }
 

@@ -1,11 +1,13 @@
 //! One client connection: requests read, answered in order (pipelining included) and
 //! logged, until the client closes, asks to close, idles past `keepalive_timeout`, or is
-//! too slow sending a head (`header_timeout`, which drops slowloris clients).
+//! too slow sending a head (`header_timeout`, which drops slowloris clients). Request
+//! bodies are never used: read and dropped to stay in step, or refused.
 
-use crate::io::{Fill, Streams};
+use crate::access_log;
+use crate::io::{Disconnected, Fill, Streams};
 use crate::request::{self, HeadError, Request};
 use crate::response::{Head, error_body};
-use crate::serve::Answered;
+use crate::serve::{Answered, serves};
 use crate::settings::{MAX_DISCARDED_BODY, Settings};
 use serverkit_sdk::connection::{Connection, SendKind, ShutdownType};
 use serverkit_sdk::filesystem::Directory;
@@ -30,6 +32,21 @@ pub struct Session<'a> {
     pub settings: Settings,
     /// The `mime_types` file's text, once read.
     pub mime_table: Option<String>,
+    /// `Strict-Transport-Security`'s value, on a TLS connection with `hsts_max_age`.
+    hsts: Option<String>,
+}
+
+/// The interim response to `Expect: 100-continue`.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// What became of a request's body.
+enum Body {
+    /// Read (and dropped), or there was none: the connection is in step.
+    Discarded,
+    /// Not asked for: the client waits for `100 Continue`, which will not come.
+    Unread,
+    /// The client left.
+    Gone,
 }
 
 /// What the next head read gave.
@@ -41,7 +58,21 @@ enum Next {
     End,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
+    /// A session on `conn`, with the fields every response of it carries.
+    pub fn new(conn: &'a Connection, io: Streams, root: Directory, settings: Settings) -> Self {
+        let hsts = (settings.hsts_max_age > 0 && conn.is_tls())
+            .then(|| format!("max-age={}", settings.hsts_max_age));
+        Session {
+            conn,
+            io,
+            root,
+            settings,
+            mime_table: None,
+            hsts,
+        }
+    }
+
     /// Serves requests until the connection ends.
     pub fn run(mut self) {
         let peer = if self.settings.access_log {
@@ -54,36 +85,94 @@ impl Session<'_> {
             let request = match self.next_head(std::mem::take(&mut first)) {
                 Next::Request(request) => request,
                 Next::Refused(error) => {
-                    let _ = self.simple(error.status(), &[], false, 0);
+                    let line = self
+                        .settings
+                        .access_log
+                        .then(|| access_log::first_line(&self.io.buf));
+                    let answered = self.simple(error.status(), &[], false, 0);
+                    if let Some(line) = line {
+                        self.log_access(&peer, &line, answered);
+                    }
                     self.linger();
                     break;
                 }
                 Next::End => break,
             };
-            let keep_alive = request.keep_alive();
-            if request.body_length > MAX_DISCARDED_BODY {
-                let _ = self.simple(413, &[], false, request.minor);
-                self.linger();
-                break;
-            }
-            if !self.discard_body(request.body_length) {
-                break;
-            }
-            let Ok((status, bytes)) = self.answer(&request, keep_alive) else {
-                break;
-            };
+            let (answered, go_on) = self.exchange(&request);
             if self.settings.access_log {
-                let line = format!(
-                    "{peer} \"{} {} HTTP/1.{}\" {status} {bytes}",
-                    request.method, request.target, request.minor
-                );
-                log::log(log::Level::Info, &line);
+                self.log_access(&peer, &access_log::request_line(&request), answered);
             }
-            if !keep_alive {
+            if !go_on {
                 break;
             }
         }
         self.io.close();
+    }
+
+    /// Handles the body of `request` and answers it; whether the connection goes on.
+    fn exchange(&mut self, request: &Request) -> (Answered, bool) {
+        if request.body_length > MAX_DISCARDED_BODY {
+            let answered = self.simple(413, &[], false, request.minor);
+            self.linger();
+            return (answered, false);
+        }
+        match self.receive_body(request) {
+            Body::Discarded => {
+                let keep_alive = request.keep_alive();
+                let answered = self.answer(request, keep_alive);
+                (answered, keep_alive && answered.is_ok())
+            }
+            Body::Unread => {
+                let answered = self.answer(request, false);
+                self.linger();
+                (answered, false)
+            }
+            Body::Gone => (Err(Disconnected), false),
+        }
+    }
+
+    /// Reads and drops the body, first sending `100 Continue` if the client waits for it
+    /// (RFC 9110 §10.1.1). A body shttp has no use for, announced by a client that waits
+    /// (a POST, say, answered 405 whatever it holds), is not asked for: the final status
+    /// goes at once, and since the client may send the body anyway or not at all, the
+    /// connection closes after it.
+    fn receive_body(&mut self, request: &Request) -> Body {
+        let waiting =
+            request.expects_continue() && (self.io.buf.len() as u64) < request.body_length;
+        if waiting {
+            if !serves(&request.method) {
+                return Body::Unread;
+            }
+            if self
+                .io
+                .send(self.conn, SendKind::Headers, CONTINUE)
+                .is_err()
+            {
+                return Body::Gone;
+            }
+        }
+        if self.discard_body(request.body_length) {
+            Body::Discarded
+        } else {
+            Body::Gone
+        }
+    }
+
+    /// Logs one access line (`access_log` is on) if the answer went out.
+    fn log_access(&self, peer: &str, request_line: &[u8], answered: Answered) {
+        if let Ok((status, bytes)) = answered {
+            let line = access_log::line(peer, request_line, status, bytes);
+            log::log(log::Level::Info, &line);
+        }
+    }
+
+    /// A response head with the fields every response of this session carries.
+    pub fn head(&self, status: u16) -> Head {
+        let head = Head::new(status);
+        match &self.hsts {
+            Some(value) => head.field("Strict-Transport-Security", value),
+            None => head,
+        }
     }
 
     /// Reads the next request head. The `first` of a connection has `header_timeout` from
@@ -155,7 +244,9 @@ impl Session<'_> {
         with_body: bool,
     ) -> Answered {
         let body = error_body(status);
-        let mut head = Head::new(status).field("Content-Type", "text/html; charset=utf-8");
+        let mut head = self
+            .head(status)
+            .field("Content-Type", "text/html; charset=utf-8");
         for (name, value) in fields {
             head = head.field(name, value);
         }

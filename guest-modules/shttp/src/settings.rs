@@ -54,6 +54,29 @@ pub fn vocabulary() -> Vec<OptionSpec> {
         )
         .default_flag(false),
         option(
+            "autoindex_format",
+            Text,
+            "Listing format: `html` (nginx's columns: name, date, size) or `json` (as nginx's autoindex_format json)",
+        )
+        .default_text("html"),
+        option(
+            "hidden_files",
+            Text,
+            "Paths with a component starting with `.` (.git, .env): `deny` answers 404 and lists none, `allow` serves and lists them; /.well-known/ is always served",
+        )
+        .default_text("deny"),
+        option(
+            "cache_control",
+            Text,
+            "Cache-Control value sent with files (200, 206, 304), e.g. `public, max-age=3600`; none when absent",
+        ),
+        option(
+            "hsts_max_age",
+            Integer,
+            "Seconds sent as `Strict-Transport-Security: max-age=N` on HTTPS responses; 0 sends none",
+        )
+        .default_integer(0),
+        option(
             "header_timeout",
             Integer,
             "Seconds a client has to send a whole request head",
@@ -112,6 +135,103 @@ pub struct Settings {
     pub mime_types: bool,
     /// `tls_port`, when `https_redirect` sends plain requests there.
     pub https_redirect: Option<i64>,
+    /// `autoindex_format`.
+    pub autoindex_format: ListingFormat,
+    /// `hidden_files`.
+    pub hidden_files: HiddenFiles,
+    /// `cache_control`, when set to a valid field value.
+    pub cache_control: Option<String>,
+    /// `hsts_max_age`, seconds (0: off).
+    pub hsts_max_age: u64,
+}
+
+/// `hidden_files`: whether paths with a component starting with `.` are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HiddenFiles {
+    /// 404, and left out of listings (the default: `.git/`, `.env` stay private).
+    Deny,
+    /// Served and listed like any other file.
+    Allow,
+}
+
+/// `autoindex_format`: what a directory listing is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListingFormat {
+    /// nginx's HTML page: name, modification date, size.
+    Html,
+    /// nginx's `autoindex_format json`.
+    Json,
+}
+
+impl HiddenFiles {
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "deny" => Some(HiddenFiles::Deny),
+            "allow" => Some(HiddenFiles::Allow),
+            _ => None,
+        }
+    }
+}
+
+impl ListingFormat {
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "html" => Some(ListingFormat::Html),
+            "json" => Some(ListingFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Longest `cache_control` value: far beyond any real directive list, short enough to
+/// ride on every file response.
+const MAX_CACHE_CONTROL_BYTES: usize = 1024;
+
+/// Whether `value` may be sent as a field value: visible ASCII, spaces and tabs inside,
+/// so that no configured text can end the field or the head (RFC 9110 §5.5).
+fn is_field_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_CACHE_CONTROL_BYTES
+        && value.trim() == value
+        && value
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
+/// Checks the values the vocabulary's types cannot (run in `prestart`, so a bad value
+/// stops the server from starting, naming the option and quoting the value).
+pub fn check() -> Result<(), String> {
+    if let Some(value) = text("hidden_files")
+        && HiddenFiles::parse(&value).is_none()
+    {
+        return Err(format!(
+            "hidden_files must be `deny` or `allow`, not `{value}`"
+        ));
+    }
+    if let Some(value) = text("autoindex_format")
+        && ListingFormat::parse(&value).is_none()
+    {
+        return Err(format!(
+            "autoindex_format must be `html` or `json`, not `{value}`"
+        ));
+    }
+    if let Some(value) = text("cache_control")
+        && !is_field_value(&value)
+    {
+        return Err(format!(
+            "cache_control must be a header field value (visible ASCII, spaces, at most \
+             {MAX_CACHE_CONTROL_BYTES} bytes), not `{}`",
+            value.escape_debug()
+        ));
+    }
+    if let Some(seconds) = integer("hsts_max_age")
+        && seconds < 0
+    {
+        return Err(format!(
+            "hsts_max_age must be 0 or more seconds, not {seconds}"
+        ));
+    }
+    Ok(())
 }
 
 impl Settings {
@@ -133,6 +253,46 @@ impl Settings {
             health_check: text("health_check"),
             mime_types: text("mime_types").is_some(),
             https_redirect: integer("tls_port").filter(|_| flag("https_redirect")),
+            // A value `check` refused at startup can still arrive by a reload (which runs
+            // no prestart): the safe reading is taken then.
+            autoindex_format: text("autoindex_format")
+                .and_then(|v| ListingFormat::parse(&v))
+                .unwrap_or(ListingFormat::Html),
+            hidden_files: text("hidden_files")
+                .and_then(|v| HiddenFiles::parse(&v))
+                .unwrap_or(HiddenFiles::Deny),
+            cache_control: text("cache_control").filter(|v| is_field_value(v)),
+            hsts_max_age: integer("hsts_max_age").unwrap_or(0).max(0) as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choices_parse_exactly() {
+        assert_eq!(HiddenFiles::parse("deny"), Some(HiddenFiles::Deny));
+        assert_eq!(HiddenFiles::parse("allow"), Some(HiddenFiles::Allow));
+        assert_eq!(HiddenFiles::parse("Allow"), None);
+        assert_eq!(ListingFormat::parse("json"), Some(ListingFormat::Json));
+        assert_eq!(ListingFormat::parse("xml"), None);
+    }
+
+    #[test]
+    fn only_clean_field_values_are_sent() {
+        assert!(is_field_value("public, max-age=3600"));
+        assert!(is_field_value("no-cache,\tmust-revalidate"));
+        for bad in [
+            "",
+            " public",
+            "public\r\nSet-Cookie: a=b",
+            "max-age=1\n",
+            "caf\u{e9}",
+            &"a".repeat(MAX_CACHE_CONTROL_BYTES + 1),
+        ] {
+            assert!(!is_field_value(bad), "{bad:?}");
         }
     }
 }
