@@ -2,6 +2,7 @@
 //! sandboxed instance per connection, time limits, and graceful shutdown.
 
 pub mod operator;
+pub mod proxy;
 pub mod running;
 pub mod server;
 pub mod session;

@@ -11,7 +11,7 @@ use tokio::sync::{Semaphore, watch};
 use wasmtime::Engine;
 
 use super::slot::{ModuleSlot, SessionRecord};
-use super::{describe_failure, operator, session};
+use super::{describe_failure, operator, proxy, session};
 use crate::capabilities::listen::BoundListener;
 use crate::capabilities::tls::TlsSource;
 use crate::instance::{self, Phase};
@@ -185,6 +185,13 @@ async fn accept_loop(
         let (engine, slot) = (engine.clone(), slot.clone());
         tokio::spawn(async move {
             let options = slot.options.clone();
+            let mut stream = stream;
+            let client =
+                proxy::client_of(&mut stream, peer, &options.proxy, &slot.name, &slot.stats);
+            let Some(peer) = client.await else {
+                return;
+            };
+            record.with(|r| r.peer = peer);
             session::serve(
                 engine,
                 version,
