@@ -18,6 +18,9 @@
 //! - `report`: the status report on SIGUSR1 and SIGALRM, parsed.
 //! - `hostile`: a module attacking its host (memory, stack, handles, privileges, the log)
 //!   beside echo, which keeps being served.
+//! - `metrics`: the metrics endpoint: promtool and the OpenMetrics parser pass it, its
+//!   figures follow sessions and swaps, it refuses anything but `GET /metrics`, and a real
+//!   Prometheus scrapes it and answers a query with a live value.
 //! - `limits`: per-module limits lowered in c11n (memory, module memory, handles, wall,
 //!   CPU, buffered bytes, log events) end only the session past them; the pool's size.
 //! - `http`: shttp helpers: a personality with a known site, a raw HTTP client.
@@ -73,6 +76,7 @@ mod hotswap_modules;
 mod http;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod pop;
 mod pop_clients;
 mod pop_drivers;
