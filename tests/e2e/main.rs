@@ -7,6 +7,13 @@
 //!   filesystem under pop's maildrops, a full compile cache (tmpfs mounts; root only).
 //! - `echo`: the echo module served to many clients; a trap, an infinite loop and an idle
 //!   client each end only their own session; back-pressure at `max_sessions`.
+//! - `fleet_fixture`: two nodes on one PostgreSQL users table and one Maildir tree, taking
+//!   the PROXY protocol from 127.0.0.1; HAProxy in front; clients from 127.0.0.2.
+//! - `fleet`: HAProxy's send-proxy and send-proxy-v2 carry the real client to pop's log and
+//!   shttp's access log; only proxy_protocol_from may connect; bad headers end only their
+//!   connection; the Maildir lock and deletions hold across the two nodes.
+//! - `fleet_failover`: one node killed mid-load behind HAProxy: new clients go to the
+//!   other, no message lost or deleted twice.
 //! - `hotswap`: module files replaced under load (alternating echo and the test-only
 //!   echo-next), broken replacements refused, SIGHUP rereading c11n.
 //! - `hotswap_modules`: module files added and removed while serving; a POP3 session held
@@ -69,6 +76,9 @@ mod cli;
 mod daemontools;
 mod disk_faults;
 mod echo;
+mod fleet;
+mod fleet_failover;
+mod fleet_fixture;
 mod harness;
 mod hostile;
 mod hotswap;
