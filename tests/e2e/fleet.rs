@@ -1,16 +1,21 @@
 //! Two nodes behind a real HAProxy: `send-proxy` (v1) and `send-proxy-v2` carry the real
 //! client's address to pop's log and shttp's access log; only `proxy_protocol_from` may
 //! connect, and a bad header ends only its connection; the Maildir lock and deletions hold
-//! across the two processes. (Failover under load: `fleet_failover`.)
+//! across the two processes; on a TLS listener the header comes before the handshake.
+//! (Failover under load: `fleet_failover`.)
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use crate::fleet_fixture::{CLIENT, Fleet, Haproxy, connect_from};
-use crate::http::Raw;
+use crate::fleet_fixture::{self, CLIENT, Check, Fleet, Haproxy, PROXY_OPTIONS, connect_from};
+use crate::harness::free_port;
+use crate::http::{Raw, run_in};
 use crate::metrics::{sample, scrape};
-use crate::pop_fixture::PopClient;
+use crate::pop_fixture::{Backend, PopClient, PopSetup};
+use crate::tls::make_pem;
 
 /// A POP3 client connected from `source` to `to`, greeting read; with its local address.
 fn pop_from(source: [u8; 4], to: SocketAddr) -> (PopClient, SocketAddr) {
@@ -211,4 +216,42 @@ fn fleet_login_when_free(fleet: &Fleet, node: usize, user: &str, password: &str)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn on_a_tls_listener_the_header_comes_before_the_handshake() {
+    let pem = make_pem(false, false);
+    let tls_port = free_port();
+    let options = format!("{}{PROXY_OPTIONS}", pem.options(tls_port));
+    let mut pop = PopSetup::new(Backend::Sqlite).start(&options);
+    let haproxy = Haproxy::with(&[fleet_fixture::Frontend {
+        name: "pop3s",
+        send: "send-proxy-v2",
+        check: Check::None,
+        servers: vec![SocketAddr::from(([127, 0, 0, 1], tls_port))],
+    }]);
+    let url = format!("pop3s://127.0.0.1:{}/", haproxy.frontends["pop3s"].port());
+    let cacert = pem.cert().display().to_string();
+    let curl = |credentials: &str| -> Vec<String> {
+        let from = ["-sS", "--interface", "127.0.0.2", "--cacert", &cacert, "-u"];
+        from.iter()
+            .chain(&[credentials, url.as_str()])
+            .map(|s| s.to_string())
+            .collect()
+    };
+    // A wrong password from 127.0.0.2, through HAProxy's TLS passthrough: the log names
+    // that client, which only the header told.
+    let refused = Command::new("curl")
+        .args(curl("alice:wrong"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    pop.server.wait_for_log(
+        "failed login for `alice` from 127.0.0.2:",
+        Duration::from_secs(10),
+    );
+    let args = curl("alice:secret");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let listing = run_in(Path::new("/"), "curl", &args);
+    assert_eq!(listing.lines().count(), 3, "{listing}");
 }

@@ -134,10 +134,43 @@ pub fn connect_from(source: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStrea
     Ok(stream)
 }
 
-/// HAProxy in front of the nodes, killed on drop. Frontends `pop_v1`, `pop_v2`,
-/// `http_v1` and `http_v2` balance round robin over both nodes with `send-proxy` or
-/// `send-proxy-v2`; health checks (with the PROXY header too) every 300 ms mark a node
-/// down after two failures; a connection refused is retried on the other node.
+/// One HAProxy frontend and its backend of the same name.
+pub struct Frontend {
+    pub name: &'static str,
+    /// `send-proxy` or `send-proxy-v2`.
+    pub send: &'static str,
+    pub check: Check,
+    pub servers: Vec<SocketAddr>,
+}
+
+/// How HAProxy checks a backend's servers (with a PROXY header too).
+#[derive(Clone, Copy)]
+pub enum Check {
+    /// The greeting, then QUIT.
+    Pop,
+    /// `GET /healthz` answered 200.
+    Http,
+    /// Not checked (a TLS port).
+    None,
+}
+
+impl Check {
+    fn lines(self) -> &'static str {
+        match self {
+            Check::Pop => {
+                "  option tcp-check\n  tcp-check expect string +OK\n  tcp-check send QUIT\\r\\n\n  tcp-check expect string +OK\n"
+            }
+            Check::Http => {
+                "  option httpchk\n  http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host fleet\n  http-check expect status 200\n"
+            }
+            Check::None => "",
+        }
+    }
+}
+
+/// HAProxy in front of servers, killed on drop: each frontend balances round robin over
+/// its servers with its PROXY header; health checks (with the header too) every 300 ms
+/// mark a server down after two failures; a connection refused is retried on another.
 pub struct Haproxy {
     child: Child,
     dir: tempfile::TempDir,
@@ -146,39 +179,63 @@ pub struct Haproxy {
 }
 
 impl Haproxy {
+    /// Frontends `pop_v1`, `pop_v2`, `http_v1` and `http_v2` over both nodes, with
+    /// `send-proxy` (v1) and `send-proxy-v2`.
     pub fn start(nodes: &[Node]) -> Haproxy {
+        let over = |pick: fn(&Node) -> SocketAddr| nodes.iter().map(pick).collect::<Vec<_>>();
+        Haproxy::with(&[
+            Frontend {
+                name: "pop_v1",
+                send: "send-proxy",
+                check: Check::Pop,
+                servers: over(|n| n.pop),
+            },
+            Frontend {
+                name: "pop_v2",
+                send: "send-proxy-v2",
+                check: Check::Pop,
+                servers: over(|n| n.pop),
+            },
+            Frontend {
+                name: "http_v1",
+                send: "send-proxy",
+                check: Check::Http,
+                servers: over(|n| n.http),
+            },
+            Frontend {
+                name: "http_v2",
+                send: "send-proxy-v2",
+                check: Check::Http,
+                servers: over(|n| n.http),
+            },
+        ])
+    }
+
+    /// HAProxy with these frontends, once every checked server is up.
+    pub fn with(frontends_wanted: &[Frontend]) -> Haproxy {
         let dir = tempfile::tempdir().unwrap();
         let mut config = format!(
             "global\n  maxconn 512\n  stats socket {}/stats.sock mode 600 level admin\n\
              defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 60s\n  timeout server 60s\n  \
              timeout check 1s\n  retries 3\n  option redispatch 1\n  \
-             default-server check check-send-proxy inter 300ms fall 2 rise 1\n",
+             default-server check-send-proxy inter 300ms fall 2 rise 1\n",
             dir.path().display()
         );
         let mut frontends = HashMap::new();
-        for (name, send) in [
-            ("pop_v1", "send-proxy"),
-            ("pop_v2", "send-proxy-v2"),
-            ("http_v1", "send-proxy"),
-            ("http_v2", "send-proxy-v2"),
-        ] {
+        for b in frontends_wanted {
             let bind = loopback(free_port());
-            frontends.insert(name, bind);
-            let check = if name.starts_with("pop") {
-                "  option tcp-check\n  tcp-check expect string +OK\n  tcp-check send QUIT\\r\\n\n  tcp-check expect string +OK\n"
-            } else {
-                "  option httpchk\n  http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host fleet\n  http-check expect status 200\n"
-            };
+            frontends.insert(b.name, bind);
+            let (name, check) = (b.name, b.check.lines());
             config.push_str(&format!(
                 "frontend {name}\n  bind {bind}\n  default_backend {name}\nbackend {name}\n  balance roundrobin\n{check}"
             ));
-            for (i, node) in nodes.iter().enumerate() {
-                let to = if name.starts_with("pop") {
-                    node.pop
-                } else {
-                    node.http
-                };
-                config.push_str(&format!("  server node{i} {to} {send}\n"));
+            let checked = if matches!(b.check, Check::None) {
+                ""
+            } else {
+                " check"
+            };
+            for (i, to) in b.servers.iter().enumerate() {
+                config.push_str(&format!("  server node{i} {to} {}{checked}\n", b.send));
             }
         }
         std::fs::write(dir.path().join("haproxy.cfg"), config).unwrap();
@@ -195,8 +252,12 @@ impl Haproxy {
             dir,
             frontends,
         };
-        haproxy.wait_for("every node up", Duration::from_secs(30), |servers| {
-            servers.len() == 8 && servers.iter().all(|(_, _, status)| status == "UP")
+        let servers: usize = frontends_wanted.iter().map(|b| b.servers.len()).sum();
+        haproxy.wait_for("every server up", Duration::from_secs(30), |lines| {
+            lines.len() == servers
+                && lines
+                    .iter()
+                    .all(|(_, _, status)| status == "UP" || status == "no check")
         });
         haproxy
     }
