@@ -143,6 +143,12 @@ fn only_proxy_protocol_from_may_connect_and_a_bad_header_ends_only_its_connectio
     assert_eq!(count("proxy_connections_refused", "pop"), Some(1));
     assert_eq!(count("proxy_connections_refused", "shttp"), Some(1));
     assert_eq!(count("proxy_headers_failed", "pop"), Some(2));
+    // The status report says the same, in the module's part.
+    node.server.signal(nix::sys::signal::Signal::SIGUSR1);
+    fleet.wait_for_log(
+        "PROXY protocol: connections refused (not from proxy_protocol_from) 1, headers missing or malformed 2",
+        Duration::from_secs(10),
+    );
     // The other node, and the node's other sessions, never noticed.
     let mut other = pop_on(&fleet, 1, [192, 0, 2, 45]);
     other.ok("QUIT");

@@ -167,7 +167,7 @@ fn heaps(registry: &HeapRegistry, modules: &[Arc<ModuleSlot>]) -> Vec<Family> {
     let mut max = Family::new(
         "serverkit_heap_units_max",
         Kind::Gauge,
-        "Most units the heap may hold (0: unbounded); opts are its flags as the report shows them",
+        "Most units the heap may hold; opts are its flags as in the report (E grows exponentially, S shrinks, U unlimited: no most)",
     );
     let mut units = Family::new(
         "serverkit_heap_units",
