@@ -15,6 +15,8 @@
 //! - `privileges`: root policy, identity, the root drop and the seccomp filter on every
 //!   thread, `seccomp = false` (needs root; CI runs as root).
 //! - `cli`: `check`, `inspect`, `--help`, `--version`, broken configurations.
+//! - `carry_over`: what a module holds survives a reload and a swap: POP3S, STLS and
+//!   HTTPS keep working; one descriptor per granted directory.
 //! - `report`: the status report on SIGUSR1 and SIGALRM, parsed.
 //! - `hostile`: a module attacking its host (memory, stack, handles, privileges, the log)
 //!   beside echo, which keeps being served.
@@ -62,6 +64,7 @@
 //!   STLS handshake, `plaintext_login`, handshake counters in the report.
 //! - `vtstats`: the report on a pseudo-terminal every interval.
 
+mod carry_over;
 mod cli;
 mod daemontools;
 mod disk_faults;

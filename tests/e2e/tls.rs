@@ -188,7 +188,7 @@ fn https_redirect_sends_plain_requests_to_the_tls_port() {
 }
 
 /// Whether curl fetches `url` trusting only `cacert`.
-fn curl_trusts(cacert: &Path, url: &str) -> bool {
+pub fn curl_trusts(cacert: &Path, url: &str) -> bool {
     std::process::Command::new("curl")
         .args(["-sS", "--fail", "--max-time", "5", "--cacert"])
         .arg(cacert)

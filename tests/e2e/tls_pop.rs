@@ -173,7 +173,7 @@ p.quit()
 /// Runs `openssl s_client` to 127.0.0.1:`port` trusting `cacert` (`mode`: for instance
 /// `-starttls pop3`), logs in as alice and asks STAT; returns what it printed and its
 /// errors.
-fn s_client_login(cacert: &Path, port: u16, mode: &[&str]) -> (String, String) {
+pub fn s_client_login(cacert: &Path, port: u16, mode: &[&str]) -> (String, String) {
     let mut child = Command::new("openssl")
         .args(["s_client", "-quiet", "-verify_return_error"])
         .args(mode)
