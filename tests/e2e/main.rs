@@ -11,6 +11,9 @@
 //!   echo-next), broken replacements refused, SIGHUP rereading c11n.
 //! - `hotswap_modules`: module files added and removed while serving; a POP3 session held
 //!   across a swap of pop.
+//! - `keepalive`: busy keep-alive connections outlive the CPU budget, the wall time ends a
+//!   session between requests, idle keep-alive sessions make room at `max_sessions`
+//!   (POP3 sessions do not).
 //! - `lifecycle`: SIGTERM drains live sessions; exit codes.
 //! - `privileges`: root policy, identity, the root drop and the seccomp filter on every
 //!   thread, `seccomp = false` (needs root; CI runs as root).
@@ -74,6 +77,7 @@ mod hostile;
 mod hotswap;
 mod hotswap_modules;
 mod http;
+mod keepalive;
 mod lifecycle;
 mod limits;
 mod pop;

@@ -303,7 +303,7 @@ fn inspect_and_check_read_the_python_module() {
         "module:      pyecho",
         "description: Line echo written in Python",
         "version:     1.0.0",
-        "contract:    serverkit:module@1.0.0",
+        "contract:    serverkit:module@1.1.0",
         "vocabulary (pyecho section):",
         "port: a port number",
         "greeting",
