@@ -32,7 +32,7 @@ use wasmtime::Engine;
 use crate::contract::bindings::types::OptionType;
 use crate::databases;
 use crate::directories;
-use crate::engine::EpochTicker;
+use crate::engine::{ComponentCache, EpochTicker};
 use crate::guest_host::state::{Grants, ModuleContext};
 use crate::heaps::HeapRegistry;
 use crate::logging::LogSwitch;
@@ -60,6 +60,8 @@ pub struct Loaded {
     pub engine: Engine,
     /// Its instance pool's size.
     pub pool: crate::engine::PoolPlan,
+    /// The compile cache, opened before the drop and used for hot swaps after it.
+    pub cache: Arc<ComponentCache>,
     /// The checked configuration.
     pub config: Config,
     /// Each module with its configuration.
@@ -231,6 +233,7 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
     let reloader = reload::Reloader {
         engine: loaded.engine.clone(),
         pool: loaded.pool,
+        cache: loaded.cache.clone(),
         personality: personality.clone(),
         slots: Vec::new(),
         text: loaded.text,
