@@ -2,6 +2,9 @@
 //! temporary directory and talks to it over real sockets.
 //!
 //! - `harness`: starting the server, waiting for it, killing it on drop, free ports.
+//! - `compile_cache`: the compile cache in its default place for a root start: no
+//!   warning, loaded on the next start; a forged entry planted as the service user (random
+//!   bytes, another module's artifact) neither run nor kept; hot swaps cached after the drop.
 //! - `daemontools`: the shipped service directory under a real svscan and svc.
 //! - `disk_faults`: unreadable files under shttp's doc_root, a full and a read-only
 //!   filesystem under pop's maildrops, a full compile cache (tmpfs mounts; root only).
@@ -69,6 +72,7 @@
 
 mod carry_over;
 mod cli;
+mod compile_cache;
 mod daemontools;
 mod disk_faults;
 mod echo;
