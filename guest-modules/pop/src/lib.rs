@@ -8,6 +8,7 @@
 //! [`authorization`], [`transaction`]). The contract comes from `serverkit-sdk`.
 
 mod authorization;
+mod chunks;
 mod command;
 mod message;
 mod query;
@@ -23,7 +24,7 @@ use serverkit_sdk::{Connection, Descriptor, Module, listen, prestart};
 pub mod fuzzing {
     pub use crate::authorization::plain_credentials;
     pub use crate::command::{Command, parse as parse_command};
-    pub use crate::message::{Wire, size_from_name, uidl, unique_name, wire_size};
+    pub use crate::message::{Wire, WireSize, size_from_name, uidl, unique_name, wire_size};
     pub use crate::query::{Style, compile as compile_query};
 }
 

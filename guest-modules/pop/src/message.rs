@@ -85,13 +85,48 @@ impl Wire {
     }
 }
 
-/// The size POP3 reports for a stored message: CRLF line endings, before stuffing.
+/// Counts the size POP3 reports for a stored message fed in chunks: what [`Wire`] sends
+/// without stuffing (CRLF line endings, a CRLF after a last line that lacks one), without
+/// holding the message or its wire form.
+#[derive(Default)]
+pub struct WireSize {
+    octets: u64,
+    /// The last byte fed was `\r`: an LF starting the next chunk is already CRLF.
+    prev_cr: bool,
+    /// Something was fed after the last LF: a line [`Wire::finish`] ends with CRLF.
+    open_line: bool,
+}
+
+impl WireSize {
+    /// Counts `chunk`, the next bytes of the stored message.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let Some(&last) = chunk.last() else {
+            return;
+        };
+        // One pass, no branch on the data: each bare LF gains a CR on the wire.
+        let mut bare_lfs = 0u64;
+        let mut prev_cr = self.prev_cr;
+        for &b in chunk {
+            bare_lfs += u64::from(b == b'\n' && !prev_cr);
+            prev_cr = b == b'\r';
+        }
+        self.octets += chunk.len() as u64 + bare_lfs;
+        self.prev_cr = prev_cr;
+        self.open_line = last != b'\n';
+    }
+
+    /// The size, once every chunk was fed.
+    pub fn total(&self) -> u64 {
+        self.octets + if self.open_line { 2 } else { 0 }
+    }
+}
+
+/// The size POP3 reports for a stored message held whole (tests and fuzzing; sessions
+/// count chunk by chunk with [`WireSize`]).
 pub fn wire_size(stored: &[u8]) -> u64 {
-    let mut wire = Wire::new(false, None);
-    let mut out = Vec::with_capacity(stored.len() + stored.len() / 16 + 2);
-    wire.feed(stored, &mut out);
-    wire.finish(&mut out);
-    out.len() as u64
+    let mut size = WireSize::default();
+    size.feed(stored);
+    size.total()
 }
 
 /// The `,W=` size a Maildir writer (Dovecot, serverkit's tests) put in the name: the
@@ -161,6 +196,43 @@ mod tests {
             w.feed(&stored[split..], &mut out);
             w.finish(&mut out);
             assert_eq!(String::from_utf8(out).unwrap(), whole, "split at {split}");
+        }
+    }
+
+    /// What `Wire` sends unstuffed, the oracle `WireSize` must match.
+    fn converted_len(stored: &[u8]) -> u64 {
+        let mut w = Wire::new(false, None);
+        let mut out = Vec::new();
+        w.feed(stored, &mut out);
+        w.finish(&mut out);
+        out.len() as u64
+    }
+
+    #[test]
+    fn sizes_counted_in_chunks_match_the_wire() {
+        let cases: [&[u8]; 9] = [
+            b"",
+            b"\n",
+            b"\r\n",
+            b"no newline",
+            b"ends in cr\r",
+            b"A: 1\r\n\r\n.x\r\nline\n.\n..\nend\r",
+            b"\n\n\r\r\n\r\n\n",
+            b"cr\rinside\n",
+            b"Subject: t\n\nline one\n.leading dot\n..two dots\n.\nlast\n",
+        ];
+        for stored in cases {
+            let expected = converted_len(stored);
+            assert_eq!(wire_size(stored), expected, "{stored:?}");
+            for a in 0..=stored.len() {
+                for b in a..=stored.len() {
+                    let mut size = WireSize::default();
+                    for chunk in [&stored[..a], &stored[a..b], &stored[b..]] {
+                        size.feed(chunk);
+                    }
+                    assert_eq!(size.total(), expected, "{stored:?} split at {a}, {b}");
+                }
+            }
         }
     }
 
