@@ -7,7 +7,7 @@ use serverkit_sdk::log::{self, Level};
 use serverkit_sdk::maildrop;
 
 use crate::command::Command;
-use crate::query;
+use crate::{message, query};
 use crate::session::{Client, Line, Next};
 use crate::transaction::Transaction;
 
@@ -199,8 +199,8 @@ fn login(client: &mut Client, user: &str, password: &str) -> Result<Option<Trans
     match Transaction::open(maildir) {
         Ok(t) => {
             client.reply(&format!(
-                "+OK {} messages ({} octets)",
-                t.count(),
+                "+OK {} ({} octets)",
+                message::count(t.count()),
                 t.octets()
             ))?;
             Ok(Some(t))

@@ -129,6 +129,14 @@ pub fn wire_size(stored: &[u8]) -> u64 {
     size.total()
 }
 
+/// `1 message` or `N messages`, as replies count them (RFC 1939: `+OK 2 messages`).
+pub fn count(n: usize) -> String {
+    match n {
+        1 => "1 message".to_string(),
+        n => format!("{n} messages"),
+    }
+}
+
 /// The `,W=` size a Maildir writer (Dovecot, serverkit's tests) put in the name: the
 /// CRLF size, so the message need not be read to list it.
 pub fn size_from_name(name: &str) -> Option<u64> {
@@ -241,6 +249,13 @@ mod tests {
         let stored = b"A: 1\r\nB: 2\n\none\ntwo\nthree\n";
         assert_eq!(wire(stored, Some(0)), "A: 1\r\nB: 2\r\n\r\n");
         assert_eq!(wire(stored, Some(2)), "A: 1\r\nB: 2\r\n\r\none\r\ntwo\r\n");
+    }
+
+    #[test]
+    fn counts_are_singular_for_one() {
+        assert_eq!(count(0), "0 messages");
+        assert_eq!(count(1), "1 message");
+        assert_eq!(count(2), "2 messages");
     }
 
     #[test]

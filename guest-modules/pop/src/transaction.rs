@@ -115,7 +115,7 @@ impl Transaction {
             },
             Command::Rset => {
                 self.entries.iter_mut().for_each(|e| e.deleted = false);
-                Ok(format!("+OK {} messages", self.count()))
+                Ok(format!("+OK {}", message::count(self.count())))
             }
             Command::Stls => Err("STLS only before logging in".into()),
             Command::User(_) | Command::Pass(_) | Command::Auth(..) => {
@@ -130,7 +130,7 @@ impl Transaction {
     }
 
     fn listing(&self, client: &mut Client, field: impl Fn(&Entry) -> String) -> Result<(), String> {
-        let mut text = format!("+OK {} messages\r\n", self.count());
+        let mut text = format!("+OK {}\r\n", message::count(self.count()));
         for (i, entry) in self.entries.iter().enumerate().filter(|(_, e)| !e.deleted) {
             text.push_str(&format!("{} {}\r\n", i + 1, field(entry)));
         }
@@ -192,7 +192,7 @@ impl Transaction {
             return client.reply("+OK bye");
         }
         match self.maildir.delete(&doomed) {
-            Ok(n) => client.reply(&format!("+OK bye, {n} messages deleted")),
+            Ok(n) => client.reply(&format!("+OK bye, {} deleted", message::count(n as usize))),
             Err(e) => {
                 log::log(Level::Error, &format!("deleting messages failed: {e:?}"));
                 client.reply("-ERR [SYS/TEMP] some deleted messages were not removed")
