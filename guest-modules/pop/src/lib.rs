@@ -4,8 +4,9 @@
 //!
 //! Layout: [`vocabulary`] (its c11n options), [`query`] (the maildrop query format),
 //! [`command`] (parsing commands), [`message`] (sizes, byte-stuffing, UIDLs),
-//! [`session`] (a session: reading lines, replies, STLS; its states as types:
-//! [`authorization`], [`transaction`]). The contract comes from `serverkit-sdk`.
+//! [`chunks`] (a stored message read in bounded chunks, never whole), [`session`] (a
+//! session: reading lines, replies, STLS; its states as types: [`authorization`],
+//! [`transaction`]). The contract comes from `serverkit-sdk`.
 
 mod authorization;
 mod chunks;
