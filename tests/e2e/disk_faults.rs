@@ -83,7 +83,7 @@ fn a_full_maildrop_filesystem_still_deletes_at_quit_and_a_read_only_one_loses_no
     c.ok("RETR 3");
     assert_eq!(c.body(), ["Subject: three", "", "three"]);
     c.ok("DELE 3");
-    assert_eq!(c.cmd("QUIT"), "+OK bye, 1 messages deleted");
+    assert_eq!(c.cmd("QUIT"), "+OK bye, 1 message deleted");
     assert_eq!(
         server.setup.files("alice"),
         [NAMES[1], NAMES[0]].map(String::from)

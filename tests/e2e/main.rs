@@ -45,6 +45,9 @@
 //! - `pop`: the pop module on the embedded database: the command/response corpus
 //!   (`tests/pop/corpus.txt`) and inline exchanges, SASL PLAIN, long messages,
 //!   injection attempts and maildrops escaping the root.
+//! - `pop_big`: messages without `,W=` far beyond an instance's memory: several of 20+ MiB
+//!   listed and retrieved, one of 1 GiB retrieved byte-exact by poplib with the server's
+//!   peak RSS measured (printed).
 //! - `pop_hostile`: password guessing paced and without a timing difference between
 //!   unknown users and wrong passwords, overlong lines, command floods, a client that
 //!   never reads, connection floods beyond `max_sessions`.
@@ -85,6 +88,7 @@ mod keepalive;
 mod lifecycle;
 mod limits;
 mod pop;
+mod pop_big;
 mod pop_clients;
 mod pop_drivers;
 mod pop_fixture;

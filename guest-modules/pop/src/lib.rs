@@ -4,10 +4,12 @@
 //!
 //! Layout: [`vocabulary`] (its c11n options), [`query`] (the maildrop query format),
 //! [`command`] (parsing commands), [`message`] (sizes, byte-stuffing, UIDLs),
-//! [`session`] (a session: reading lines, replies, STLS; its states as types:
-//! [`authorization`], [`transaction`]). The contract comes from `serverkit-sdk`.
+//! [`chunks`] (a stored message read in bounded chunks, never whole), [`session`] (a
+//! session: reading lines, replies, STLS; its states as types: [`authorization`],
+//! [`transaction`]). The contract comes from `serverkit-sdk`.
 
 mod authorization;
+mod chunks;
 mod command;
 mod message;
 mod query;
@@ -23,7 +25,7 @@ use serverkit_sdk::{Connection, Descriptor, Module, listen, prestart};
 pub mod fuzzing {
     pub use crate::authorization::plain_credentials;
     pub use crate::command::{Command, parse as parse_command};
-    pub use crate::message::{Wire, size_from_name, uidl, unique_name, wire_size};
+    pub use crate::message::{Wire, WireSize, size_from_name, uidl, unique_name, wire_size};
     pub use crate::query::{Style, compile as compile_query};
 }
 
