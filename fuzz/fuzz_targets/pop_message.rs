@@ -1,10 +1,11 @@
 //! pop's conversion of stored messages to the wire (CRLF, byte-stuffing, TOP), and UIDLs
 //! from Maildir names. Must never panic, must not depend on how the file is chunked, and
-//! the size LIST reports must be what RETR sends (before stuffing).
+//! the size LIST reports, counted chunk by chunk, must be what RETR sends (before
+//! stuffing).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pop::fuzzing::{Wire, size_from_name, uidl, wire_size};
+use pop::fuzzing::{Wire, WireSize, size_from_name, uidl, wire_size};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&split, stored)) = data.split_first() else {
@@ -25,10 +26,12 @@ fuzz_target!(|data: &[u8]| {
         whole,
         convert(true, None, &[&stored[..split], &stored[split..]])
     );
-    assert_eq!(
-        wire_size(stored),
-        convert(false, None, &[stored]).len() as u64
-    );
+    let unstuffed = convert(false, None, &[stored]).len() as u64;
+    assert_eq!(wire_size(stored), unstuffed);
+    let mut counted = WireSize::default();
+    counted.feed(&stored[..split]);
+    counted.feed(&stored[split..]);
+    assert_eq!(counted.total(), unstuffed, "split at {split}");
     // Stuffed, no line is a lone "." (which would end the response early).
     assert!(
         !whole.split(|&b| b == b'\n').any(|l| l == b".\r"),

@@ -2,6 +2,9 @@
 //! temporary directory and talks to it over real sockets.
 //!
 //! - `harness`: starting the server, waiting for it, killing it on drop, free ports.
+//! - `compile_cache`: the compile cache in its default place for a root start: no
+//!   warning, loaded on the next start; a forged entry planted as the service user (random
+//!   bytes, another module's artifact) neither run nor kept; hot swaps cached after the drop.
 //! - `daemontools`: the shipped service directory under a real svscan and svc.
 //! - `disk_faults`: unreadable files under shttp's doc_root, a full and a read-only
 //!   filesystem under pop's maildrops, a full compile cache (tmpfs mounts; root only).
@@ -18,10 +21,15 @@
 //!   echo-next), broken replacements refused, SIGHUP rereading c11n.
 //! - `hotswap_modules`: module files added and removed while serving; a POP3 session held
 //!   across a swap of pop.
+//! - `keepalive`: busy keep-alive connections outlive the CPU budget, the wall time ends a
+//!   session between requests, idle keep-alive sessions make room at `max_sessions`
+//!   (POP3 sessions do not).
 //! - `lifecycle`: SIGTERM drains live sessions; exit codes.
 //! - `privileges`: root policy, identity, the root drop and the seccomp filter on every
 //!   thread, `seccomp = false` (needs root; CI runs as root).
 //! - `cli`: `check`, `inspect`, `--help`, `--version`, broken configurations.
+//! - `carry_over`: what a module holds survives a reload and a swap: POP3S, STLS and
+//!   HTTPS keep working; one descriptor per granted directory.
 //! - `report`: the status report on SIGUSR1 and SIGALRM, parsed.
 //! - `hostile`: a module attacking its host (memory, stack, handles, privileges, the log)
 //!   beside echo, which keeps being served.
@@ -47,6 +55,9 @@
 //! - `pop`: the pop module on the embedded database: the command/response corpus
 //!   (`tests/pop/corpus.txt`) and inline exchanges, SASL PLAIN, long messages,
 //!   injection attempts and maildrops escaping the root.
+//! - `pop_big`: messages without `,W=` far beyond an instance's memory: several of 20+ MiB
+//!   listed and retrieved, one of 1 GiB retrieved byte-exact by poplib with the server's
+//!   peak RSS measured (printed).
 //! - `pop_hostile`: password guessing paced and without a timing difference between
 //!   unknown users and wrong passwords, overlong lines, command floods, a client that
 //!   never reads, connection floods beyond `max_sessions`.
@@ -72,7 +83,9 @@
 //!   STLS handshake, `plaintext_login`, handshake counters in the report.
 //! - `vtstats`: the report on a pseudo-terminal every interval.
 
+mod carry_over;
 mod cli;
+mod compile_cache;
 mod daemontools;
 mod disk_faults;
 mod echo;
@@ -84,10 +97,12 @@ mod hostile;
 mod hotswap;
 mod hotswap_modules;
 mod http;
+mod keepalive;
 mod lifecycle;
 mod limits;
 mod metrics;
 mod pop;
+mod pop_big;
 mod pop_clients;
 mod pop_drivers;
 mod pop_fixture;

@@ -212,7 +212,7 @@ fn the_shipped_personalities_check_and_the_demo_serves() {
     server.wait_for_log("serving", Duration::from_secs(60));
     let mut c = crate::pop_fixture::PopClient::connect(server.addr);
     c.ok("USER demo");
-    assert_eq!(c.cmd("PASS demo"), "+OK 1 messages (197 octets)");
+    assert_eq!(c.cmd("PASS demo"), "+OK 1 message (197 octets)");
     assert!(c.cmd("RETR 1").starts_with("+OK"));
     assert!(
         c.body()

@@ -114,9 +114,15 @@ impl PopSetup {
             ),
             ("bob", "hunter2", "bob/Maildir".to_string()),
             // Maildrops outside the root: the host must refuse them, whether named
-            // directly, with `..`, or through a symlink inside the root.
+            // directly, with `..` (relative or beneath the root's absolute path), or
+            // through a symlink inside the root.
             ("mallory", "x", "/etc".to_string()),
             ("trudy", "x", "alice/../../..".to_string()),
+            (
+                "oscar",
+                "x",
+                root.join("bob/Maildir/../../../etc").display().to_string(),
+            ),
             ("eve", "x", "escape".to_string()),
         ]
     }

@@ -83,7 +83,7 @@ fn a_renamed_message_keeps_its_uidl_and_is_still_deleted() {
     // Another client (Dovecot, say) reads message 1 meanwhile: new/ -> cur/ with flags.
     let dir = server.setup.maildir("alice");
     std::fs::rename(dir.join(NAMES[0]), dir.join("cur/1700000001.M1P1.test:2,S")).unwrap();
-    assert_eq!(c.cmd("QUIT"), "+OK bye, 1 messages deleted");
+    assert_eq!(c.cmd("QUIT"), "+OK bye, 1 message deleted");
     assert_eq!(server.setup.files("alice").len(), 2);
 }
 

@@ -7,9 +7,9 @@ use serverkit_sdk::log::{self, Level};
 use serverkit_sdk::maildrop;
 
 use crate::command::Command;
-use crate::query;
 use crate::session::{Client, Line, Next};
 use crate::transaction::Transaction;
+use crate::{message, query};
 
 /// The AUTHORIZATION state: the user name given so far.
 #[derive(Default)]
@@ -184,12 +184,16 @@ fn login(client: &mut Client, user: &str, password: &str) -> Result<Option<Trans
             client.reply("-ERR [IN-USE] maildrop already in use by another session")?;
             return Ok(None);
         }
+        // The user database names a maildrop the host refuses (outside the root, a
+        // symlink, missing): the operator's error to fix, not the client's password.
         Err(e) => {
             log::log(
                 Level::Error,
                 &format!(
-                    "cannot open maildrop `{path}` of `{}`: {e:?}",
-                    user.escape_debug()
+                    "login of `{}` refused: maildrop `{}`: {}",
+                    user.escape_debug(),
+                    path.escape_debug(),
+                    refusal(&e, &path)
                 ),
             );
             client.reply("-ERR [SYS/TEMP] cannot open the maildrop")?;
@@ -199,17 +203,40 @@ fn login(client: &mut Client, user: &str, password: &str) -> Result<Option<Trans
     match Transaction::open(maildir) {
         Ok(t) => {
             client.reply(&format!(
-                "+OK {} messages ({} octets)",
-                t.count(),
+                "+OK {} ({} octets)",
+                message::count(t.count()),
                 t.octets()
             ))?;
             Ok(Some(t))
         }
         Err(e) => {
-            log::log(Level::Error, &format!("cannot list maildrop `{path}`: {e}"));
+            log::log(
+                Level::Error,
+                &format!(
+                    "login of `{}` failed: maildrop `{}`: {e}",
+                    user.escape_debug(),
+                    path.escape_debug()
+                ),
+            );
             client.reply("-ERR [SYS/TEMP] cannot read the maildrop")?;
             Ok(None)
         }
+    }
+}
+
+/// Why the host refused to open maildrop `path`, for the log line: the contract's error
+/// name, what it means, and the host's detail when it adds to the path.
+fn refusal(error: &maildrop::Error, path: &str) -> String {
+    let (name, meaning, detail) = match error {
+        maildrop::Error::OutsideRoot(d) => ("outside-root", "it leaves maildrop_root", d),
+        maildrop::Error::NotFound(d) => ("not-found", "no such Maildir", d),
+        maildrop::Error::Io(d) => ("io", "the system refused", d),
+        other => return format!("{other:?}"),
+    };
+    if detail.is_empty() || detail == path {
+        format!("{name}: {meaning}")
+    } else {
+        format!("{name}: {meaning} ({})", detail.escape_debug())
     }
 }
 
@@ -269,7 +296,21 @@ fn base64(text: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::plain_credentials;
+    use super::{plain_credentials, refusal};
+    use serverkit_sdk::maildrop::Error;
+
+    #[test]
+    fn refusals_name_the_reason() {
+        let path = "alice/../../..";
+        assert_eq!(
+            refusal(&Error::OutsideRoot(path.into()), path),
+            "outside-root: it leaves maildrop_root"
+        );
+        assert_eq!(
+            refusal(&Error::NotFound("symlink at alice".into()), path),
+            "not-found: no such Maildir (symlink at alice)"
+        );
+    }
 
     #[test]
     fn plain_responses() {

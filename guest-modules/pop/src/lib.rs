@@ -4,10 +4,12 @@
 //!
 //! Layout: [`vocabulary`] (its c11n options), [`query`] (the maildrop query format),
 //! [`command`] (parsing commands), [`message`] (sizes, byte-stuffing, UIDLs),
-//! [`session`] (a session: reading lines, replies, STLS; its states as types:
-//! [`authorization`], [`transaction`]). The contract comes from `serverkit-sdk`.
+//! [`chunks`] (a stored message read in bounded chunks, never whole), [`session`] (a
+//! session: reading lines, replies, STLS; its states as types: [`authorization`],
+//! [`transaction`]). The contract comes from `serverkit-sdk`.
 
 mod authorization;
+mod chunks;
 mod command;
 mod message;
 mod query;
@@ -23,7 +25,7 @@ use serverkit_sdk::{Connection, Descriptor, Module, listen, prestart};
 pub mod fuzzing {
     pub use crate::authorization::plain_credentials;
     pub use crate::command::{Command, parse as parse_command};
-    pub use crate::message::{Wire, size_from_name, uidl, unique_name, wire_size};
+    pub use crate::message::{Wire, WireSize, size_from_name, uidl, unique_name, wire_size};
     pub use crate::query::{Style, compile as compile_query};
 }
 
@@ -46,6 +48,9 @@ impl Module for Pop {
                 "plaintext_login is `{policy}`: expected allowed, local-only or never"
             ));
         }
+        // POP3's registered ALPN id: a client that offers only another protocol (a browser
+        // offering HTTP) is refused at the handshake.
+        listen::offer_alpn(&["pop3"])?;
         if text("certificate").is_some() {
             prestart::prepare_tls(listen::CERTIFICATE, listen::PRIVATE_KEY)
                 .map_err(|e| format!("cannot use the certificate for STLS: {e:?}"))?;

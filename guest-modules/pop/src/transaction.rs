@@ -1,14 +1,12 @@
 //! The TRANSACTION state and its end, the UPDATE state: the only code that deletes.
 
 use serverkit_sdk::log::{self, Level};
-use serverkit_sdk::maildrop::Maildir;
+use serverkit_sdk::maildrop::{Error, Maildir};
 
+use crate::chunks::Chunks;
 use crate::command::Command;
 use crate::message;
 use crate::session::{Client, Next};
-
-/// Bytes read from a message per host call.
-const READ_CHUNK: u32 = 64 * 1024;
 
 /// One message of the maildrop as listed at login.
 struct Entry {
@@ -21,11 +19,6 @@ struct Entry {
     deleted: bool,
 }
 
-/// How much to ask for first when about `stored` bytes are expected.
-fn first_read(stored: u64) -> u32 {
-    u32::try_from(stored.saturating_add(1)).map_or(READ_CHUNK, |n| n.min(READ_CHUNK))
-}
-
 /// The TRANSACTION state: the locked maildrop, its messages numbered from 1 as listed at
 /// login (numbers never shift), and the deletion marks.
 pub struct Transaction {
@@ -34,13 +27,23 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// Lists the maildrop and learns each message's size: from a `,W=` name, else by
+    /// reading the message through once, chunk by chunk.
     pub fn open(maildir: Maildir) -> Result<Self, String> {
-        let listed = maildir.messages().map_err(|e| format!("{e:?}"))?;
+        let listed = maildir
+            .messages()
+            .map_err(|e| format!("listing failed: {e:?}"))?;
         let mut entries = Vec::with_capacity(listed.len());
         for m in listed {
             let size = match message::size_from_name(&m.name) {
                 Some(size) => size,
-                None => message::wire_size(&read_all(&maildir, &m.name, m.size)?),
+                None => match count_size(&maildir, &m.name, m.size) {
+                    Ok(size) => size,
+                    // Deleted or moved by another program since the listing: it is not
+                    // in the maildrop any more (a moved one is listed at the next login).
+                    Err(Error::NotFound(_)) => continue,
+                    Err(e) => return Err(format!("cannot read `{}`: {e:?}", m.name)),
+                },
             };
             entries.push(Entry {
                 name: m.name,
@@ -112,7 +115,7 @@ impl Transaction {
             },
             Command::Rset => {
                 self.entries.iter_mut().for_each(|e| e.deleted = false);
-                Ok(format!("+OK {} messages", self.count()))
+                Ok(format!("+OK {}", message::count(self.count())))
             }
             Command::Stls => Err("STLS only before logging in".into()),
             Command::User(_) | Command::Pass(_) | Command::Auth(..) => {
@@ -127,7 +130,7 @@ impl Transaction {
     }
 
     fn listing(&self, client: &mut Client, field: impl Fn(&Entry) -> String) -> Result<(), String> {
-        let mut text = format!("+OK {} messages\r\n", self.count());
+        let mut text = format!("+OK {}\r\n", message::count(self.count()));
         for (i, entry) in self.entries.iter().enumerate().filter(|(_, e)| !e.deleted) {
             text.push_str(&format!("{} {}\r\n", i + 1, field(entry)));
         }
@@ -147,9 +150,9 @@ impl Transaction {
             Err(text) => return client.reply(&format!("-ERR {text}")),
         };
         // Read the first chunk before answering +OK: a message deleted under us is -ERR.
-        let mut asked = first_read(entry.stored);
-        let mut chunk = match self.maildir.read(&entry.name, 0, asked) {
-            Ok(c) => c,
+        let mut chunks = Chunks::new(&self.maildir, &entry.name, entry.stored);
+        let mut chunk = match chunks.next_chunk() {
+            Ok(chunk) => chunk,
             Err(e) => {
                 log::log(Level::Warn, &format!("cannot read {}: {e:?}", entry.name));
                 return client.reply(&format!("-ERR [SYS/TEMP] message {n} cannot be read"));
@@ -157,20 +160,20 @@ impl Transaction {
         };
         let mut out = format!("+OK {} octets\r\n", entry.size).into_bytes();
         let mut wire = message::Wire::new(true, body_lines);
-        let mut offset = 0u64;
-        loop {
-            wire.feed(&chunk, &mut out);
-            offset += chunk.len() as u64;
-            if chunk.len() < asked as usize || wire.done {
+        // One chunk and its wire form at a time: `out` is sent and emptied before the next
+        // read, and `send` waits for the host's write permit, so neither side buffers more.
+        while let Some(stored) = chunk {
+            wire.feed(&stored, &mut out);
+            if wire.done {
                 break;
             }
             client.send(&out)?;
             out.clear();
-            asked = READ_CHUNK;
-            chunk = self
-                .maildir
-                .read(&entry.name, offset, asked)
-                .map_err(|e| format!("{e:?}"))?;
+            // Past the +OK a failure can only end the session: the client sees no final
+            // `.` and keeps nothing half-received as a whole message.
+            chunk = chunks
+                .next_chunk()
+                .map_err(|e| format!("reading {} failed mid-message: {e:?}", entry.name))?;
         }
         wire.finish(&mut out);
         out.extend_from_slice(b".\r\n");
@@ -189,7 +192,7 @@ impl Transaction {
             return client.reply("+OK bye");
         }
         match self.maildir.delete(&doomed) {
-            Ok(n) => client.reply(&format!("+OK bye, {n} messages deleted")),
+            Ok(n) => client.reply(&format!("+OK bye, {} deleted", message::count(n as usize))),
             Err(e) => {
                 log::log(Level::Error, &format!("deleting messages failed: {e:?}"));
                 client.reply("-ERR [SYS/TEMP] some deleted messages were not removed")
@@ -198,19 +201,13 @@ impl Transaction {
     }
 }
 
-/// The whole message, about `stored` bytes.
-fn read_all(maildir: &Maildir, name: &str, stored: u64) -> Result<Vec<u8>, String> {
-    let mut data = Vec::new();
-    let mut asked = first_read(stored);
-    loop {
-        let chunk = maildir
-            .read(name, data.len() as u64, asked)
-            .map_err(|e| format!("{e:?}"))?;
-        let last = chunk.len() < asked as usize;
-        asked = READ_CHUNK;
-        data.extend_from_slice(&chunk);
-        if last {
-            return Ok(data);
-        }
+/// The RFC 1939 size of message `name` (about `stored` bytes on disk), counted one chunk
+/// at a time.
+fn count_size(maildir: &Maildir, name: &str, stored: u64) -> Result<u64, Error> {
+    let mut chunks = Chunks::new(maildir, name, stored);
+    let mut size = message::WireSize::default();
+    while let Some(chunk) = chunks.next_chunk()? {
+        size.feed(&chunk);
     }
+    Ok(size.total())
 }

@@ -215,7 +215,7 @@ fn sessions(modules: &[Arc<ModuleSlot>]) -> Vec<Family> {
     let mut ended = Family::new(
         "serverkit_sessions_ended",
         Kind::Counter,
-        "Sessions ended, by outcome: ok, error (the module returned one), trap (including limits hit), timeout (idle, wall clock, drained after a swap)",
+        "Sessions ended, by outcome: ok, error (the module returned one), trap (including limits hit), timeout (idle, wall clock, drained after a swap), reclaimed (idle between requests, ended to make room at max_sessions)",
     );
     let mut draining = Family::new(
         "serverkit_sessions_draining",
@@ -235,6 +235,7 @@ fn sessions(modules: &[Arc<ModuleSlot>]) -> Vec<Family> {
             ("error", &s.failed),
             ("trap", &s.trapped),
             ("timeout", &s.timed_out),
+            ("reclaimed", &s.reclaimed),
         ] {
             let labels = vec![("module", slot.name.clone()), ("outcome", outcome.into())];
             ended.add(labels, load(counter));
