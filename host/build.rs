@@ -24,6 +24,8 @@ const TEST_MODULES: &[&str] = &[
     "hostile",
     "echo-next",
     "construct-fails",
+    "intruder",
+    "grant-defaults",
 ];
 
 fn main() {
