@@ -94,6 +94,47 @@ fn defaults_that_would_be_grants_are_refused_at_load() {
 }
 
 #[test]
+fn inspect_says_what_each_granting_option_reaches() {
+    let wasm = test_module("intruder.wasm");
+    let out = std::process::Command::new(crate::harness::binary())
+        .args(["inspect", wasm.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Each option is a line `  NAME: TYPE`, then its lines indented further.
+    let entry = |option: &str| {
+        let head = format!("  {option}: ");
+        let mut lines = text.lines().skip_while(|l| !l.starts_with(&head));
+        let first = lines
+            .next()
+            .unwrap_or_else(|| panic!("no option {option}:\n{text}"));
+        let more: Vec<&str> = lines.take_while(|l| l.starts_with("    ")).collect();
+        format!("{first}\n{}", more.join("\n"))
+    };
+    for (option, reaches) in [
+        ("port", "a listener the host binds on this port"),
+        ("secret", "this one file, read-only"),
+        (
+            "tty",
+            "this terminal device as its operator's standard output",
+        ),
+        ("db", "queries on this database pool"),
+    ] {
+        let entry = entry(option);
+        assert!(entry.contains(&format!("reaches: {reaches}")), "{entry}");
+    }
+    assert!(
+        !entry("operator").contains("reaches:"),
+        "a plain setting grants nothing"
+    );
+}
+
+#[test]
 fn a_module_nobody_configured_gets_no_listener_and_no_grant() {
     let echo_port = free_port();
     let c11n = format!("echo {{\n  address = 127.0.0.1\n  port = {echo_port}\n}}\n");
