@@ -101,19 +101,20 @@ impl Intruder {
     }
 }
 
-/// Asserts that a fresh echo session is served, at once.
+/// Asserts that a fresh echo session is served at once.
 pub fn bystander_served(server: &Server, when: &str) {
     echo_served_at(server.addr, when);
 }
 
-/// Asserts that a fresh session of the echo listening at `addr` is served, at once.
+/// Asserts that a fresh session of the echo listening at `addr` is served at once (within
+/// 3 s, room for a loaded machine; a starved echo never answers at all).
 pub fn echo_served_at(addr: SocketAddr, when: &str) {
     let start = Instant::now();
     let mut client = Client::connect(addr);
     client.read_timeout(Duration::from_secs(5));
     client.echo(&format!("echo {when}"));
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(3),
         "echo took {:?} {when}",
         start.elapsed()
     );
