@@ -26,6 +26,7 @@ const TEST_MODULES: &[&str] = &[
     "construct-fails",
     "intruder",
     "grant-defaults",
+    "listen-defaults",
 ];
 
 fn main() {
