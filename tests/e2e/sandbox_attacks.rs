@@ -1,12 +1,13 @@
-//! The sandbox of issue 12 attacked from outside: the test-only `intruder` and
-//! `grant_defaults` modules (and planted symlinks and FIFOs for the shipped pop and shttp)
-//! try each hole the issue found, against the real binary started as root and dropping to
-//! 65534. Every test asserts that the attack fails, with what the module sees or the log
-//! line, and that echo, the bystander module in the same server, keeps serving during and
-//! after it. Items 2 (the compile cache) and 9 (seccomp) of the issue are tested
-//! elsewhere (`disk_faults`, `privileges`).
+//! The sandbox of issue 12 attacked from outside: the test-only `intruder`,
+//! `grant_defaults` and `listen_defaults` modules (and planted symlinks and FIFOs for the
+//! shipped pop and shttp) try each hole the issue found, against the real binary started
+//! as root and dropping to 65534. Every test asserts that the attack fails, with what the
+//! module sees or the log line, and that echo, the bystander module in the same server,
+//! keeps serving during and after it. Items 2 (the compile cache) and 9 (seccomp, in
+//! `privileges`) of the issue have tests of their own.
 //!
-//! - `grants`: defaults refused as grants; no section, no grant; the wildcard; terminals.
+//! - `grants`: defaults refused as grants; no section, no grant; the wildcard, and listen
+//!   defaults beside what the section names; terminals; what `inspect` says.
 //! - `memory`: heaps against `host_memory_mb`, the report's size, the operator hook.
 //! - `descriptors`: files held against `max_descriptors`.
 //! - `maildrop`: symlinked Maildirs and FIFOs (pop), a FIFO under shttp's `doc_root`.
