@@ -24,6 +24,7 @@ const TEST_MODULES: &[&str] = &[
     "hostile",
     "echo-next",
     "construct-fails",
+    "contract-v1-0",
     "intruder",
     "grant-defaults",
     "listen-defaults",

@@ -93,7 +93,7 @@ class WitWorld(wit_world.WitWorld):
             description="Line echo written in Python: every line a client sends comes back unchanged",
             version=Version(1, 0, 0),
             # The contract version this module was generated from (wit/world.wit).
-            contract=Version(1, 0, 0),
+            contract=Version(1, 1, 0),
             authors=["The serverkit developers"],
             vocabulary=[
                 option("address", OptionType.ADDRESS, ConfigValue_Text("0.0.0.0"), "Address to listen on"),

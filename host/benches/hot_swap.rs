@@ -103,8 +103,9 @@ fn swap_case(cache: &CacheDir) -> SwapResult {
     }
 }
 
-/// A compiled-module cache directory the server may use after dropping to uid 65534
-/// (owned by it when run as root), or a path the cache cannot be made at (no cache).
+/// A compiled-module cache directory of the user starting the server (the server keeps
+/// the artifacts of uid 65534 in a subdirectory it gives that uid, and swaps after the drop
+/// use it), or a path the cache cannot be made at (no cache).
 struct CacheDir {
     path: PathBuf,
     _dir: Option<tempfile::TempDir>,
@@ -119,9 +120,6 @@ impl CacheDir {
             };
         }
         let dir = tempfile::tempdir().unwrap();
-        if is_root() {
-            std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
-        }
         CacheDir {
             path: dir.path().to_path_buf(),
             _dir: Some(dir),

@@ -139,7 +139,7 @@ pub fn inspect(module: &str) -> Result<String> {
     };
     let engine = engine::new(&engine::PoolPlan::SMALL)?;
     let linker = linker::build(&engine)?;
-    let cache = ComponentCache::new(ComponentCache::default_dir());
+    let cache = ComponentCache::open(nix::unistd::geteuid().as_raw());
     let loader = Loader {
         engine: &engine,
         linker: &linker,

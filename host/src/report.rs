@@ -227,6 +227,13 @@ fn module_lines(out: &mut String, module: &ModuleReport<'_>) {
         let at = humantime_utc(swap.at);
         let _ = writeln!(out, "Last swap at {at}: {}", swap.outcome);
     }
+    let reclaimed = s.reclaimed.load(Ordering::Relaxed);
+    if reclaimed > 0 {
+        let _ = writeln!(
+            out,
+            "idle keep-alive sessions ended to make room at max_sessions {reclaimed}"
+        );
+    }
     for (generation, sessions) in slot.draining() {
         let _ = writeln!(
             out,

@@ -46,7 +46,7 @@ fn inspect_describes_a_built_in_module() {
     for expected in [
         "module:      echo",
         "version:     1.0.0",
-        "contract:    serverkit:module@1.0.0",
+        "contract:    serverkit:module@1.1.0",
         "port: a port number",
         "fault_injection",
         "max_sessions",
@@ -64,9 +64,9 @@ fn inspect_lists_what_a_module_imports() {
         .unwrap_or_else(|| panic!("inspect lists no imports:\n{out}"))
         .1;
     for expected in [
-        "serverkit:module/filesystem@1.0.0",
+        "serverkit:module/filesystem@1.1.0",
         "read files beneath the directories its section grants",
-        "serverkit:module/connection@1.0.0",
+        "serverkit:module/connection@1.1.0",
         "wasi:io/streams@",
     ] {
         assert!(

@@ -132,10 +132,17 @@ fn a_full_compile_cache_is_a_warning_and_leaves_no_partial_file() {
         "{}",
         server.log()
     );
-    let left: Vec<_> = std::fs::read_dir(fs.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    // The key fits (the directory is the cache's); the artifacts' directory is empty.
+    let names = |dir: &Path| -> Vec<_> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(fs.path()), ["key", "uid-65534"]);
+    let left = names(&fs.path().join("uid-65534"));
     assert!(left.is_empty(), "partial files left: {left:?}");
     drop(server);
     drop(personality);

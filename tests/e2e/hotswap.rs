@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 use crate::harness::{Client, Server, TestPersonality, echo_c11n, free_port};
 
 /// Longest time from a file replaced to a fresh session answering with the new version
-/// (watcher poll and debounce, a compile without cache in a debug build, construct).
+/// (watcher poll and debounce, a compile in a debug build, construct).
 const SWAP_BOUND: Duration = Duration::from_secs(30);
 
 pub fn test_module(file: &str) -> PathBuf {
@@ -37,7 +37,7 @@ pub fn personality(port: u16, extra: &str) -> TestPersonality {
 }
 
 /// Replaces `modules/echo.wasm` atomically, as an operator's `mv` would.
-fn replace(personality: &Path, bytes: &[u8]) {
+pub fn replace(personality: &Path, bytes: &[u8]) {
     let tmp = personality.join("modules/echo.wasm.new");
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, personality.join("modules/echo.wasm")).unwrap();

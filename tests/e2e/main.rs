@@ -2,6 +2,9 @@
 //! temporary directory and talks to it over real sockets.
 //!
 //! - `harness`: starting the server, waiting for it, killing it on drop, free ports.
+//! - `compile_cache`: the compile cache in its default place for a root start: no
+//!   warning, loaded on the next start; a forged entry planted as the service user (random
+//!   bytes, another module's artifact) neither run nor kept; hot swaps cached after the drop.
 //! - `daemontools`: the shipped service directory under a real svscan and svc.
 //! - `disk_faults`: unreadable files under shttp's doc_root, a full and a read-only
 //!   filesystem under pop's maildrops, a full compile cache (tmpfs mounts; root only).
@@ -11,10 +14,15 @@
 //!   echo-next), broken replacements refused, SIGHUP rereading c11n.
 //! - `hotswap_modules`: module files added and removed while serving; a POP3 session held
 //!   across a swap of pop.
+//! - `keepalive`: busy keep-alive connections outlive the CPU budget, the wall time ends a
+//!   session between requests, idle keep-alive sessions make room at `max_sessions`
+//!   (POP3 sessions do not).
 //! - `lifecycle`: SIGTERM drains live sessions; exit codes.
 //! - `privileges`: root policy, identity, the root drop and the seccomp filter on every
 //!   thread, `seccomp = false` (needs root; CI runs as root).
 //! - `cli`: `check`, `inspect`, `--help`, `--version`, broken configurations.
+//! - `carry_over`: what a module holds survives a reload and a swap: POP3S, STLS and
+//!   HTTPS keep working; one descriptor per granted directory.
 //! - `report`: the status report on SIGUSR1 and SIGALRM, parsed.
 //! - `hostile`: a module attacking its host (memory, stack, handles, privileges, the log)
 //!   beside echo, which keeps being served.
@@ -65,7 +73,9 @@
 //!   STLS handshake, `plaintext_login`, handshake counters in the report.
 //! - `vtstats`: the report on a pseudo-terminal every interval.
 
+mod carry_over;
 mod cli;
+mod compile_cache;
 mod daemontools;
 mod disk_faults;
 mod echo;
@@ -74,6 +84,7 @@ mod hostile;
 mod hotswap;
 mod hotswap_modules;
 mod http;
+mod keepalive;
 mod lifecycle;
 mod limits;
 mod pop;

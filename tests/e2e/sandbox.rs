@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::harness::{Client, Server, TestPersonality, free_port};
+use crate::harness::{Client, Server, TestPersonality, echo_c11n, free_port};
 
 /// A test-only module's `.wasm`, built by host/build.rs.
 fn test_module(file: &str) -> PathBuf {
@@ -99,7 +99,7 @@ fn a_module_built_against_another_major_contract_is_refused() {
     assert_eq!(status.code(), Some(100), "{}", server.log());
     let log = server.log();
     assert!(
-        log.contains("was built against contract serverkit:module@2.0.0, but this serverkit speaks serverkit:module@1.0.0: major versions must match"),
+        log.contains("was built against contract serverkit:module@2.0.0, but this serverkit speaks serverkit:module@1.1.0: major versions must match"),
         "{log}"
     );
 }
@@ -210,4 +210,31 @@ fn a_guest_reaches_only_the_database_pool_its_section_names() {
         report.contains(&"db-other refused".to_string()),
         "{report:?}"
     );
+}
+
+#[test]
+fn a_module_built_against_contract_1_0_still_loads_and_serves() {
+    let (old_port, echo_port) = (free_port(), free_port());
+    let personality = TestPersonality::new(&format!(
+        "{}oldecho {{\n  port = {old_port}\n}}\n",
+        echo_c11n(echo_port, "")
+    ));
+    let wasm = PathBuf::from(env!("SERVERKIT_TEST_MODULES_DIR")).join("contract_v1_0.wasm");
+    std::fs::copy(&wasm, personality.path().join("modules/oldecho.wasm")).unwrap();
+    let server = Server::start(personality, echo_port);
+    let mut old = Client::connect(([127, 0, 0, 1], old_port).into());
+    old.send("hello");
+    assert_eq!(old.line().as_deref(), Some("old hello"));
+    server.client().echo("and echo beside it");
+    let out = std::process::Command::new(crate::harness::binary())
+        .args(["inspect"])
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("contract:    serverkit:module@1.0.0"),
+        "{text}"
+    );
+    assert!(text.contains("serverkit:module/prestart@1.0.0"), "{text}");
 }

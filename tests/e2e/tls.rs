@@ -188,7 +188,7 @@ fn https_redirect_sends_plain_requests_to_the_tls_port() {
 }
 
 /// Whether curl fetches `url` trusting only `cacert`.
-fn curl_trusts(cacert: &Path, url: &str) -> bool {
+pub fn curl_trusts(cacert: &Path, url: &str) -> bool {
     std::process::Command::new("curl")
         .args(["-sS", "--fail", "--max-time", "5", "--cacert"])
         .arg(cacert)
@@ -271,4 +271,15 @@ fn an_ip_address_as_sni_is_logged_at_debug_not_as_a_warning() {
         !log.lines().any(|l| l.contains("WARN") && l.contains("SNI")),
         "no warning for a client's SNI:\n{log}"
     );
+}
+
+#[test]
+fn https_offers_http11_alpn_and_refuses_pop3() {
+    let pem = make_pem(false, false);
+    let tls_port = free_port();
+    let _site = start(&pem.options(tls_port));
+    let (ok, text) = crate::tls_pop::alpn_handshake(&pem.cert(), tls_port, Some("http/1.1"), &[]);
+    assert!(ok && text.contains("ALPN protocol: http/1.1"), "{text}");
+    let (ok, text) = crate::tls_pop::alpn_handshake(&pem.cert(), tls_port, Some("pop3"), &[]);
+    assert!(!ok && text.contains("no application protocol"), "{text}");
 }

@@ -173,7 +173,7 @@ p.quit()
 /// Runs `openssl s_client` to 127.0.0.1:`port` trusting `cacert` (`mode`: for instance
 /// `-starttls pop3`), logs in as alice and asks STAT; returns what it printed and its
 /// errors.
-fn s_client_login(cacert: &Path, port: u16, mode: &[&str]) -> (String, String) {
+pub fn s_client_login(cacert: &Path, port: u16, mode: &[&str]) -> (String, String) {
     let mut child = Command::new("openssl")
         .args(["s_client", "-quiet", "-verify_return_error"])
         .args(mode)
@@ -203,4 +203,55 @@ fn python_against(script: &str, port: u16, cacert: &Path) -> String {
     let port = port.to_string();
     let cacert = cacert.display().to_string();
     run_in(Path::new("/"), &python(), &["-c", script, &port, &cacert])
+}
+
+/// What `openssl s_client` says of a handshake offering `alpn` to `port` (with `mode`,
+/// e.g. `-starttls pop3`): whether it completed, and the protocol selected.
+pub fn alpn_handshake(
+    cacert: &Path,
+    port: u16,
+    alpn: Option<&str>,
+    mode: &[&str],
+) -> (bool, String) {
+    let mut args = vec!["s_client".to_string(), "-CAfile".into()];
+    args.push(cacert.display().to_string());
+    args.extend(mode.iter().map(|m| m.to_string()));
+    if let Some(alpn) = alpn {
+        args.extend(["-alpn".into(), alpn.into()]);
+    }
+    args.extend(["-connect".into(), format!("127.0.0.1:{port}")]);
+    let out = Command::new("openssl")
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let completed = text.contains("Verify return code: 0 (ok)");
+    (completed && !text.contains("alert"), text)
+}
+
+#[test]
+fn pop3_tls_offers_pop3_alpn_and_refuses_http() {
+    let pem = make_pem(false, false);
+    let tls_port = free_port();
+    let server = PopSetup::new(Backend::Sqlite).start(&pem.options(tls_port));
+    let plain = server.setup.port;
+    for (port, mode) in [(tls_port, &[][..]), (plain, &["-starttls", "pop3"][..])] {
+        let (ok, text) = alpn_handshake(&pem.cert(), port, Some("pop3"), mode);
+        assert!(
+            ok && text.contains("ALPN protocol: pop3"),
+            "pop3 offered:\n{text}"
+        );
+        let (ok, text) = alpn_handshake(&pem.cert(), port, None, mode);
+        assert!(ok, "no ALPN offered is served:\n{text}");
+        let (ok, text) = alpn_handshake(&pem.cert(), port, Some("http/1.1"), mode);
+        assert!(
+            !ok && text.contains("no application protocol"),
+            "a browser's ALPN is refused (alert 120):\n{text}"
+        );
+    }
 }

@@ -46,6 +46,9 @@ impl Module for Pop {
                 "plaintext_login is `{policy}`: expected allowed, local-only or never"
             ));
         }
+        // POP3's registered ALPN id: a client that offers only another protocol (a browser
+        // offering HTTP) is refused at the handshake.
+        listen::offer_alpn(&["pop3"])?;
         if text("certificate").is_some() {
             prestart::prepare_tls(listen::CERTIFICATE, listen::PRIVATE_KEY)
                 .map_err(|e| format!("cannot use the certificate for STLS: {e:?}"))?;

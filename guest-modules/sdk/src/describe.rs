@@ -5,7 +5,7 @@ use crate::{ConfigValue, Descriptor, OptionSpec, OptionType, Version};
 /// The `serverkit:module` version these bindings were generated from: the package
 /// version in `wit/` (a unit test keeps the two equal). Every descriptor built with
 /// [`Descriptor::new`] carries it, so the host's version rule sees the truth.
-pub const CONTRACT: Version = Version::new(1, 0, 0);
+pub const CONTRACT: Version = Version::new(1, 1, 0);
 
 /// The authors of the modules shipped with serverkit.
 pub const SERVERKIT_AUTHORS: &str = "The serverkit developers";

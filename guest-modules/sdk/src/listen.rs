@@ -38,6 +38,14 @@ pub fn plain() -> Result<ListenerId, String> {
         .map_err(|e| format!("cannot listen on {}:{port}: {e:?}", at.address))
 }
 
+/// The application protocols (ALPN) the module's TLS listeners and STARTTLS offer from now
+/// on, e.g. `["pop3"]`: a client offering only others is refused, one offering none is
+/// served. Call before [`tls`] or `prestart::prepare_tls`.
+pub fn offer_alpn(protocols: &[&str]) -> Result<(), String> {
+    let protocols: Vec<String> = protocols.iter().map(|p| p.to_string()).collect();
+    prestart::offer_alpn(&protocols).map_err(|e| format!("cannot offer ALPN {protocols:?}: {e:?}"))
+}
+
 /// When the option `port_key` is set, binds a TLS listener on it at `address`, with the
 /// host terminating TLS with the `certificate` and `private_key` options' files.
 pub fn tls(port_key: &str) -> Result<Option<ListenerId>, String> {

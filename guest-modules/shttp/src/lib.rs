@@ -49,6 +49,7 @@ impl Module for Shttp {
         }
         settings::check()?;
         listen::plain()?;
+        listen::offer_alpn(&["http/1.1"])?;
         listen::tls("tls_port")?;
         Ok(())
     }

@@ -183,6 +183,10 @@ impl<'a> Session<'a> {
         let mut started = first || !self.io.buf.is_empty();
         if started {
             deadline = Streams::now() + self.settings.header_timeout;
+        } else {
+            // Every answer is out: the host may end this idle persistent connection to make
+            // room for a new client, and a session past a budget ends here.
+            self.conn.between_requests();
         }
         loop {
             if !self.io.buf.is_empty() {

@@ -1,4 +1,4 @@
-//! Host bindings for `serverkit:module@1.0.0`, generated once from `wit/`.
+//! Host bindings for `serverkit:module` (the version in `wit/`), generated once from `wit/`.
 
 // The generated code carries the WIT comments where it can, not on every item.
 #![expect(

@@ -10,10 +10,10 @@ use super::bindings::types::Version;
 /// The WIT package this host implements.
 pub const PACKAGE: &str = "serverkit:module";
 
-/// The contract version this host speaks: keep in step with `wit/module.wit`.
+/// The contract version this host speaks: keep in step with the package version in `wit/`.
 pub const CONTRACT: Version = Version {
     major: 1,
-    minor: 0,
+    minor: 1,
     patch: 0,
 };
 
@@ -96,7 +96,7 @@ mod tests {
     fn other_major_is_refused_with_both_versions_named() {
         let err = check("pop", &v(2, 0, 0)).unwrap_err().to_string();
         assert!(
-            err.contains("serverkit:module@2.0.0") && err.contains("serverkit:module@1.0.0"),
+            err.contains("serverkit:module@2.0.0") && err.contains("serverkit:module@1.1.0"),
             "{err}"
         );
         assert!(check("pop", &v(0, 9, 0)).is_err());

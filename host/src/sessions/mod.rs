@@ -1,6 +1,7 @@
 //! The session engine: per-module worker pools, accept loops with back-pressure, one fresh
 //! sandboxed instance per connection, time limits, and graceful shutdown.
 
+pub mod live;
 pub mod operator;
 pub mod running;
 pub mod server;

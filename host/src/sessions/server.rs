@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio::runtime::Runtime;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use wasmtime::Engine;
 
 use super::slot::{ModuleSlot, SessionRecord};
 use super::{describe_failure, operator, session};
+use crate::capabilities::connection::Activity;
 use crate::capabilities::listen::BoundListener;
 use crate::capabilities::tls::TlsSource;
 use crate::instance::{self, Phase};
@@ -144,9 +145,10 @@ async fn accept_loop(
     loop {
         // Back-pressure: take a session permit and the client's descriptor before
         // accepting, so beyond max_sessions (or max_descriptors) clients wait in the listen
-        // backlog instead of being accepted and refused.
-        let permit = tokio::select! {
-            permit = sessions.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        // backlog instead of being accepted and refused. At max_sessions a client that
+        // arrives makes room by ending the longest-idle keep-alive session, if any.
+        let (permit, waiting) = tokio::select! {
+            taken = session_permit(&slot, &sessions, &socket) => taken,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
         let meter = slot.current.load().context.holdings.meter.clone();
@@ -154,9 +156,12 @@ async fn accept_loop(
             descriptor = meter.descriptors.take() => descriptor,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
-        let accepted = tokio::select! {
-            accepted = socket.accept() => accepted,
-            _ = shutdown.wait_for(|stop| *stop) => return,
+        let accepted = match waiting {
+            Some(accepted) => accepted,
+            None => tokio::select! {
+                accepted = socket.accept() => accepted,
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            },
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -183,6 +188,7 @@ async fn accept_loop(
         // The configuration of the moment: a reload changes it for new handshakes only.
         let tls = tls.as_ref().map(|source| source.config());
         let (engine, slot) = (engine.clone(), slot.clone());
+        let (registration, live) = slot.live.register(Activity::new());
         tokio::spawn(async move {
             let options = slot.options.clone();
             session::serve(
@@ -190,15 +196,52 @@ async fn accept_loop(
                 version,
                 options,
                 &slot.stats,
-                stream,
-                peer,
+                (stream, peer, live),
                 (listener, tls),
             )
             .await;
-            drop(record);
+            drop((registration, record));
             drop((descriptor, permit));
         });
     }
+}
+
+/// An accepted connection, or why accepting failed.
+type Accepted = std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>;
+
+/// A session permit; at `max_sessions`, waits for one, and when a client arrives first,
+/// accepts it and makes room by ending the longest-idle session between requests (the
+/// client then waits for that session's permit, accepted). Returns the accepted client
+/// if there is one.
+async fn session_permit(
+    slot: &ModuleSlot,
+    sessions: &Arc<Semaphore>,
+    socket: &tokio::net::TcpListener,
+) -> (OwnedSemaphorePermit, Option<Accepted>) {
+    let acquire = || async {
+        // The semaphore is never closed.
+        sessions
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    };
+    if let Ok(permit) = sessions.clone().try_acquire_owned() {
+        return (permit, None);
+    }
+    let accepted = tokio::select! {
+        permit = acquire() => return (permit, None),
+        accepted = socket.accept() => accepted,
+    };
+    match slot.live.reclaim_longest_idle() {
+        Some(idle) => {
+            tracing::debug!(module = %slot.name, idle_ms = idle.as_millis() as u64, "at max_sessions: ending the longest-idle keep-alive session")
+        }
+        None => {
+            tracing::debug!(module = %slot.name, "at max_sessions and no session between requests: the new client waits")
+        }
+    }
+    (acquire().await, Some(accepted))
 }
 
 /// Runs the module's `report` hook in a fresh instance on the module's own pool (`pool`),

@@ -1,6 +1,9 @@
 //! One client session: a fresh instance of the module version current at accept time runs
 //! the `session` hook on the connection, under the session's CPU budget, idle timeout and
-//! the module's limits. Whatever happens inside, only this connection is affected.
+//! the module's limits. Whatever happens inside, only this connection is affected. A
+//! session past `session_wall_seconds` ends at its next wait between requests (within
+//! [`WALL_GRACE`]), not in the middle of an answer; one the host reclaims to make room at
+//! `max_sessions` is always between requests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +14,7 @@ use tokio::net::TcpStream;
 use wasmtime::Engine;
 
 use super::describe_failure;
+use super::live::LiveSession;
 use super::stats::SessionStats;
 use crate::capabilities::connection::{Activity, ClientConnection};
 use crate::instance::{self, InstanceState, Phase};
@@ -28,7 +32,13 @@ enum Outcome {
     Drained,
     /// It lost to one of the module's limits; the failure it ended with, if any.
     Limit(Limit, Option<anyhow::Error>),
+    /// The host ended it, idle between requests, to make room for a new client.
+    Reclaimed,
 }
+
+/// Longest a session past `session_wall_seconds` may still take to reach a wait between
+/// requests before it is ended where it is.
+pub const WALL_GRACE: Duration = Duration::from_secs(30);
 
 /// Serves one connection to its end.
 pub async fn serve(
@@ -36,8 +46,7 @@ pub async fn serve(
     version: Arc<ModuleVersion>,
     options: SessionOptions,
     stats: &SessionStats,
-    socket: TcpStream,
-    peer: SocketAddr,
+    (socket, peer, live): (TcpStream, SocketAddr, Arc<LiveSession>),
     (listener, tls): (u32, Option<Arc<rustls::ServerConfig>>),
 ) {
     SessionStats::bump(&stats.started);
@@ -47,8 +56,7 @@ pub async fn serve(
         &version,
         &options,
         stats,
-        socket,
-        peer,
+        (socket, peer, &live),
         (listener, tls),
     )
     .await
@@ -83,6 +91,10 @@ pub async fn serve(
                 }
             }
         }
+        Outcome::Reclaimed => {
+            SessionStats::bump(&stats.reclaimed);
+            tracing::debug!(module, %peer, "idle keep-alive session ended to make room at max_sessions");
+        }
         Outcome::Drained => {
             SessionStats::bump(&stats.timed_out);
             tracing::info!(
@@ -100,11 +112,10 @@ async fn run(
     version: &ModuleVersion,
     options: &SessionOptions,
     stats: &SessionStats,
-    socket: TcpStream,
-    peer: SocketAddr,
+    (socket, peer, live): (TcpStream, SocketAddr, &LiveSession),
     (listener, tls): (u32, Option<Arc<rustls::ServerConfig>>),
 ) -> Result<Outcome> {
-    let activity = Activity::new();
+    let activity = live.activity.clone();
     let cpu = CpuBudget::new(options.budgets.cpu, Refill::PerWait);
     let Some(mut state) = InstanceState::new(version.context.clone(), Phase::Unprivileged, cpu)
     else {
@@ -128,7 +139,8 @@ async fn run(
             Err(message) => Outcome::GuestError(message),
         }),
         () = idle(&activity, options.idle_timeout) => Ok(Outcome::IdleTimeout(options.idle_timeout)),
-        () = wall(options.budgets.wall) => Ok(Outcome::Limit(Limit::Wall, None)),
+        () = wall(options.budgets.wall, &activity) => Ok(Outcome::Limit(Limit::Wall, None)),
+        () = live.reclaimed() => Ok(Outcome::Reclaimed),
         () = version.drained() => Ok(Outcome::Drained),
     };
     stats.count_tls(transport.handshake());
@@ -152,11 +164,16 @@ fn lost_to_limit(error: anyhow::Error, limit: Option<Limit>) -> Outcome {
     }
 }
 
-/// Resolves when the session has lasted `limit` (never without one).
-async fn wall(limit: Option<Duration>) {
-    match limit {
-        Some(limit) => tokio::time::sleep(limit).await,
-        None => std::future::pending().await,
+/// Resolves when the session has lasted `limit` (never without one) and then reached a
+/// wait between requests, or [`WALL_GRACE`] passed.
+async fn wall(limit: Option<Duration>, activity: &Activity) {
+    let Some(limit) = limit else {
+        return std::future::pending().await;
+    };
+    tokio::time::sleep(limit).await;
+    let grace = tokio::time::Instant::now() + WALL_GRACE;
+    while !activity.between_requests() && tokio::time::Instant::now() < grace {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

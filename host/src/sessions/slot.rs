@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use super::live::LiveSessions;
 use super::stats::SessionStats;
 use super::threads::ThreadCounts;
 use crate::heaps::{Heap, HeapOptions, HeapRegistry, HeapSpec};
@@ -27,6 +28,8 @@ pub struct ModuleSlot {
     pub threads: Arc<ThreadCounts>,
     /// One unit per live session (the report's `<module>_sessions` heap).
     pub records: Arc<Heap<SessionRecord>>,
+    /// The live sessions, for reclaiming idle keep-alive ones at `max_sessions`.
+    pub live: Arc<LiveSessions>,
     /// When the last hot swap was tried and how it ended, for the report.
     pub last_swap: std::sync::Mutex<Option<SwapRecord>>,
     /// Versions replaced by a swap, while sessions still run on them.
@@ -130,6 +133,7 @@ impl ModuleSlot {
             stats: SessionStats::default(),
             threads: Arc::default(),
             records,
+            live: Arc::default(),
             last_swap: std::sync::Mutex::new(None),
             retired: std::sync::Mutex::new(Vec::new()),
         }

@@ -15,6 +15,8 @@ pub struct SessionStats {
     pub trapped: AtomicU64,
     /// Sessions ended by the idle timeout.
     pub timed_out: AtomicU64,
+    /// Idle keep-alive sessions ended to make room at `max_sessions`.
+    pub reclaimed: AtomicU64,
     /// TLS handshakes completed (on TLS listeners or after STARTTLS).
     pub tls_ok: AtomicU64,
     /// TLS sessions that ended before their handshake completed (refused or abandoned).
@@ -49,7 +51,8 @@ impl SessionStats {
         let ended = self.ok.load(Ordering::Relaxed)
             + self.failed.load(Ordering::Relaxed)
             + self.trapped.load(Ordering::Relaxed)
-            + self.timed_out.load(Ordering::Relaxed);
+            + self.timed_out.load(Ordering::Relaxed)
+            + self.reclaimed.load(Ordering::Relaxed);
         self.started.load(Ordering::Relaxed).saturating_sub(ended)
     }
 }

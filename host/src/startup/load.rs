@@ -1,11 +1,15 @@
 //! Steps 1-3: find the personality's modules, load them, and check `c11n` against the
 //! combined vocabulary. Shared by `run` and `check`; binds nothing.
 
+use std::sync::Arc;
+
 use anyhow::{Result, anyhow, bail};
-use serverkit_c11n::{Config, OptionSpec, OptionType, Parsed, Section, Value, Vocabulary};
+use serverkit_c11n::{
+    Config, Document, OptionSpec, OptionType, Parsed, Section, Value, Vocabulary,
+};
 use wasmtime::Engine;
 
-use super::pool::{INSTANCE_CAPACITY_KEY, check_capacity, pool_plan};
+use super::pool::{INSTANCE_CAPACITY_KEY, check_capacity, pool_plan, raw_int};
 use super::{
     ConfiguredModule, Loaded, SHUTDOWN_TIMEOUT_KEY, SWAP_DRAIN_TIMEOUT_KEY, on_startup_thread,
 };
@@ -34,14 +38,16 @@ pub fn load(personality: &Personality) -> Result<Loaded> {
         instance_memory_mb = pool.instance_memory >> 20,
         "instance pool"
     );
+    let cache = Arc::new(ComponentCache::open(serving_uid(&parsed.document)));
     let (config, modules) = on_startup_thread(
         &engine,
-        load_modules(personality, &engine, &parsed, files, &pool),
+        load_modules(personality, &engine, &cache, &parsed, files, &pool),
     )?;
     let syslog = syslog_settings(&config)?;
     Ok(Loaded {
         engine,
         pool,
+        cache,
         config,
         modules,
         syslog,
@@ -53,6 +59,7 @@ pub fn load(personality: &Personality) -> Result<Loaded> {
 async fn load_modules(
     personality: &Personality,
     engine: &Engine,
+    cache: &ComponentCache,
     parsed: &Parsed,
     files: Vec<std::path::PathBuf>,
     pool: &engine::PoolPlan,
@@ -61,11 +68,10 @@ async fn load_modules(
     let section_names = parsed.document.section_names();
 
     let linker = linker::build(engine)?;
-    let cache = ComponentCache::new(ComponentCache::default_dir());
     let loader = Loader {
         engine,
         linker: &linker,
-        cache: &cache,
+        cache,
     };
     let mut modules: Vec<LoadedModule> = Vec::new();
     for file in files {
@@ -105,6 +111,23 @@ async fn load_modules(
     }
     check_capacity(&config.file, &configured, pool)?;
     Ok((config, configured))
+}
+
+/// The uid modules will be served as, for the compile cache (which must be opened before
+/// the privilege drop, and before `c11n` is checked: loading compiles): the `uid` that
+/// root drops to, else the current one. The root policy itself is applied, and its
+/// errors reported, at step 4.
+fn serving_uid(document: &Document) -> u32 {
+    let euid = nix::unistd::geteuid().as_raw();
+    if euid != 0 {
+        return euid;
+    }
+    document
+        .settings()
+        .find(|s| s.key == "uid")
+        .and_then(|s| raw_int(&s.value))
+        .and_then(|uid| u32::try_from(uid).ok())
+        .unwrap_or(0)
 }
 
 /// The remote syslog settings, when `bypass_libc_syslog` is on.

@@ -31,7 +31,7 @@ use wasmtime::Engine;
 
 use crate::capabilities::files::GrantedFiles;
 use crate::databases;
-use crate::engine::EpochTicker;
+use crate::engine::{ComponentCache, EpochTicker};
 use crate::heaps::HeapRegistry;
 use crate::holdings::{Grants, Holdings, ModuleContext};
 use crate::logging::LogSwitch;
@@ -60,6 +60,8 @@ pub struct Loaded {
     pub engine: Engine,
     /// Its instance pool's size.
     pub pool: crate::engine::PoolPlan,
+    /// The compile cache, opened before the drop and used for hot swaps after it.
+    pub cache: Arc<ComponentCache>,
     /// The checked configuration.
     pub config: Config,
     /// Each module with its configuration.
@@ -222,6 +224,7 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
         engine: loaded.engine.clone(),
         pool: loaded.pool,
         process,
+        cache: loaded.cache.clone(),
         personality: personality.clone(),
         slots: Vec::new(),
         text: loaded.text,

@@ -75,7 +75,7 @@ pub(super) fn pool_plan(document: &Document, module_files: &[PathBuf]) -> PoolPl
 }
 
 /// An integer written as a bare word (decimal or `0x` hexadecimal), as c11n reads them.
-fn raw_int(value: &RawValue) -> Option<i64> {
+pub(super) fn raw_int(value: &RawValue) -> Option<i64> {
     let RawKind::Bare(word) = &value.kind else {
         return None;
     };

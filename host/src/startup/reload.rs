@@ -42,6 +42,8 @@ pub struct Reloader {
     pub pool: crate::engine::PoolPlan,
     /// The descriptors modules share, which a module added while serving shares too.
     pub process: ProcessDescriptors,
+    /// The process's compile cache (opened as root before the drop).
+    pub cache: Arc<ComponentCache>,
     /// Where `c11n` and `modules/` are.
     pub personality: Personality,
     /// Every module being served.
@@ -95,10 +97,7 @@ impl Reloader {
             Ok(linker) => linker,
             Err(e) => return tracing::error!("hot swap disabled: {e:#}"),
         };
-        // After the root drop the process runs as the service user: the cache is used only
-        // if its directory belongs to that user (a root-owned one is refused, and swaps
-        // compile without it; see docs/architecture.md).
-        let cache = ComponentCache::new(ComponentCache::default_dir());
+        let cache = self.cache.clone();
         let engine = self.engine.clone();
         let loader = Loader {
             engine: &engine,

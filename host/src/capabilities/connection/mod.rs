@@ -10,7 +10,7 @@ pub mod transport;
 
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -50,11 +50,13 @@ impl HasData for Connections {
 /// against a guest asking for a gigantic buffer (wasmtime-wasi uses the same bound).
 pub const MAX_READ_BYTES: usize = 64 * 1024;
 
-/// When a connection last moved a byte, for the idle timeout.
+/// When a connection last moved a byte (for the idle timeout), and whether its session
+/// waits between requests (`connection.between-requests`, until the client's next bytes).
 #[derive(Debug)]
 pub struct Activity {
     start: Instant,
     last_millis: AtomicU64,
+    between_requests: AtomicBool,
 }
 
 impl Activity {
@@ -63,12 +65,30 @@ impl Activity {
         Arc::new(Activity {
             start: Instant::now(),
             last_millis: AtomicU64::new(0),
+            between_requests: AtomicBool::new(false),
         })
     }
 
     fn touch(&self) {
         self.last_millis
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The client sent bytes: whatever the session said, it is inside a request now.
+    fn received(&self) {
+        self.touch();
+        self.between_requests.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether the session said it waits for the client's next request, and no byte came
+    /// since.
+    pub fn between_requests(&self) -> bool {
+        self.between_requests.load(Ordering::Relaxed)
+    }
+
+    /// The session waits for the client's next request (`connection.between-requests`).
+    pub fn set_between_requests(&self) {
+        self.between_requests.store(true, Ordering::Relaxed);
     }
 
     /// Time since the last byte moved.
@@ -256,6 +276,11 @@ impl HostConnection for ConnectionView<'_> {
             outgoing: c.outgoing.clone(),
         };
         Ok(start_tls::start(&transfer, &reply, config).await)
+    }
+
+    async fn between_requests(&mut self, conn: Resource<ClientConnection>) -> wasmtime::Result<()> {
+        self.table.get(&conn)?.activity.set_between_requests();
+        Ok(())
     }
 
     async fn drop(&mut self, conn: Resource<ClientConnection>) -> wasmtime::Result<()> {

@@ -112,7 +112,7 @@ impl InputStream for Reader {
                 Err(StreamError::Closed)
             }
             Ok(n) => {
-                self.activity.touch();
+                self.activity.received();
                 self.meter.cpu.waited();
                 buf.truncate(n);
                 Ok(buf.freeze())

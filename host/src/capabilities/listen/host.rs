@@ -22,6 +22,8 @@ pub struct PrestartResults {
     pub listeners: Vec<BoundListener>,
     /// Errors of refused requests.
     pub failures: Vec<anyhow::Error>,
+    /// The ALPN protocols TLS configurations loaded from now on offer (`offer-alpn`).
+    pub alpn: Vec<Vec<u8>>,
 }
 
 /// What the prestart interface reaches of an instance.
@@ -83,6 +85,22 @@ impl Host for PrestartView<'_> {
                 let _ = self.prepared.set(config);
             }))
     }
+
+    async fn offer_alpn(
+        &mut self,
+        protocols: Vec<String>,
+    ) -> wasmtime::Result<Result<(), BindError>> {
+        let Some(results) = self.results.as_deref_mut() else {
+            return Ok(Err(BindError::NotInPrestart));
+        };
+        Ok(match crate::capabilities::tls::alpn(&protocols) {
+            Ok(alpn) => {
+                results.alpn = alpn;
+                Ok(())
+            }
+            Err(why) => Err(BindError::TlsError(why)),
+        })
+    }
 }
 
 impl PrestartView<'_> {
@@ -92,7 +110,7 @@ impl PrestartView<'_> {
             return Err(BindError::NotInPrestart);
         };
         let (cert, key) = self.tls.pair(cert, key).map_err(BindError::TlsError)?;
-        TlsSource::load(&cert, &key).map_err(|e| {
+        TlsSource::load(&cert, &key, &results.alpn).map_err(|e| {
             let message = format!("{e:#}");
             results.failures.push(e);
             BindError::TlsError(message)

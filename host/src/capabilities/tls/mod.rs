@@ -19,8 +19,8 @@ use rustls::sign::CertifiedKey;
 /// mistyped path naming a huge file.
 pub const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
 
-/// The ALPN protocols offered: only HTTP/1.1 (POP3 clients offer none, which is fine).
-const ALPN: &[&[u8]] = &[b"http/1.1"];
+/// Most ALPN protocols a module may offer: what it defends is the handshake's size.
+pub const MAX_ALPN_PROTOCOLS: usize = 8;
 
 /// A section's `certificate` and `private-key` options with the files they name.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -48,9 +48,25 @@ impl TlsGrant {
     }
 }
 
+/// Checks protocols a module offers: 1 to [`MAX_ALPN_PROTOCOLS`] of them, each 1 to 255
+/// bytes (RFC 7301).
+pub fn alpn(protocols: &[String]) -> Result<Vec<Vec<u8>>, String> {
+    if protocols.len() > MAX_ALPN_PROTOCOLS {
+        return Err(format!("at most {MAX_ALPN_PROTOCOLS} ALPN protocols"));
+    }
+    protocols
+        .iter()
+        .map(|p| match p.len() {
+            1..=255 => Ok(p.as_bytes().to_vec()),
+            _ => Err(format!("ALPN protocol `{p}` must be 1 to 255 bytes")),
+        })
+        .collect()
+}
+
 /// Reads `cert` (a PEM chain, leaf first) and `key` (a PEM private key), checks that the
-/// leaf is valid now and matches the key, and returns the server configuration.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
+/// leaf is valid now and matches the key, and returns the server configuration offering
+/// the `alpn` protocols (none: no ALPN negotiated).
+pub fn server_config(cert: &Path, key: &Path, alpn: &[Vec<u8>]) -> Result<Arc<ServerConfig>> {
     let chain = read_chain(cert)?;
     check_validity(cert, &chain[0])?;
     let key_der = read_key(key)?;
@@ -70,7 +86,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
         .context("rustls refused its default protocol versions")?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
-    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    config.alpn_protocols = alpn.to_vec();
     Ok(Arc::new(config))
 }
 
@@ -79,6 +95,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
 pub struct TlsSource {
     cert: PathBuf,
     key: PathBuf,
+    alpn: Vec<Vec<u8>>,
     current: ArcSwap<ServerConfig>,
 }
 
@@ -98,11 +115,12 @@ static SOURCES: Mutex<Vec<Weak<TlsSource>>> = Mutex::new(Vec::new());
 impl TlsSource {
     /// Reads and checks `cert` and `key` (see [`server_config`]) and registers the source
     /// for [`reload_all`].
-    pub fn load(cert: &Path, key: &Path) -> Result<Arc<Self>> {
+    pub fn load(cert: &Path, key: &Path, alpn: &[Vec<u8>]) -> Result<Arc<Self>> {
         let source = Arc::new(TlsSource {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
-            current: ArcSwap::new(server_config(cert, key)?),
+            alpn: alpn.to_vec(),
+            current: ArcSwap::new(server_config(cert, key, alpn)?),
         });
         let mut sources = SOURCES.lock().unwrap_or_else(|p| p.into_inner());
         sources.retain(|s| s.strong_count() > 0);
@@ -117,7 +135,8 @@ impl TlsSource {
 
     /// Reads the files again; on any error the current configuration stays.
     pub fn reload(&self) -> Result<()> {
-        self.current.store(server_config(&self.cert, &self.key)?);
+        self.current
+            .store(server_config(&self.cert, &self.key, &self.alpn)?);
         Ok(())
     }
 }
@@ -216,7 +235,7 @@ mod tests {
     fn a_reload_switches_only_when_the_new_files_are_good() {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = write_pair(dir.path(), true);
-        let source = TlsSource::load(&cert, &key).unwrap();
+        let source = TlsSource::load(&cert, &key, &[b"pop3".to_vec()]).unwrap();
         let first = source.config();
         write_pair(dir.path(), true);
         assert!(reload_all().is_empty());
@@ -224,6 +243,11 @@ mod tests {
         assert!(
             !Arc::ptr_eq(&first, &second),
             "new handshakes use the new pair"
+        );
+        assert_eq!(
+            second.alpn_protocols,
+            [b"pop3".to_vec()],
+            "the protocols stay"
         );
         write_pair(dir.path(), false);
         let errors = source.reload().unwrap_err();

@@ -3,18 +3,19 @@
 //!
 //! The engine must start no thread of its own before the root drop (see
 //! docs/architecture.md, "Privileges"): parallel compilation is off, the cache is ours
-//! (no background worker), and the ticker is started by the caller when it is safe.
+//! (`cache`: no background worker), and the ticker is started by the caller when it is safe.
 
-use std::path::{Path, PathBuf};
+mod cache;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
-use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use cache::ComponentCache;
 
 /// Instances a module holds besides its sessions: its operator, a `report` hook, and the
 /// `describe` and `construct` instances of a hot swap being loaded.
@@ -182,116 +183,6 @@ impl EpochTicker {
             let _ = thread.join();
         }
     }
-}
-
-/// Compiled components on disk, keyed by the wasm's content and the engine's compatibility
-/// hash, so a restart with unchanged modules skips compilation.
-pub struct ComponentCache {
-    dir: Option<PathBuf>,
-}
-
-impl ComponentCache {
-    /// A cache in `dir`, or no cache when `dir` is `None` or not safe to load code from.
-    pub fn new(dir: Option<PathBuf>) -> Self {
-        let dir = dir.filter(|d| match usable_cache_dir(d) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!("not caching compiled modules: {e:#}");
-                false
-            }
-        });
-        ComponentCache { dir }
-    }
-
-    /// The default cache directory: `$SERVERKIT_CACHE_DIR`, else `$XDG_CACHE_HOME/serverkit`,
-    /// else `~/.cache/serverkit`.
-    pub fn default_dir() -> Option<PathBuf> {
-        if let Some(dir) = std::env::var_os("SERVERKIT_CACHE_DIR") {
-            return Some(dir.into());
-        }
-        if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-            return Some(Path::new(&dir).join("serverkit"));
-        }
-        std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache").join("serverkit"))
-    }
-
-    /// Compiles `wasm`, or loads it from the cache when it was compiled before.
-    pub fn component(&self, engine: &Engine, wasm: &[u8], label: &str) -> Result<Component> {
-        let Some(dir) = &self.dir else {
-            return Component::new(engine, wasm)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("failed to compile {label}"));
-        };
-        let path = dir.join(format!("{}.cwasm", cache_key(engine, wasm)));
-        if path.exists() {
-            // SAFETY: the file was written by this cache (below) into a directory that
-            // `usable_cache_dir` checked is ours and writable by no one else, and its name
-            // binds it to these wasm bytes and this engine's configuration.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok(component),
-                Err(e) => {
-                    tracing::warn!("ignoring unusable cached module {}: {e:#}", path.display())
-                }
-            }
-        }
-        let component = Component::new(engine, wasm)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("failed to compile {label}"))?;
-        if let Err(e) = store(&path, &component) {
-            tracing::warn!(
-                "could not cache the compiled {label} at {}: {e:#}",
-                path.display()
-            );
-        }
-        Ok(component)
-    }
-}
-
-fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let mut compat = DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut compat);
-    let digest = Sha256::digest(wasm);
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("{hex}-{:016x}", compat.finish())
-}
-
-/// Writes the compiled component beside its final name, then renames it: a reader never
-/// sees half a file. A failed write (a full disk) removes what it left.
-fn store(path: &Path, component: &Component) -> Result<()> {
-    let bytes = component.serialize()?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    Ok(written?)
-}
-
-/// A cache directory is usable when it exists (or can be made), belongs to us, and no one
-/// else can write to it: loading a compiled module is loading native code.
-fn usable_cache_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("failed to create {}", dir.display()))?;
-    let meta =
-        std::fs::metadata(dir).with_context(|| format!("failed to stat {}", dir.display()))?;
-    let euid = nix::unistd::geteuid().as_raw();
-    anyhow::ensure!(
-        meta.uid() == euid,
-        "{} belongs to uid {}, not to us (uid {euid})",
-        dir.display(),
-        meta.uid()
-    );
-    anyhow::ensure!(
-        meta.mode() & 0o022 == 0,
-        "{} is writable by group or others",
-        dir.display()
-    );
-    Ok(())
 }
 
 #[cfg(test)]
