@@ -53,7 +53,6 @@ fn spinning_sessions_and_operators_are_interrupted() {
 }
 
 #[test]
-#[ignore = "hole: a poll of client input that is already readable renews the CPU budget without reading or waiting (capabilities/connection/streams.rs, Reader::ready)"]
 fn polling_unread_input_does_not_renew_the_cpu_budget() {
     let (server, intruder) = start_spinning();
     let mut session = Intruder::connect(intruder);

@@ -181,7 +181,6 @@ fn an_address_of_127_0_0_1_does_not_grant_the_wildcard() {
 }
 
 #[test]
-#[ignore = "hole (by the issue's own rule that listen defaults stand inside a written section): an address option the section does not name keeps the module's default, the wildcard, so `address = 127.0.0.1` does not keep the module off 0.0.0.0, nor off a privileged port of its choosing (holdings::Grants::decide, capabilities::listen::ListenGrant::allows)"]
 fn listen_options_the_section_does_not_name_grant_no_other_address_or_port() {
     let (port, echo_port) = (free_port(), free_port());
     let c11n = format!(

@@ -69,8 +69,7 @@ fn a_symlinked_maildrop_is_refused_and_reads_nothing() {
     for user in ["mole", "tunnel"] {
         let answer = login(&server, user, "x", Duration::from_secs(5));
         assert_eq!(answer, "-ERR [SYS/TEMP] cannot open the maildrop", "{user}");
-        let logged =
-            format!("cannot open maildrop `{user}/Maildir` of `{user}`: Error::OutsideRoot");
+        let logged = format!("login of `{user}` refused: maildrop `{user}/Maildir`: outside-root");
         server.server.wait_for_log(&logged, Duration::from_secs(5));
         echo_served_at(echo_addr, &format!("after {user}'s login"));
     }

@@ -23,7 +23,7 @@ fn a_sqlite_pool_is_no_door_to_the_file_system() {
     let mut intruder = Intruder::connect(([127, 0, 0, 1], intruder_port).into());
     let own = intruder.answer(&format!("db select count(*) from {table}"));
     assert_eq!(
-        own, "ok 1 rows, first Some(Value::Integer(5))",
+        own, "ok 1 rows, first Some(Value::Integer(6))",
         "its own pool works"
     );
 
