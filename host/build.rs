@@ -25,6 +25,9 @@ const TEST_MODULES: &[&str] = &[
     "echo-next",
     "construct-fails",
     "contract-v1-0",
+    "intruder",
+    "grant-defaults",
+    "listen-defaults",
 ];
 
 fn main() {

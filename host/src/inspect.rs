@@ -11,6 +11,7 @@ use crate::instance::linker;
 use crate::modules::builtin;
 use crate::modules::load::{LoadedModule, Loader};
 use crate::modules::source::ModuleSource;
+use crate::options::{Decided, OptionKind};
 use crate::startup::on_startup_thread;
 
 /// What each interface a module may import lets it do, in the operator's words, by name
@@ -176,6 +177,10 @@ fn render(module: &LoadedModule) -> String {
             "  {}: {}{default}{required}\n      {}",
             option.name, option.ty, option.help
         );
+        let kind = OptionKind::of_c11n(&option.ty);
+        if kind.decided != Decided::ByDefault {
+            let _ = writeln!(out, "      reaches: {}", kind.reaches);
+        }
     }
     out
 }

@@ -73,6 +73,9 @@
 //!   keep-alive), then 1 000 transferring at once; resident memory per idle session printed.
 //! - `sandbox`: what a guest can reach (test-only `probe` module), grants, hook traps,
 //!   the contract version rule, module files over built-ins.
+//! - `sandbox_attacks`: issue 12's holes attacked by the test-only `intruder` and
+//!   `grant_defaults` modules and planted symlinks and FIFOs (grants, host memory,
+//!   descriptors, maildrops, SQLite, the log, CPU, report hooks), echo served throughout.
 //! - `syslog`: the remote syslog bypass, with and without a collector; the status report
 //!   at the collector; nothing lost when a collector comes back.
 //! - `template`: the module template copied out of the checkout, built against the SDK
@@ -112,6 +115,7 @@ mod privileges;
 mod python_module;
 mod report;
 mod sandbox;
+mod sandbox_attacks;
 mod scale;
 mod shttp;
 mod shttp_clients;

@@ -227,7 +227,13 @@ impl PopSetup {
 
     /// Writes the c11n and starts the server.
     pub fn start(self, extra: &str) -> PopServer {
-        std::fs::write(self.personality.path().join("c11n"), self.c11n(extra)).unwrap();
+        self.start_beside(extra, "")
+    }
+
+    /// Like [`PopSetup::start`], with `sections` (other modules') after pop's.
+    pub fn start_beside(self, extra: &str, sections: &str) -> PopServer {
+        let c11n = self.c11n(extra) + sections;
+        std::fs::write(self.personality.path().join("c11n"), c11n).unwrap();
         if is_root() {
             // The server drops to uid 65534, which must reach the mail and the database.
             let status = Command::new("chown")

@@ -242,3 +242,32 @@ fn an_ordinary_user_runs_without_switching() {
             .contains("not started as root: running as uid 65534 without switching ids")
     );
 }
+
+#[test]
+fn a_personality_the_service_user_cannot_read_is_said_once_at_startup() {
+    if skip_unless_root("a_personality_the_service_user_cannot_read_is_said_once_at_startup") {
+        return;
+    }
+    let warning = "after the drop to uid 65534, the personality cannot be read";
+    // The test's temporary directory is root's, mode 0700: nobody can enter it.
+    let port = free_port();
+    let personality = TestPersonality::new(&echo_c11n(port, ""));
+    let path = personality.path().to_path_buf();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let server = Server::start(personality, port);
+    server.client().echo("still served");
+    let log = server.log();
+    assert_eq!(log.matches(warning).count(), 1, "{log}");
+    assert!(
+        log.contains(&format!("`{}/c11n`: Permission denied", path.display())),
+        "{log}"
+    );
+    drop(server);
+
+    // Readable by the service user: no warning.
+    let port = free_port();
+    let personality = TestPersonality::new(&echo_c11n(port, ""));
+    std::fs::set_permissions(personality.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = Server::start(personality, port);
+    assert!(!server.log().contains(warning), "{}", server.log());
+}

@@ -283,3 +283,93 @@ fn https_offers_http11_alpn_and_refuses_pop3() {
     let (ok, text) = crate::tls_pop::alpn_handshake(&pem.cert(), tls_port, Some("pop3"), &[]);
     assert!(!ok && text.contains("no application protocol"), "{text}");
 }
+
+#[test]
+fn plain_http_to_the_https_port_gets_a_readable_400() {
+    let pem = make_pem(false, false);
+    let tls_port = free_port();
+    let site = start(&pem.options(tls_port));
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-w", "%{http_code}"])
+        .arg(format!("http://127.0.0.1:{tls_port}/index.txt"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("The plain HTTP request was sent to HTTPS port.") && text.ends_with("400"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And the port still speaks TLS.
+    assert!(curl_trusts(
+        &pem.cert(),
+        &format!("https://127.0.0.1:{tls_port}/index.txt")
+    ));
+    drop(site);
+}
+
+/// Whether `openssl s_client` resumes a session on `port` (with `mode`): a first handshake
+/// saves it, a second one offers it back.
+fn resumes(cacert: &Path, port: u16, mode: &[&str], version: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let session = dir.path().join("session.pem");
+    let handshake = |keep: &str| {
+        let child = std::process::Command::new("openssl")
+            .args(["s_client", version, "-CAfile"])
+            .arg(cacert)
+            .args(mode)
+            .args([keep])
+            .arg(&session)
+            .args(["-connect", &format!("127.0.0.1:{port}")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // TLS 1.3 tickets come after the handshake: stay connected a moment for them.
+        std::thread::sleep(Duration::from_secs(1));
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    handshake("-sess_out");
+    let second = handshake("-sess_in");
+    (second.contains("Reused, TLS"), second)
+}
+
+#[test]
+fn sessions_resume_and_the_servers_cipher_order_holds_on_every_tls_port() {
+    let pem = make_pem(false, false);
+    let (https, pop3s) = (free_port(), free_port());
+    let _site = start(&pem.options(https));
+    let pop = crate::pop_fixture::PopSetup::new(crate::pop_fixture::Backend::Sqlite)
+        .start(&pem.options(pop3s));
+    let stls = pop.setup.port;
+    for (port, mode) in [
+        (https, &[][..]),
+        (pop3s, &[][..]),
+        (stls, &["-starttls", "pop3"][..]),
+    ] {
+        for version in ["-tls1_3", "-tls1_2"] {
+            let (reused, text) = resumes(&pem.cert(), port, mode, version);
+            assert!(
+                reused,
+                "port {port} {mode:?} {version} did not resume:\n{text}"
+            );
+        }
+        // The client prefers AES-128; the server's order puts AES-256 first.
+        let out = std::process::Command::new("openssl")
+            .args(["s_client", "-tls1_3", "-ciphersuites"])
+            .arg("TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384")
+            .arg("-CAfile")
+            .arg(pem.cert())
+            .args(mode)
+            .args(["-connect", &format!("127.0.0.1:{port}")])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("TLS_AES_256_GCM_SHA384"),
+            "port {port}:\n{text}"
+        );
+    }
+}

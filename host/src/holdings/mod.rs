@@ -43,15 +43,33 @@ pub struct Grants {
 impl Grants {
     /// What `section` grants, whose types `spec` gives; relative paths are resolved against
     /// the personality directory `base`. `written` says whether the operator wrote the
-    /// section: a module without one is granted nothing.
+    /// section: a module without one is granted nothing. Inside it, a module's default for
+    /// a `port` (an `address`) option stands only where the operator named no port (no
+    /// address) at all: once the operator says where the module listens, that is all it
+    /// gets, and a second option defaulting to the wildcard or another port grants nothing.
     pub fn decide(spec: &SectionSpec, section: &Section, written: bool, base: &Path) -> Grants {
         let mut grants = Grants::default();
         if !written {
             return grants;
         }
+        let named = |wit: WitType| {
+            spec.options.iter().any(|o| {
+                OptionKind::of_c11n(&o.ty).wit == wit && section.location_of(&o.name).is_some()
+            })
+        };
+        let (ports_named, addresses_named) = (named(WitType::Port), named(WitType::Address));
         for option in &spec.options {
             let kind = OptionKind::of_c11n(&option.ty);
             if kind.decided == Decided::ByDefault {
+                continue;
+            }
+            let defaulted = section.location_of(&option.name).is_none();
+            let overridden = match kind.wit {
+                WitType::Port => ports_named,
+                WitType::Address => addresses_named,
+                _ => false,
+            };
+            if defaulted && overridden {
                 continue;
             }
             let name = option.name.clone();
@@ -290,6 +308,39 @@ mod tests {
         assert_eq!(changes, ["ports or addresses", "`root`"]);
         let none = Grants::decide(&spec(), &one, false, base).changes_from(&held);
         assert_eq!(none, ["ports or addresses", "`root`"], "a section removed");
+    }
+
+    #[test]
+    fn listen_defaults_stand_only_where_the_operator_named_none() {
+        let spec = spec()
+            .option(
+                OptionSpec::new("alt_port", OptionType::Port, "").with_default(Value::Int(1020)),
+            )
+            .option(
+                OptionSpec::new("alt_address", OptionType::Address, "")
+                    .with_default(Value::Str("0.0.0.0".into())),
+            );
+        let mut written = section(&[
+            ("port", Value::Int(8080)),
+            ("address", Value::Str("127.0.0.1".into())),
+            ("alt_port", Value::Int(1020)),
+            ("alt_address", Value::Str("0.0.0.0".into())),
+        ]);
+        for key in ["port", "address"] {
+            written
+                .locations
+                .insert(key.into(), serverkit_c11n::Location::START);
+        }
+        let grants = Grants::decide(&spec, &written, true, Path::new("/p"));
+        assert_eq!(grants.listen.ports, [8080]);
+        assert_eq!(
+            grants.listen.addresses,
+            ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        // Nothing named: the module's conventional defaults stand.
+        let defaults = section(&[("port", Value::Int(7)), ("alt_port", Value::Int(1020))]);
+        let grants = Grants::decide(&spec, &defaults, true, Path::new("/p"));
+        assert_eq!(grants.listen.ports, [7, 1020]);
     }
 
     #[test]

@@ -13,6 +13,27 @@ use crate::contract::bindings::{Module, ModulePre};
 /// but a hook that never returns must not hang startup.
 pub const HOOK_CPU_BUDGET: Duration = Duration::from_secs(10);
 
+/// Wall-clock bound of the lifecycle hooks run while loading and starting a module
+/// (describe, construct, prestart): a hook that sleeps or waits on a clock must not hang
+/// startup, `check`, `inspect` or the reload thread either.
+pub const HOOK_WALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Awaits the `hook` call of module `module` within [`HOOK_WALL_TIMEOUT`].
+pub async fn within_hook_wall<T>(
+    module: &str,
+    hook: &str,
+    call: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(HOOK_WALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| {
+            anyhow::bail!(
+                "module {module} did not return from `{hook}` within {}s",
+                HOOK_WALL_TIMEOUT.as_secs()
+            )
+        })
+}
+
 /// Instantiates `pre` in a new store holding `state`. Each epoch tick spent in wasm counts
 /// against the instance's CPU budget; past it the guest traps with an interrupt. Until
 /// then it yields to other tasks at every tick, so a busy guest cannot starve a worker

@@ -111,24 +111,32 @@ impl Loader<'_> {
 
     async fn describe(&self, pre: &ModulePre<InstanceState>, label: &str) -> Result<Descriptor> {
         let state = hook_state(unconfigured(label), Phase::Unprivileged)?;
-        let (mut store, module) = instance::create(self.engine, pre, state).await?;
-        module
-            .call_describe(&mut store)
-            .await
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("module {label} failed in describe"))
+        let call = async {
+            let (mut store, module) = instance::create(self.engine, pre, state).await?;
+            module
+                .call_describe(&mut store)
+                .await
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("module {label} failed in describe"))
+        };
+        instance::within_hook_wall(label, "describe", call).await
     }
 }
 
 impl LoadedModule {
     async fn construct(&self, engine: &Engine) -> Result<()> {
         let state = hook_state(unconfigured(self.name()), Phase::Unprivileged)?;
-        let (mut store, module) = instance::create(engine, &self.pre, state).await?;
-        module
-            .call_construct(&mut store)
-            .await
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("module `{}` trapped in construct", self.name()))?
+        let call = async {
+            let (mut store, module) = instance::create(engine, &self.pre, state).await?;
+            module
+                .call_construct(&mut store)
+                .await
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("module `{}` trapped in construct", self.name()))
+        };
+        let label = format!("`{}`", self.name());
+        instance::within_hook_wall(&label, "construct", call)
+            .await?
             .map_err(|message| {
                 anyhow::anyhow!("module `{}` failed to construct: {message}", self.name())
             })

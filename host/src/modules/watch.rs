@@ -31,9 +31,25 @@ pub fn spawn(
 
 fn watch(dir: &Path, mut settled: BTreeMap<PathBuf, Stamp>, on_change: impl Fn() -> bool) {
     let mut pending: Option<BTreeMap<PathBuf, Stamp>> = None;
+    let mut unreadable = false;
     loop {
         std::thread::sleep(POLL_INTERVAL);
-        let now = snapshot(dir);
+        let now = match super::source::module_files(dir) {
+            Ok(_) => {
+                unreadable = false;
+                snapshot(dir)
+            }
+            Err(e) => {
+                if !unreadable {
+                    tracing::warn!(
+                        "the modules watcher cannot read {}: {e:#}; no module change is seen until it can",
+                        dir.display()
+                    );
+                    unreadable = true;
+                }
+                continue;
+            }
+        };
         match pending.take() {
             // Unchanged since the last poll and different from what was reported: settled.
             Some(previous) if previous == now => {

@@ -20,6 +20,43 @@ pub struct RootPolicy {
     pub gid: Option<u32>,
 }
 
+/// Runs `probe` in a child process that has dropped to `uid`/`gid`, and returns what it
+/// said (`None` if the child could not be made or run). For startup checks of what the
+/// service user will reach once the whole process has dropped; call it only while the
+/// process has one thread (before step 8), where `fork` is safe.
+pub fn probe_as(
+    uid: u32,
+    gid: u32,
+    probe: impl FnOnce() -> Result<(), String>,
+) -> Option<Result<(), String>> {
+    use std::io::{Read, Write};
+    let (mut reader, mut writer) = std::io::pipe().ok()?;
+    // SAFETY: the process has one thread here (startup before the drop, checked by the
+    // caller's place in the sequence), so the child inherits no lock held by another
+    // thread, and may allocate and do I/O as the parent would.
+    match unsafe { nix::unistd::fork() }.ok()? {
+        nix::unistd::ForkResult::Child => {
+            let said = nix::unistd::setgroups(&[])
+                .and_then(|()| nix::unistd::setgid(Gid::from_raw(gid)))
+                .and_then(|()| nix::unistd::setuid(Uid::from_raw(uid)))
+                .map_err(|e| format!("could not switch to uid {uid}: {e}"))
+                .and_then(|()| probe());
+            let _ = writer.write_all(said.err().unwrap_or_default().as_bytes());
+            drop(writer);
+            // Exit without running the parent's destructors or flushing its buffers.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(writer);
+            let mut said = String::new();
+            let read = reader.read_to_string(&mut said);
+            let _ = nix::sys::wait::waitpid(child, None);
+            read.ok()?;
+            Some(if said.is_empty() { Ok(()) } else { Err(said) })
+        }
+    }
+}
+
 /// What to do at the drop.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Plan {

@@ -252,20 +252,31 @@ async fn session_permit(
 }
 
 /// Runs the module's `report` hook in a fresh instance on the module's own pool (`pool`),
-/// waiting at most [`REPORT_HOOK_TIMEOUT`]: a slow or broken hook costs its own lines only.
+/// waiting at most [`REPORT_HOOK_TIMEOUT`], after which the hook is aborted and its
+/// instance given back: a slow or broken hook costs its own lines only. One hook per
+/// module runs at a time, whoever asks for the report (SIGUSR1, any module's `stats`), so
+/// a module cannot pile up instances by making its hook slow.
 pub async fn report_hook_lines(
     engine: &Engine,
     slot: &Arc<ModuleSlot>,
     pool: &tokio::runtime::Handle,
 ) -> Vec<String> {
+    let Ok(running) = slot.report_hook.clone().try_acquire_owned() else {
+        return vec!["(the report hook is still running for another caller)".into()];
+    };
     let (engine, slot) = (engine.clone(), slot.clone());
-    let hook = pool.spawn(async move {
+    let mut hook = pool.spawn(async move {
+        let _running = running;
         let version = slot.current.load_full();
         let state = hook_state(version.context.clone(), Phase::Unprivileged)?;
         let (mut store, module) = instance::create(&engine, version.pre(), state).await?;
         anyhow::Ok(module.call_report(&mut store).await?)
     });
-    match tokio::time::timeout(REPORT_HOOK_TIMEOUT, hook).await {
+    let answer = tokio::time::timeout(REPORT_HOOK_TIMEOUT, &mut hook).await;
+    if answer.is_err() {
+        hook.abort();
+    }
+    match answer {
         Ok(Ok(Ok(lines))) => lines
             .into_iter()
             .take(MAX_REPORT_LINES)

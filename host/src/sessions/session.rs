@@ -1,9 +1,9 @@
 //! One client session: a fresh instance of the module version current at accept time runs
 //! the `session` hook on the connection, under the session's CPU budget, idle timeout and
 //! the module's limits. Whatever happens inside, only this connection is affected. A
-//! session past `session_wall_seconds` ends at its next wait between requests (within
-//! [`WALL_GRACE`]), not in the middle of an answer; one the host reclaims to make room at
-//! `max_sessions` is always between requests.
+//! session past `session_wall_seconds` whose module marks its request boundaries ends at
+//! its next wait between requests (within [`WALL_GRACE`]), not in the middle of an answer;
+//! one the host reclaims to make room at `max_sessions` is always between requests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -164,15 +164,19 @@ fn lost_to_limit(error: anyhow::Error, limit: Option<Limit>) -> Outcome {
     }
 }
 
-/// Resolves when the session has lasted `limit` (never without one) and then reached a
-/// wait between requests, or [`WALL_GRACE`] passed.
+/// Resolves when the session has lasted `limit` (never without one); for a protocol that
+/// marks its request boundaries (`connection.between-requests`), once it then reaches one,
+/// or [`WALL_GRACE`] passed.
 async fn wall(limit: Option<Duration>, activity: &Activity) {
     let Some(limit) = limit else {
         return std::future::pending().await;
     };
     tokio::time::sleep(limit).await;
     let grace = tokio::time::Instant::now() + WALL_GRACE;
-    while !activity.between_requests() && tokio::time::Instant::now() < grace {
+    while activity.marks_boundaries()
+        && !activity.between_requests()
+        && tokio::time::Instant::now() < grace
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

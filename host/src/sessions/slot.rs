@@ -30,6 +30,8 @@ pub struct ModuleSlot {
     pub records: Arc<Heap<SessionRecord>>,
     /// The live sessions, for reclaiming idle keep-alive ones at `max_sessions`.
     pub live: Arc<LiveSessions>,
+    /// Held while its `report` hook runs: one at a time.
+    pub report_hook: Arc<tokio::sync::Semaphore>,
     /// When the last hot swap was tried and how it ended, for the report.
     pub last_swap: std::sync::Mutex<Option<SwapRecord>>,
     /// Versions replaced by a swap, while sessions still run on them.
@@ -134,6 +136,7 @@ impl ModuleSlot {
             threads: Arc::default(),
             records,
             live: Arc::default(),
+            report_hook: Arc::new(tokio::sync::Semaphore::new(1)),
             last_swap: std::sync::Mutex::new(None),
             retired: std::sync::Mutex::new(Vec::new()),
         }

@@ -181,6 +181,12 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
         privileges::primary_gid,
     )?;
 
+    // After the drop, reloads and the modules watcher read the personality as the
+    // service user: say so now, once, if it cannot.
+    if let privileges::Plan::Switch { uid, gid } = plan {
+        check_readable_after_drop(personality, uid, gid);
+    }
+
     // 5. Identity.
     if let Some(id) = globals.str("identity") {
         identity::set(id)?;
@@ -255,6 +261,27 @@ pub fn check(personality: &Personality) -> Result<()> {
             .with_context(|| format!("module `{}`", configured.module.name()))?;
     }
     Ok(())
+}
+
+/// Warns, once and clearly, when the service user cannot read the personality's `c11n` or
+/// list its `modules/`: every SIGHUP would then fail with `Permission denied`, and the
+/// watcher would see no module file change.
+fn check_readable_after_drop(personality: &Personality, uid: u32, gid: u32) {
+    let (c11n, modules) = (personality.c11n_path(), personality.modules_dir());
+    let probe = || {
+        std::fs::read(&c11n).map_err(|e| format!("`{}`: {e}", c11n.display()))?;
+        match std::fs::read_dir(&modules) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("`{}`: {e}", modules.display()))
+            }
+            _ => Ok(()),
+        }
+    };
+    if let Some(Err(why)) = privileges::probe_as(uid, gid, probe) {
+        tracing::warn!(
+            "after the drop to uid {uid}, the personality cannot be read ({why}): SIGHUP and hot swaps will fail and new module files will go unseen; make the personality's directories searchable and `c11n` and `modules/` readable by uid {uid}"
+        );
+    }
 }
 
 /// Raises the process's limits for `instances` and the modules' descriptor budgets, and

@@ -30,11 +30,14 @@ pub async fn prestart_one(engine: &Engine, held: &HeldModule) -> Result<Vec<Boun
     let prestart = Phase::Prestart(PrestartResults::default());
     let state = hook_state(held.context.clone(), prestart)?;
     let (mut store, instance) = instance::create(engine, &held.module.pre, state).await?;
-    let outcome = instance
-        .call_prestart(&mut store)
-        .await
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("module `{name}` trapped in prestart"))?;
+    let call = async {
+        instance
+            .call_prestart(&mut store)
+            .await
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("module `{name}` trapped in prestart"))
+    };
+    let outcome = instance::within_hook_wall(&format!("`{name}`"), "prestart", call).await?;
     let Phase::Prestart(mut results) =
         std::mem::replace(&mut store.data_mut().phase, Phase::Unprivileged)
     else {

@@ -58,6 +58,9 @@ pub struct Activity {
     start: Instant,
     last_millis: AtomicU64,
     between_requests: AtomicBool,
+    /// Whether the session ever said it was between requests: a protocol that marks its
+    /// request boundaries is ended at one when a budget runs out.
+    marks_boundaries: AtomicBool,
 }
 
 impl Activity {
@@ -67,6 +70,7 @@ impl Activity {
             start: Instant::now(),
             last_millis: AtomicU64::new(0),
             between_requests: AtomicBool::new(false),
+            marks_boundaries: AtomicBool::new(false),
         })
     }
 
@@ -90,6 +94,12 @@ impl Activity {
     /// The session waits for the client's next request (`connection.between-requests`).
     pub fn set_between_requests(&self) {
         self.between_requests.store(true, Ordering::Relaxed);
+        self.marks_boundaries.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the session ever said it was between requests.
+    pub fn marks_boundaries(&self) -> bool {
+        self.marks_boundaries.load(Ordering::Relaxed)
     }
 
     /// Time since the last byte moved.

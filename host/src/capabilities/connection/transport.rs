@@ -15,7 +15,13 @@ pub struct Transport {
     pub socket: Arc<TcpStream>,
     /// Set once, when TLS starts: at accept (a TLS listener) or by `start-tls`.
     tls: OnceLock<Mutex<ServerConnection>>,
+    /// Whether the TLS offers HTTP/1.1: a client that sends plain HTTP instead of a
+    /// handshake then gets a readable `400` rather than a TLS alert, as nginx answers.
+    speaks_http: std::sync::atomic::AtomicBool,
 }
+
+/// What a client that sends plain HTTP to an HTTPS port gets.
+const PLAIN_HTTP_TO_HTTPS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 47\r\nConnection: close\r\n\r\nThe plain HTTP request was sent to HTTPS port.\n";
 
 /// `io::Read`/`io::Write` over the non-blocking tokio socket, for rustls' `read_tls` and
 /// `write_tls` (a `WouldBlock` clears tokio's readiness as it should).
@@ -42,6 +48,7 @@ impl Transport {
         Transport {
             socket: Arc::new(socket),
             tls: OnceLock::new(),
+            speaks_http: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -73,6 +80,9 @@ impl Transport {
 
     /// Turns TLS on in place; errors if TLS is on already.
     pub fn start_tls(&self, config: Arc<ServerConfig>) -> io::Result<()> {
+        let speaks_http = config.alpn_protocols.iter().any(|p| p == b"http/1.1");
+        self.speaks_http
+            .store(speaks_http, std::sync::atomic::Ordering::Relaxed);
         let conn = ServerConnection::new(config).map_err(io::Error::other)?;
         self.tls
             .set(Mutex::new(conn))
@@ -114,12 +124,33 @@ impl Transport {
                 return Ok(0);
             }
             let processed = conn.process_new_packets();
+            if let Err(e) = &processed
+                && self.plain_http(&conn, e)
+            {
+                // Not the alert: a client that spoke plain HTTP could not read it.
+                let _ = self.socket.try_write(PLAIN_HTTP_TO_HTTPS);
+                let _ = socket2::SockRef::from(self.socket.as_ref())
+                    .shutdown(std::net::Shutdown::Write);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e.clone()));
+            }
             // Handshake replies, or the alert telling the peer what went wrong.
             let _ = flush(&mut conn, &self.socket);
             if let Err(e) = processed {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
         }
+    }
+
+    /// Whether `error`, met before the handshake went anywhere, means the client spoke
+    /// plain text to a TLS port that offers HTTP (its first record's type was no TLS type:
+    /// `GET ...` begins with `G`, 0x47).
+    fn plain_http(&self, conn: &ServerConnection, error: &rustls::Error) -> bool {
+        self.speaks_http.load(std::sync::atomic::Ordering::Relaxed)
+            && conn.is_handshaking()
+            && matches!(
+                error,
+                rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+            )
     }
 
     /// Takes plaintext from `buf`: `WouldBlock` while earlier ciphertext is still queued.

@@ -5,7 +5,7 @@
 //! connections.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use anyhow::{Context, Result, bail};
 use arc_swap::ArcSwap;
@@ -21,6 +21,30 @@ pub const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Most ALPN protocols a module may offer: what it defends is the handshake's size.
 pub const MAX_ALPN_PROTOCOLS: usize = 8;
+
+/// TLS sessions the process remembers for resumption by session ID (TLS 1.2 clients
+/// without tickets): what it defends is host memory.
+const SESSION_CACHE_ENTRIES: usize = 4096;
+
+/// How every TLS configuration of the process resumes sessions: one ticketer (TLS 1.3
+/// tickets and TLS 1.2 tickets, keys rotated by rustls; `None` if the system could not
+/// make one) and one session-ID cache, shared by every listener, STARTTLS and reload, so
+/// that resumption behaves the same on every port and survives a certificate reload.
+type Resumption = (
+    Option<Arc<dyn rustls::server::ProducesTickets>>,
+    Arc<dyn rustls::server::StoresServerSessions>,
+);
+
+fn resumption() -> &'static Resumption {
+    static RESUMPTION: OnceLock<Resumption> = OnceLock::new();
+    RESUMPTION.get_or_init(|| {
+        let ticketer = rustls::crypto::ring::Ticketer::new()
+            .inspect_err(|e| tracing::warn!("no TLS session tickets: {e}"))
+            .ok();
+        let sessions = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
+        (ticketer, sessions)
+    })
+}
 
 /// A section's `certificate` and `private-key` options with the files they name.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -87,6 +111,14 @@ pub fn server_config(cert: &Path, key: &Path, alpn: &[Vec<u8>]) -> Result<Arc<Se
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
     config.alpn_protocols = alpn.to_vec();
+    // The server's order of cipher suites, not the client's: rustls' order puts the
+    // strongest first (AES-256-GCM, then ChaCha20, then AES-128-GCM).
+    config.ignore_client_order = true;
+    let (ticketer, sessions) = resumption();
+    if let Some(ticketer) = ticketer {
+        config.ticketer = ticketer.clone();
+    }
+    config.session_storage = sessions.clone();
     Ok(Arc::new(config))
 }
 

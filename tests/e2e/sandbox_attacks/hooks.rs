@@ -1,0 +1,68 @@
+//! Beyond the issue's list: a module's `report` hook runs in an instance of the shared
+//! pool each time anyone asks for the report (SIGUSR1, or any module's `stats` call). One
+//! that never returns must not let the module take instances from the pool beyond its
+//! share, or echo's sessions can no longer be created.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use super::{Intruder, personality};
+use crate::harness::{Server, free_port};
+
+/// Whether a fresh echo session at `addr` echoes a line.
+fn echo_answers(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if writeln!(stream, "still here?").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    let _ = BufReader::new(stream).read_line(&mut line);
+    line == "still here?\n"
+}
+
+#[test]
+fn report_hooks_that_never_return_cannot_take_the_instance_pool() {
+    let (intruder_port, echo_port) = (free_port(), free_port());
+    // The pool as the operator sized it: 4 + 4 hook instances for the intruder, 8 + 4 for
+    // echo (`instance_capacity`'s own rule; its default adds room for a module added
+    // while serving).
+    let c11n = format!(
+        "instance_capacity = 20\nintruder {{\n  address = 127.0.0.1\n  port = {intruder_port}\n  max_sessions = 4\n  report_hook = sleep\n}}\n\
+         echo {{\n  address = 127.0.0.1\n  port = {echo_port}\n  max_sessions = 8\n}}\n"
+    );
+    let server = Server::start(personality(&c11n), echo_port);
+    let intruder: SocketAddr = ([127, 0, 0, 1], intruder_port).into();
+    assert!(echo_answers(server.addr), "echo serves before");
+    // Each `stats` waits 1 s for the intruder's hook, which goes on waiting an hour. The
+    // sessions stay open (within the intruder's share of 4), as its own clients can keep
+    // them.
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut session = Intruder::connect(intruder);
+                let last = (0..8).map(|_| session.answer("stats")).last();
+                (session, last.unwrap())
+            })
+        })
+        .collect();
+    let sessions: Vec<Intruder> = callers
+        .into_iter()
+        .map(|caller| {
+            let (session, answer) = caller.join().unwrap();
+            assert!(answer.starts_with("report "), "{answer}");
+            session
+        })
+        .collect();
+    let served = (0..8).filter(|_| echo_answers(server.addr)).count();
+    assert_eq!(
+        served,
+        8,
+        "echo serves beside 4 intruder sessions and their 32 hung report hooks:\n{}",
+        server.log()
+    );
+    drop(sessions);
+}

@@ -1,0 +1,81 @@
+//! Issue 12 item 7: a module granted a SQLite pool reaches that database's tables and
+//! nothing else: no file written or attached, no setting, transaction, temporary object or
+//! extension left on a connection that pop, sharing the pool, borrows next.
+
+use super::{Intruder, echo_served_at, install_intruder, sections};
+use crate::harness::free_port;
+use crate::pop_fixture::{Backend, PopSetup};
+
+#[test]
+fn a_sqlite_pool_is_no_door_to_the_file_system() {
+    let setup = PopSetup::new(Backend::Sqlite);
+    let dir = setup.personality.path().to_path_buf();
+    install_intruder(&dir);
+    let other = dir.join("other.db");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("create table secret (x text); insert into secret values ('OTHER-SECRET');")
+        .unwrap();
+    let table = setup.table.clone();
+    let (intruder_port, echo_port) = (free_port(), free_port());
+    let server = setup.start_beside("", &sections(intruder_port, "  db = MAIL", echo_port));
+    let echo = ([127, 0, 0, 1], echo_port).into();
+    let mut intruder = Intruder::connect(([127, 0, 0, 1], intruder_port).into());
+    let own = intruder.answer(&format!("db select count(*) from {table}"));
+    assert_eq!(
+        own, "ok 1 rows, first Some(Value::Integer(6))",
+        "its own pool works"
+    );
+
+    let vacuum_target = format!("/tmp/serverkit-vacuum-{}.db", std::process::id());
+    let refused = [
+        format!("VACUUM INTO '{vacuum_target}'"),
+        "VACUUM".into(),
+        format!("ATTACH DATABASE '{}' AS stolen", other.display()),
+        "DETACH DATABASE main".into(),
+        "PRAGMA journal_mode = OFF".into(),
+        "PRAGMA temp_store_directory = '/tmp'".into(),
+        "PRAGMA writable_schema = ON".into(),
+        "SELECT * FROM pragma_database_list".into(),
+        "BEGIN".into(),
+        "SAVEPOINT held".into(),
+        "CREATE TEMP TABLE t (x)".into(),
+        "CREATE TABLE temp.t2 (x)".into(),
+        format!("CREATE TEMP TRIGGER spy AFTER INSERT ON {table} BEGIN SELECT 1; END"),
+        "SELECT load_extension('/tmp/evil.so')".into(),
+        "CREATE VIRTUAL TABLE v USING fts5(x)".into(),
+    ];
+    for sql in &refused {
+        let answer = intruder.answer(&format!("db {sql}"));
+        assert!(
+            answer.starts_with("err Error::QueryFailed(") && answer.contains("not authorized"),
+            "{sql}: {answer}"
+        );
+    }
+    let blob = intruder.answer("db SELECT length(randomblob(1000000000))");
+    assert!(
+        blob.starts_with("err ") && blob.contains("too big"),
+        "{blob}"
+    );
+    assert!(
+        !std::path::Path::new(&vacuum_target).exists(),
+        "VACUUM INTO wrote {vacuum_target}"
+    );
+
+    // Nothing stayed on the pooled connections: several sessions each find no attachment
+    // and no temporary table, and pop's logins on the same pool work.
+    for _ in 0..4 {
+        let mut later = Intruder::connect(([127, 0, 0, 1], intruder_port).into());
+        let stolen = later.answer("db select x from stolen.secret");
+        assert!(stolen.contains("no such table: stolen.secret"), "{stolen}");
+        let temp = later.answer("db select count(*) from temp.t");
+        assert!(temp.contains("no such table: temp.t"), "{temp}");
+        let mut alice = server.client();
+        alice.ok("USER alice");
+        assert!(alice.ok("PASS secret").starts_with("+OK 3 messages"));
+        alice.ok("QUIT");
+    }
+    let log = server.server.log();
+    assert!(!log.contains("OTHER-SECRET"), "{log}");
+    echo_served_at(echo, "after the SQL attacks");
+}
