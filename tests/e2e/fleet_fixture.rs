@@ -30,6 +30,41 @@ pub struct Node {
     pub metrics: SocketAddr,
 }
 
+/// Starts a node in `dir` on free ports. A port taken by another test between
+/// `free_port` and the bind (the tests run in parallel) makes it exit 111: it is started
+/// again on other ports.
+fn start_node(setup: &mut PopSetup, dir: &std::path::Path) -> Node {
+    for _attempt in 0..3 {
+        let (pop, http, metrics) = (free_port(), free_port(), free_port());
+        setup.port = pop;
+        let c11n = format!(
+            "{}shttp {{\n  address = 127.0.0.1\n  port = {http}\n  doc_root = www\n  access_log = on\n  health_check = /healthz\n{PROXY_OPTIONS}\n}}\nmetrics {{\n  port = {metrics}\n}}\n",
+            setup.c11n(PROXY_OPTIONS)
+        );
+        std::fs::write(dir.join("c11n"), c11n).unwrap();
+        let mut server = Server::spawn(&["run"], dir, &[]);
+        server.addr = loopback(pop);
+        let start = Instant::now();
+        while !server.log().contains("serving") && !server.log().contains("failed to bind") {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if server.log().contains("serving") {
+            return Node {
+                server,
+                pop: loopback(pop),
+                http: loopback(http),
+                metrics: loopback(metrics),
+            };
+        }
+    }
+    panic!("no free ports for a node in three tries");
+}
+
 /// Two nodes on one users table and one Maildir tree.
 pub struct Fleet {
     /// The users table and the Maildirs (in the first node's personality directory).
@@ -54,23 +89,9 @@ impl Fleet {
             setup.personality.path().to_path_buf(),
             second.path().to_path_buf(),
         ];
-        let mut plans = Vec::new();
         for (i, dir) in dirs.iter().enumerate() {
-            let (pop, http, metrics) = (free_port(), free_port(), free_port());
-            setup.port = pop;
-            let c11n = format!(
-                "{}shttp {{\n  address = 127.0.0.1\n  port = {http}\n  doc_root = www\n  access_log = on\n  health_check = /healthz\n{PROXY_OPTIONS}\n}}\nmetrics {{\n  port = {metrics}\n}}\n",
-                setup.c11n(PROXY_OPTIONS)
-            );
-            std::fs::write(dir.join("c11n"), c11n).unwrap();
             std::fs::create_dir_all(dir.join("www")).unwrap();
             std::fs::write(dir.join("www/index.txt"), format!("served by node {i}\n")).unwrap();
-            plans.push((
-                dir.clone(),
-                loopback(pop),
-                loopback(http),
-                loopback(metrics),
-            ));
         }
         if is_root() {
             // The nodes drop to uid 65534, which must reach the mail and the sites.
@@ -83,20 +104,7 @@ impl Fleet {
                 assert!(status.success());
             }
         }
-        let nodes = plans
-            .into_iter()
-            .map(|(dir, pop, http, metrics)| {
-                let mut server = Server::spawn(&["run"], &dir, &[]);
-                server.addr = pop;
-                server.wait_for_log("serving", Duration::from_secs(60));
-                Node {
-                    server,
-                    pop,
-                    http,
-                    metrics,
-                }
-            })
-            .collect();
+        let nodes = dirs.iter().map(|dir| start_node(&mut setup, dir)).collect();
         Some(Fleet {
             setup,
             nodes,
