@@ -26,7 +26,8 @@
 //! 8. [`modules`]: finding, compiling, loading modules; the versions sessions run on.
 //! 9. [`sessions`]: each served module (slot, worker pool, accept loops, operator), one
 //!    instance per session, shutdown.
-//! 10. [`report`]: the status report, in ServerKit's layout.
+//! 10. [`report`]: the status report, in ServerKit's layout; [`metrics`]: its figures for
+//!     Prometheus at `GET /metrics`.
 //! 11. [`startup`]: ServerKit's startup sequence, from personality to serving; reloads.
 //! 12. [`cli`], [`inspect`]: the binary's edges.
 
@@ -44,6 +45,7 @@ pub mod inspect;
 pub mod instance;
 pub mod logging;
 pub mod meter;
+pub mod metrics;
 pub mod modules;
 pub mod options;
 pub mod personality;

@@ -252,6 +252,16 @@ fn module_lines(out: &mut String, module: &ModuleReport<'_>) {
             tls_ok - tls13
         );
     }
+    let (refused, failed) = (
+        s.proxy_refused.load(Ordering::Relaxed),
+        s.proxy_failed.load(Ordering::Relaxed),
+    );
+    if refused + failed > 0 {
+        let _ = writeln!(
+            out,
+            "PROXY protocol: connections refused (not from proxy_protocol_from) {refused}, headers missing or malformed {failed}"
+        );
+    }
     for line in &module.lines {
         let _ = writeln!(out, "{line}");
     }

@@ -134,7 +134,11 @@ pub struct Raw {
 impl Raw {
     /// Connects with a read timeout.
     pub fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).unwrap();
+        Raw::over(TcpStream::connect(addr).unwrap())
+    }
+
+    /// A raw connection on a connected stream, with a read timeout.
+    pub fn over(stream: TcpStream) -> Raw {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();

@@ -10,6 +10,13 @@
 //!   filesystem under pop's maildrops, a full compile cache (tmpfs mounts; root only).
 //! - `echo`: the echo module served to many clients; a trap, an infinite loop and an idle
 //!   client each end only their own session; back-pressure at `max_sessions`.
+//! - `fleet_fixture`: two nodes on one PostgreSQL users table and one Maildir tree, taking
+//!   the PROXY protocol from 127.0.0.1; HAProxy in front; clients from 127.0.0.2.
+//! - `fleet`: HAProxy's send-proxy and send-proxy-v2 carry the real client to pop's log and
+//!   shttp's access log; only proxy_protocol_from may connect; bad headers end only their
+//!   connection; the Maildir lock and deletions hold across the two nodes.
+//! - `fleet_failover`: one node killed mid-load behind HAProxy: new clients go to the
+//!   other, no message lost or deleted twice.
 //! - `hotswap`: module files replaced under load (alternating echo and the test-only
 //!   echo-next), broken replacements refused, SIGHUP rereading c11n.
 //! - `hotswap_modules`: module files added and removed while serving; a POP3 session held
@@ -26,6 +33,9 @@
 //! - `report`: the status report on SIGUSR1 and SIGALRM, parsed.
 //! - `hostile`: a module attacking its host (memory, stack, handles, privileges, the log)
 //!   beside echo, which keeps being served.
+//! - `metrics`: the metrics endpoint: promtool and the OpenMetrics parser pass it, its
+//!   figures follow sessions and swaps, it refuses anything but `GET /metrics`, and a real
+//!   Prometheus scrapes it and answers a query with a live value.
 //! - `limits`: per-module limits lowered in c11n (memory, module memory, handles, wall,
 //!   CPU, buffered bytes, log events) end only the session past them; the pool's size.
 //! - `http`: shttp helpers: a personality with a known site, a raw HTTP client.
@@ -82,6 +92,9 @@ mod compile_cache;
 mod daemontools;
 mod disk_faults;
 mod echo;
+mod fleet;
+mod fleet_failover;
+mod fleet_fixture;
 mod harness;
 mod hostile;
 mod hotswap;
@@ -90,6 +103,7 @@ mod http;
 mod keepalive;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod pop;
 mod pop_big;
 mod pop_clients;

@@ -370,7 +370,11 @@ impl PopClient {
 
     /// Connects without reading the greeting.
     pub fn connect_raw(addr: SocketAddr) -> PopClient {
-        let stream = TcpStream::connect(addr).unwrap();
+        PopClient::over(TcpStream::connect(addr).unwrap())
+    }
+
+    /// A client on a connected stream, without reading the greeting.
+    pub fn over(stream: TcpStream) -> PopClient {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();

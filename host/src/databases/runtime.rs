@@ -62,6 +62,11 @@ impl HostRuntime {
         Ok(HostRuntime { runtime, databases })
     }
 
+    /// A handle on the runtime, for the host's own tasks (the metrics endpoint).
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.runtime.handle().clone()
+    }
+
     /// Stops the runtime: the pools' connections close.
     pub fn stop(self) {
         drop(self.databases);

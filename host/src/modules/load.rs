@@ -80,7 +80,7 @@ impl Loader<'_> {
         let descriptor = self.describe(&pre, label).await?;
         if !vocabulary::valid_module_name(&descriptor.name) {
             bail!(
-                "module {label} calls itself `{}`, which is not a valid module name ([a-z][a-z0-9_]*)",
+                "module {label} calls itself `{}`, which is not a valid module name ([a-z][a-z0-9_]*, not `database` or `metrics`)",
                 descriptor.name
             );
         }

@@ -6,8 +6,10 @@
 //! carries every aspect).
 //!
 //! - `session`: the host's own session options, added to every module's section.
+//! - `proxy`: the PROXY protocol options among them, and the networks they trust.
 //! - `vocabulary`: a module's descriptor as its c11n section, and values back to WIT.
 
+pub mod proxy;
 pub mod session;
 pub mod vocabulary;
 

@@ -1,13 +1,15 @@
 //! The session options the host adds to every module's c11n section, and their meaning in
 //! this design (see docs/architecture.md, "Threads and sessions"): threads, sessions,
-//! timeouts, and the module's budgets (`crate::meter`). Each sizes the module's pool or
-//! its meter when it starts, so a reload may not change them ("restart needed").
+//! timeouts, the module's budgets (`crate::meter`) and the PROXY protocol (`proxy`). Each
+//! sizes the module's pool or its meter, or shapes its accept path, when it starts, so a
+//! reload may not change them ("restart needed").
 
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 use serverkit_c11n::{OptionSpec, OptionType, Section, Value};
 
+use super::proxy::{self, ProxyProtocol};
 use crate::engine::HOOK_INSTANCES_PER_MODULE;
 use crate::meter::{Budgets, ModuleMeter};
 
@@ -26,7 +28,7 @@ fn int_option(name: &str, default: i64, help: &str) -> OptionSpec {
 
 /// Options every module section accepts, whatever the module declares.
 pub fn host_session_options() -> Vec<OptionSpec> {
-    vec![
+    let mut options = vec![
         int_option(
             "max_sessions",
             DEFAULT_MAX_SESSIONS,
@@ -97,7 +99,9 @@ pub fn host_session_options() -> Vec<OptionSpec> {
             0,
             "Descriptors (client sockets, open files and Maildirs) the module's instances may hold together; 0 for 3 per session plus 64",
         ),
-    ]
+    ];
+    options.extend(proxy::option_specs());
+    options
 }
 
 /// Default `session_wall_seconds`: an hour is longer than any mail download or page
@@ -167,6 +171,8 @@ pub struct SessionOptions {
     /// What the module may use: memory, CPU, handles, buffered bytes, log events,
     /// wall-clock time, host memory, descriptors.
     pub budgets: Budgets,
+    /// Whether connections start with a PROXY header, and from where.
+    pub proxy: ProxyProtocol,
 }
 
 impl SessionOptions {
@@ -274,6 +280,7 @@ impl SessionOptions {
             max_threads: positive("max_threads")?,
             idle_timeout: Duration::from_secs(positive("idle_timeout")? as u64),
             budgets,
+            proxy: ProxyProtocol::from_section(file, section)?,
         };
         if options.min_sessions > options.max_sessions {
             bail!(

@@ -120,11 +120,19 @@ pub fn value_to_wit(value: &Value) -> ConfigValue {
     }
 }
 
-/// Whether `name` is a valid module (and so section) name: `[a-z][a-z0-9_]*`.
+/// The section the host's metrics endpoint is configured by (`crate::metrics`).
+pub const METRICS_SECTION: &str = "metrics";
+
+/// Sections of the core vocabulary: no module may take their names.
+pub const CORE_SECTIONS: [&str; 2] = ["database", METRICS_SECTION];
+
+/// Whether `name` is a valid module (and so section) name: `[a-z][a-z0-9_]*`, and not the
+/// name of a core section.
 pub fn valid_module_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some('a'..='z'))
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+        && !CORE_SECTIONS.contains(&name)
 }
 
 #[cfg(test)]
@@ -139,6 +147,8 @@ mod tests {
         assert!(!valid_module_name("Pop"));
         assert!(!valid_module_name("9lives"));
         assert!(!valid_module_name(""));
+        assert!(!valid_module_name("metrics"));
+        assert!(!valid_module_name("database"));
     }
 
     fn declared(ty: WitType, default: Option<ConfigValue>) -> Descriptor {

@@ -3,6 +3,7 @@
 
 pub mod live;
 pub mod operator;
+pub mod proxy;
 pub mod running;
 pub mod server;
 pub mod session;

@@ -11,7 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use wasmtime::Engine;
 
 use super::slot::{ModuleSlot, SessionRecord};
-use super::{describe_failure, operator, session};
+use super::{describe_failure, operator, proxy, session};
 use crate::capabilities::connection::Activity;
 use crate::capabilities::listen::BoundListener;
 use crate::capabilities::tls::TlsSource;
@@ -191,6 +191,13 @@ async fn accept_loop(
         let (registration, live) = slot.live.register(Activity::new());
         tokio::spawn(async move {
             let options = slot.options.clone();
+            let mut stream = stream;
+            let client =
+                proxy::client_of(&mut stream, peer, &options.proxy, &slot.name, &slot.stats);
+            let Some(peer) = client.await else {
+                return;
+            };
+            record.with(|r| r.peer = peer);
             session::serve(
                 engine,
                 version,

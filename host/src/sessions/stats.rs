@@ -23,6 +23,10 @@ pub struct SessionStats {
     pub tls_failed: AtomicU64,
     /// Completed handshakes that negotiated TLS 1.3 (the others are TLS 1.2).
     pub tls13: AtomicU64,
+    /// Connections refused for coming from outside `proxy_protocol_from`.
+    pub proxy_refused: AtomicU64,
+    /// Trusted connections closed for a missing, late or malformed PROXY header.
+    pub proxy_failed: AtomicU64,
 }
 
 impl SessionStats {

@@ -21,6 +21,7 @@ use crate::modules::builtin;
 use crate::modules::load::{LoadedModule, Loader};
 use crate::modules::source::{ModuleSource, module_files};
 use crate::options::session::SessionOptions;
+use crate::options::vocabulary::CORE_SECTIONS;
 use crate::personality::{Personality, shown};
 
 /// Steps 1-3: load the modules and check the configuration.
@@ -90,9 +91,9 @@ async fn load_modules(
     }
 
     let config = parsed.check(&vocabulary(&modules)).map_err(|d| {
-        let unknown = section_names
-            .iter()
-            .any(|n| n != "database" && !modules.iter().any(|m| m.name() == n));
+        let unknown = section_names.iter().any(|n| {
+            !CORE_SECTIONS.contains(&n.as_str()) && !modules.iter().any(|m| m.name() == n)
+        });
         let note = if unknown {
             module_note(personality)
         } else {
@@ -154,7 +155,8 @@ fn syslog_settings(config: &Config) -> Result<Option<(String, Format)>> {
 /// Core option: the syslog datagram format.
 const SYSLOG_FORMAT_KEY: &str = "syslog_format";
 
-/// Core options, `database` sections, the host's core options and one section per module.
+/// Core options, `database` sections, the host's core options and `metrics` section, and one
+/// section per module.
 pub(super) fn vocabulary<'a>(modules: impl IntoIterator<Item = &'a LoadedModule>) -> Vocabulary {
     let mut vocabulary = Vocabulary::core();
     vocabulary.options.push(
@@ -189,6 +191,7 @@ pub(super) fn vocabulary<'a>(modules: impl IntoIterator<Item = &'a LoadedModule>
         )
         .with_default(Value::Str("rfc5424".into())),
     );
+    vocabulary.add_section(crate::metrics::section_spec());
     for module in modules {
         vocabulary.add_section(module.spec.clone());
     }

@@ -7,7 +7,7 @@
 //! 5. take the identity;
 //! 6. plan the database pools (opened after the drop, on the host runtime); open the
 //!    granted directories and files;
-//! 7. run each module's `prestart` as root;
+//! 7. bind the metrics endpoint; run each module's `prestart` as root;
 //! 8. drop privileges, then install the seccomp filter;
 //! 9. serve.
 //!
@@ -208,7 +208,8 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
         .map(|configured| configured.hold(&process))
         .collect::<Result<Vec<_>>>()?;
 
-    // 7. prestart, serially, still privileged.
+    // 7. The metrics endpoint, then prestart, serially, still privileged.
+    let metrics = crate::metrics::bind_endpoint(&loaded.config)?;
     let listeners = on_startup_thread(
         &loaded.engine,
         prestart::prestart_all(&loaded.engine, &held),
@@ -241,7 +242,7 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
     serve::serve(
         &loaded.engine,
         reloader,
-        modules,
+        (modules, metrics),
         pools,
         shutdown_timeout,
         heaps,

@@ -12,6 +12,7 @@ use serverkit_c11n::syntax::{RawKind, RawValue};
 use super::ConfiguredModule;
 use crate::engine::{HOOK_INSTANCES_PER_MODULE, PoolPlan};
 use crate::options::session::{DEFAULT_INSTANCE_MEMORY_MB, DEFAULT_MAX_SESSIONS, SessionOptions};
+use crate::options::vocabulary::CORE_SECTIONS;
 
 /// Core option: instances the pool holds; 0 (the default) to compute it from the
 /// modules' `max_sessions`.
@@ -29,7 +30,7 @@ const ADDED_MODULE_HEADROOM: u64 = DEFAULT_MAX_SESSIONS as u64 + HOOK_INSTANCES_
 pub(super) fn pool_plan(document: &Document, module_files: &[PathBuf]) -> PoolPlan {
     let sections: Vec<_> = document
         .sections()
-        .filter(|s| s.name != "database")
+        .filter(|s| !CORE_SECTIONS.contains(&s.name.as_str()))
         .collect();
     let setting = |section: &serverkit_c11n::syntax::SectionBlock, key: &str, default: i64| {
         section

@@ -1,6 +1,6 @@
-//! Step 9: start every module's server, print the status report on SIGUSR1 or SIGALRM,
-//! hot-swap changed modules (file watcher) and configuration (SIGHUP), and on SIGTERM or
-//! SIGINT drain and stop.
+//! Step 9: start every module's server and the metrics endpoint, print the status report on
+//! SIGUSR1 or SIGALRM, hot-swap changed modules (file watcher) and configuration (SIGHUP),
+//! and on SIGTERM or SIGINT drain and stop.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ use crate::sessions::server::ModuleServer;
 pub fn serve(
     engine: &Engine,
     mut reloader: Reloader,
-    modules: Vec<(HeldModule, Vec<BoundListener>)>,
+    (modules, metrics): (Vec<(HeldModule, Vec<BoundListener>)>, Option<BoundListener>),
     pools: Vec<PoolConfig>,
     shutdown_timeout: Duration,
     heaps: HeapRegistry,
@@ -52,6 +52,9 @@ pub fn serve(
         syslog,
         databases: Some(host.databases.clone()),
     });
+    if let Some(listener) = metrics {
+        crate::metrics::serve(listener, reporter.clone(), &host.handle())?;
+    }
     let serving = Serving {
         servers: servers.clone(),
         heaps,

@@ -14,6 +14,7 @@ use crate::holdings::Grants;
 use crate::modules::ModuleVersion;
 use crate::modules::load::LoadedModule;
 use crate::options::session::SessionOptions;
+use crate::options::vocabulary::METRICS_SECTION;
 use crate::sessions::slot::ModuleSlot;
 
 /// A new version ready to publish.
@@ -73,7 +74,8 @@ pub(super) fn candidate(
     }))
 }
 
-/// Global options and database sections are applied once, before the root drop.
+/// Global options, database sections and the metrics section are applied once, before the
+/// root drop.
 pub(super) fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     let mut problems = Vec::new();
     if old.globals.values != new.globals.values {
@@ -90,6 +92,13 @@ pub(super) fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     if databases(old) != databases(new) {
         problems.push(format!(
             "{}: database sections changed: restart needed",
+            new.file
+        ));
+    }
+    let metrics = |c: &Config| c.section(METRICS_SECTION).map(|s| s.values.clone());
+    if metrics(old) != metrics(new) {
+        problems.push(format!(
+            "{}: the metrics section changed: restart needed",
             new.file
         ));
     }

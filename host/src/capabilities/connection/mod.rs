@@ -1,8 +1,9 @@
 //! Connections: an accepted client connection, owned by the host, and
 //! `serverkit:module/connection` on a view of the instance. Its transport (plain or TLS)
 //! is in `transport`, its byte streams in `streams`, its file transfers in `send_file`,
-//! STARTTLS in `start_tls`.
+//! STARTTLS in `start_tls`, the PROXY header a balancer sends before it all in `proxy`.
 
+pub mod proxy;
 pub mod send_file;
 pub mod start_tls;
 pub mod streams;
