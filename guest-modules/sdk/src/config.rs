@@ -7,9 +7,24 @@
 //! type a module wants is a [`ConfigError`] it can return from a hook.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use crate::ConfigValue;
-pub use crate::bindings::serverkit::module::config::{get, keys};
+use crate::bindings::serverkit::module::config::entries;
+pub use crate::bindings::serverkit::module::config::keys;
+
+/// The value of `key` in the module's section (defaults applied), `None` if it has none.
+/// The whole section is fetched from the host once per instance (`config.entries`, one
+/// call) and read from memory after: a module reading its settings at the start of every
+/// session pays one host call, not one per option.
+pub fn get(key: &str) -> Option<ConfigValue> {
+    static SECTION: OnceLock<Vec<(String, ConfigValue)>> = OnceLock::new();
+    let section = SECTION.get_or_init(entries);
+    section
+        .binary_search_by(|(k, _)| k.as_str().cmp(key))
+        .ok()
+        .map(|i| section[i].1.clone())
+}
 
 /// A configured number that does not fit the type the module needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

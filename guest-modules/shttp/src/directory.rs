@@ -52,8 +52,7 @@ impl Session<'_> {
             "" => self.settings.default_index.clone(),
             dir => format!("{dir}/{}", self.settings.default_index),
         };
-        if let Ok(file) = self.root.open(&index) {
-            let meta = file.metadata();
+        if let Ok((file, meta)) = self.root.open_with_metadata(&index) {
             if meta.kind == EntryKind::File {
                 return self.file(req, &index, &file, &meta, keep, head_only);
             }
@@ -108,10 +107,11 @@ impl Session<'_> {
                 } else {
                     format!("{path}/{}", e.name)
                 };
-                let stat = self.root.open(&full).ok().map(|file| {
-                    let meta = file.metadata();
-                    (meta.modified_seconds, meta.size)
-                });
+                let stat = self
+                    .root
+                    .open_with_metadata(&full)
+                    .ok()
+                    .map(|(_, meta)| (meta.modified_seconds, meta.size));
                 Listed {
                     name: e.name,
                     directory: e.kind == EntryKind::Directory,

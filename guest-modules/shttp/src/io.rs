@@ -1,14 +1,13 @@
-//! The connection's byte streams as the module uses them: a receive buffer filled with a
-//! deadline (wasi clocks + poll, so a slow client cannot hold a session past its timeout),
-//! and whole-buffer writes labelled with their wait channel.
+//! The connection's bytes as the module uses them: a receive buffer filled with a deadline
+//! (`connection.receive`, one host call per wait, so a slow client cannot hold a session
+//! past its timeout), and whole-buffer writes labelled with their wait channel.
 
 use std::io::Write;
 
 use serverkit_sdk::wasip2::clocks::monotonic_clock;
-use serverkit_sdk::wasip2::io::poll::{Pollable, poll};
-use serverkit_sdk::wasip2::io::streams::{InputStream, OutputStream, StreamError};
+use serverkit_sdk::wasip2::io::streams::{InputStream, OutputStream};
 
-use serverkit_sdk::connection::{Connection, SendKind};
+use serverkit_sdk::connection::{Connection, ReceiveError, SendKind};
 
 /// Bytes asked of the host per read (its own cap is 64 KiB): request heads are small.
 const READ_CHUNK: u64 = 16 * 1024;
@@ -31,11 +30,11 @@ pub enum Fill {
     TimedOut,
 }
 
-/// A session's streams and receive buffer.
+/// A session's streams and receive buffer. The input stream is held, unread: bytes come
+/// through `connection.receive`.
 pub struct Streams {
     input: InputStream,
     output: OutputStream,
-    ready: Pollable,
     /// Received bytes not consumed yet.
     pub buf: Vec<u8>,
     kind: SendKind,
@@ -45,11 +44,9 @@ impl Streams {
     /// Takes the connection's streams.
     pub fn new(conn: &Connection) -> Result<Self, String> {
         let (input, output) = conn.streams().ok_or("connection streams already taken")?;
-        let ready = input.subscribe();
         Ok(Streams {
             input,
             output,
-            ready,
             buf: Vec::with_capacity(4096),
             kind: SendKind::Body,
         })
@@ -61,23 +58,25 @@ impl Streams {
     }
 
     /// Reads what is available into `buf`, waiting until `deadline` (monotonic ns).
-    pub fn fill(&mut self, deadline: u64) -> Fill {
-        loop {
-            match self.input.read(READ_CHUNK) {
-                Ok(bytes) if !bytes.is_empty() => {
-                    self.buf.extend_from_slice(&bytes);
-                    return Fill::Data;
-                }
-                Ok(_) => {}
-                Err(StreamError::Closed | StreamError::LastOperationFailed(_)) => {
-                    return Fill::Closed;
-                }
+    pub fn fill(&mut self, conn: &Connection, deadline: u64) -> Fill {
+        let timeout = deadline.saturating_sub(Self::now());
+        self.receive(conn, timeout, false)
+    }
+
+    /// Waits up to `timeout` (ns) for the client's next request, telling the host the
+    /// session is between requests meanwhile.
+    pub fn fill_between_requests(&mut self, conn: &Connection, timeout: u64) -> Fill {
+        self.receive(conn, timeout, true)
+    }
+
+    fn receive(&mut self, conn: &Connection, timeout: u64, between_requests: bool) -> Fill {
+        match conn.receive(READ_CHUNK, timeout, between_requests) {
+            Ok(bytes) => {
+                self.buf.extend_from_slice(&bytes);
+                Fill::Data
             }
-            // A deadline already past makes the timer ready at once.
-            let timer = monotonic_clock::subscribe_instant(deadline);
-            if poll(&[&self.ready, &timer]) == [1] {
-                return Fill::TimedOut;
-            }
+            Err(ReceiveError::TimedOut) => Fill::TimedOut,
+            Err(ReceiveError::Closed | ReceiveError::Failed(_)) => Fill::Closed,
         }
     }
 
@@ -108,7 +107,6 @@ impl Streams {
 
     /// Closes both streams; call before dropping the connection.
     pub fn close(self) {
-        drop(self.ready);
         drop(self.input);
         drop(self.output);
     }

@@ -56,17 +56,14 @@ impl Session<'_> {
         if target.is_hidden() && self.settings.hidden_files == HiddenFiles::Deny {
             return self.simple_body(404, &[], keep, req.minor, !head_only);
         }
-        match self.root.open(&target.path) {
-            Ok(file) => {
-                let meta = file.metadata();
-                match meta.kind {
-                    EntryKind::Directory => self.directory(req, &target, keep, head_only),
-                    EntryKind::File if !target.trailing_slash => {
-                        self.file(req, &target.path, &file, &meta, keep, head_only)
-                    }
-                    _ => self.simple_body(404, &[], keep, req.minor, !head_only),
+        match self.root.open_with_metadata(&target.path) {
+            Ok((file, meta)) => match meta.kind {
+                EntryKind::Directory => self.directory(req, &target, keep, head_only),
+                EntryKind::File if !target.trailing_slash => {
+                    self.file(req, &target.path, &file, &meta, keep, head_only)
                 }
-            }
+                _ => self.simple_body(404, &[], keep, req.minor, !head_only),
+            },
             Err(e) => self.simple_body(lookup_status(&e), &[], keep, req.minor, !head_only),
         }
     }

@@ -179,15 +179,10 @@ impl<'a> Session<'a> {
     /// the connection's start: a client that connects and stays silent is a slowloris
     /// that sent nothing, not an idle persistent connection.
     fn next_head(&mut self, first: bool) -> Next {
-        let mut deadline = Streams::now() + self.settings.keepalive_timeout;
         let mut started = first || !self.io.buf.is_empty();
-        if started {
-            deadline = Streams::now() + self.settings.header_timeout;
-        } else {
-            // Every answer is out: the host may end this idle persistent connection to make
-            // room for a new client, and a session past a budget ends here.
-            self.conn.between_requests();
-        }
+        // Taken when the head needs more than what the first wait brought (rarely), so a
+        // request whose head comes in one piece costs no clock read.
+        let mut deadline = None;
         loop {
             if !self.io.buf.is_empty() {
                 match request::parse(&self.io.buf, self.settings.max_header_bytes) {
@@ -199,12 +194,18 @@ impl<'a> Session<'a> {
                     Err(error) => return Next::Refused(error),
                 }
             }
-            match self.io.fill(deadline) {
-                Fill::Data if !started => {
-                    started = true;
-                    deadline = Streams::now() + self.settings.header_timeout;
-                }
-                Fill::Data => {}
+            let filled = if started {
+                let header_timeout = self.settings.header_timeout;
+                let at = *deadline.get_or_insert_with(|| Streams::now() + header_timeout);
+                self.io.fill(self.conn, at)
+            } else {
+                // Every answer is out: the host may end this idle persistent connection to
+                // make room for a new client, and a session past a budget ends here.
+                self.io
+                    .fill_between_requests(self.conn, self.settings.keepalive_timeout)
+            };
+            match filled {
+                Fill::Data => started = true,
                 Fill::Closed | Fill::TimedOut => return Next::End,
             }
         }
@@ -220,7 +221,7 @@ impl<'a> Session<'a> {
             if length == 0 {
                 return true;
             }
-            if self.io.fill(deadline) != Fill::Data {
+            if self.io.fill(self.conn, deadline) != Fill::Data {
                 return false;
             }
         }
@@ -270,7 +271,7 @@ impl<'a> Session<'a> {
         self.conn.shutdown(ShutdownType::Send);
         let deadline = Streams::now() + LINGER;
         let mut discarded = 0;
-        while discarded < LINGER_BYTES && self.io.fill(deadline) == Fill::Data {
+        while discarded < LINGER_BYTES && self.io.fill(self.conn, deadline) == Fill::Data {
             discarded += self.io.buf.len();
             self.io.buf.clear();
         }

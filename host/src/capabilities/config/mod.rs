@@ -34,6 +34,18 @@ impl Host for ConfigView<'_> {
             .map(|s| s.values.keys().cloned().collect())
             .unwrap_or_default())
     }
+
+    async fn entries(&mut self) -> wasmtime::Result<Vec<(String, ConfigValue)>> {
+        Ok(self
+            .section
+            .map(|s| {
+                s.values
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value_to_wit(value)))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
 }
 
 /// The `types` interface: types only, no state.

@@ -4,6 +4,7 @@
 //! STARTTLS in `start_tls`, the PROXY header a balancer sends before it all in `proxy`.
 
 pub mod proxy;
+mod receive;
 pub mod send_file;
 pub mod start_tls;
 pub mod streams;
@@ -25,7 +26,7 @@ use self::transport::Transport;
 use crate::capabilities::files::host::GuestFile;
 use crate::capabilities::tls::TlsSource;
 use crate::contract::bindings::connection::{
-    Host, HostConnection, SendError, SendKind, ShutdownType,
+    Host, HostConnection, ReceiveError, SendError, SendKind, ShutdownType,
 };
 use crate::contract::bindings::prestart::ListenerId;
 use crate::meter::{Channel, InstanceMeter};
@@ -292,6 +293,25 @@ impl HostConnection for ConnectionView<'_> {
     async fn between_requests(&mut self, conn: Resource<ClientConnection>) -> wasmtime::Result<()> {
         self.table.get(&conn)?.activity.set_between_requests();
         Ok(())
+    }
+
+    async fn receive(
+        &mut self,
+        conn: Resource<ClientConnection>,
+        max_bytes: u64,
+        timeout_ns: u64,
+        between_requests: bool,
+    ) -> wasmtime::Result<Result<Vec<u8>, ReceiveError>> {
+        let c = self.table.get(&conn)?;
+        let (transport, activity) = (c.socket.clone(), c.activity.clone());
+        let receive = receive::Receive {
+            transport: &transport,
+            activity: &activity,
+            waits: &self.meter.waits,
+            cpu: &self.meter.cpu,
+        };
+        let timeout = std::time::Duration::from_nanos(timeout_ns);
+        Ok(receive.run(max_bytes, timeout, between_requests).await)
     }
 
     async fn drop(&mut self, conn: Resource<ClientConnection>) -> wasmtime::Result<()> {

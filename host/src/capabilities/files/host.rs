@@ -96,6 +96,37 @@ impl FilesView<'_> {
     fn descriptor(&self) -> Result<DescriptorPermit, LookupError> {
         self.meter.descriptor().ok_or(LookupError::NoDescriptors)
     }
+
+    /// Opens `path` beneath `dir` for the guest: a file handle holding one descriptor of
+    /// the module's budget, and its metadata.
+    async fn open_guest_file(
+        &mut self,
+        dir: Resource<GuestDirectory>,
+        path: String,
+    ) -> wasmtime::Result<Result<(Resource<GuestFile>, Metadata), FsError>> {
+        let root = self.table.get(&dir)?.fd.clone();
+        let opened = match self.descriptor() {
+            Ok(permit) => {
+                let _waiting = self.meter.waits.enter(Channel::Open);
+                blocking::open_file(&root, &path, Resolve::FOLLOW)
+                    .await
+                    .map(|(fd, stat)| (fd, stat, permit))
+            }
+            Err(e) => Err(e),
+        };
+        Ok(match opened {
+            Ok((fd, stat, permit)) => {
+                let metadata = metadata(&stat);
+                let file = self.table.push(GuestFile {
+                    fd: Arc::new(fd),
+                    metadata,
+                    _descriptor: Some(permit),
+                })?;
+                Ok((file, metadata))
+            }
+            Err(e) => Err(e.into()),
+        })
+    }
 }
 
 impl Host for FilesView<'_> {
@@ -132,24 +163,15 @@ impl HostDirectory for FilesView<'_> {
         dir: Resource<GuestDirectory>,
         path: String,
     ) -> wasmtime::Result<Result<Resource<GuestFile>, FsError>> {
-        let root = self.table.get(&dir)?.fd.clone();
-        let opened = match self.descriptor() {
-            Ok(permit) => {
-                let _waiting = self.meter.waits.enter(Channel::Open);
-                blocking::open_file(&root, &path, Resolve::FOLLOW)
-                    .await
-                    .map(|(fd, stat)| (fd, stat, permit))
-            }
-            Err(e) => Err(e),
-        };
-        Ok(match opened {
-            Ok((fd, stat, permit)) => Ok(self.table.push(GuestFile {
-                fd: Arc::new(fd),
-                metadata: metadata(&stat),
-                _descriptor: Some(permit),
-            })?),
-            Err(e) => Err(e.into()),
-        })
+        Ok(self.open_guest_file(dir, path).await?.map(|(file, _)| file))
+    }
+
+    async fn open_with_metadata(
+        &mut self,
+        dir: Resource<GuestDirectory>,
+        path: String,
+    ) -> wasmtime::Result<Result<(Resource<GuestFile>, Metadata), FsError>> {
+        self.open_guest_file(dir, path).await
     }
 
     async fn list_entries(
