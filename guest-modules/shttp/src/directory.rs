@@ -52,10 +52,10 @@ impl Session<'_> {
             "" => self.settings.default_index.clone(),
             dir => format!("{dir}/{}", self.settings.default_index),
         };
-        if let Ok((file, meta)) = self.root.open_with_metadata(&index) {
-            if meta.kind == EntryKind::File {
-                return self.file(req, &index, &file, &meta, keep, head_only);
-            }
+        if let Ok((file, meta)) = self.root.open_with_metadata(&index)
+            && meta.kind == EntryKind::File
+        {
+            return self.file(req, &index, &file, &meta, keep, head_only);
         }
         if !self.settings.autoindex {
             return self.simple_body(403, &[], keep, req.minor, !head_only);

@@ -117,6 +117,11 @@ pub fn new(plan: &PoolPlan) -> Result<Engine> {
     let capacity = plan.capacity;
     let mut config = Config::new();
     config.epoch_interruption(true);
+    // `SERVERKIT_PROFILE=perfmap` writes /tmp/perf-PID.map, so `perf report` can name the
+    // guests' compiled functions (docs/benchmarks.md, "Where the time goes").
+    if std::env::var_os("SERVERKIT_PROFILE").is_some_and(|v| v == "perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config.max_wasm_stack(512 << 10);
     config.async_stack_size(ASYNC_STACK as usize);
     config.parallel_compilation(false);
