@@ -126,7 +126,7 @@ pub fn primary_gid(uid: u32) -> Option<u32> {
 
 /// Carries out `plan`. Must run while the process has exactly one thread.
 pub fn apply(plan: &Plan) -> Result<()> {
-    let threads = thread_count()?;
+    let threads = settled_thread_count()?;
     ensure!(
         threads == 1,
         "internal error: {threads} threads exist at the privilege drop; every thread must start after it"
@@ -176,6 +176,21 @@ fn switch(uid: u32, gid: u32) -> Result<()> {
 
 fn no_new_privs() -> Result<()> {
     nix::sys::prctl::set_no_new_privs().context("failed to set no_new_privs")
+}
+
+/// The number of threads once any that were joined just before have left the kernel's
+/// list: `join` returns when a thread has finished running, but its task stays in
+/// `/proc/self/task` until the kernel reaps it, a moment later (seen in CI right after
+/// the epoch ticker was stopped). A thread still running after a second is a real one.
+fn settled_thread_count() -> Result<usize> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let threads = thread_count()?;
+        if threads == 1 || std::time::Instant::now() >= deadline {
+            return Ok(threads);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 fn thread_count() -> Result<usize> {
