@@ -29,7 +29,7 @@
 //! 10. [`report`]: the status report, in ServerKit's layout; [`metrics`]: its figures for
 //!     Prometheus at `GET /metrics`.
 //! 11. [`startup`]: ServerKit's startup sequence, from personality to serving; reloads.
-//! 12. [`cli`], [`inspect`]: the binary's edges.
+//! 12. [`cli`], [`inspect`], [`scaffold`] (`serverkit new`): the binary's edges.
 
 #![deny(missing_docs)]
 
@@ -51,6 +51,7 @@ pub mod options;
 pub mod personality;
 pub mod process;
 pub mod report;
+pub mod scaffold;
 pub mod sessions;
 pub mod startup;
 pub mod text;

@@ -13,9 +13,20 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => run(cli.run.personality, &log),
         Some(Command::Run(arg)) => run(arg.personality, &log),
-        Some(Command::Check(arg)) => Personality::locate(arg.personality)
-            .and_then(|p| serverkit::startup::check(&p))
+        Some(Command::Check(arg)) => Personality::locate(arg.personality.personality)
+            .and_then(|p| serverkit::startup::check(&p, arg.module.as_deref()))
             .map(|()| println!("ok")),
+        Some(Command::New(new)) => std::env::current_dir()
+            .map_err(anyhow::Error::from)
+            .and_then(|parent| {
+                serverkit::scaffold::create(&serverkit::scaffold::NewProject {
+                    name: new.name,
+                    lang: new.lang,
+                    sdk: new.sdk,
+                    parent,
+                })
+            })
+            .map(|created| println!("{created}")),
         Some(Command::Inspect { module }) => {
             serverkit::inspect::inspect(&module).map(|text| print!("{text}"))
         }

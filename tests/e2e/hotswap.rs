@@ -202,6 +202,13 @@ fn broken_replacements_keep_the_old_version_serving() {
             "{}",
             server.log()
         );
+        assert!(
+            server
+                .log()
+                .contains("modules/echo.wasm` stays in modules/"),
+            "the refusal says the file is still there:\n{}",
+            server.log()
+        );
         assert_eq!(fresh_answer(server.addr), "ping", "the old version serves");
     }
     assert!(!server.log().contains("generation=2"), "{}", server.log());

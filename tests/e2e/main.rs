@@ -67,6 +67,8 @@
 //! - `pop_drivers`: the login path on PostgreSQL and MariaDB (TCP and Unix sockets),
 //!   databases down at start and restarted mid-run (through a proxy the test controls),
 //!   an SQLite file missing at start.
+//! - `newcomer`: a newcomer's path: `serverkit new` for Rust and Python, build, `check`,
+//!   run, a client served, a hot swap preflighted with `check --module`.
 //! - `python_module`: a module written in Python (componentize-py from the test venv):
 //!   echoed lines, concurrent sessions, an uncaught exception, the report, inspect, check.
 //! - `scale`: 10 000 idle sessions in one server (5 000 POP3 logged in, 5 000 HTTP
@@ -78,8 +80,6 @@
 //!   descriptors, maildrops, SQLite, the log, CPU, report hooks), echo served throughout.
 //! - `syslog`: the remote syslog bypass, with and without a collector; the status report
 //!   at the collector; nothing lost when a collector comes back.
-//! - `template`: the module template copied out of the checkout, built against the SDK
-//!   with cargo, and served from a personality's `modules/`.
 //! - `tls`: HTTPS terminated by the host, the redirect to it; bad certificates refused at
 //!   startup; an IP address as SNI logged at debug; certificates made for the tests.
 //! - `tls_pop`: POP3S and STLS (s_client, curl, poplib), a command injected before the
@@ -104,6 +104,7 @@ mod keepalive;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod newcomer;
 mod pop;
 mod pop_big;
 mod pop_clients;
@@ -125,7 +126,6 @@ mod shttp_hostile;
 mod shttp_nginx;
 mod shttp_options;
 mod syslog;
-mod template;
 mod tls;
 mod tls_pop;
 mod vtstats;

@@ -87,19 +87,7 @@ impl Client {
     /// The next line, at most the limit long (see [`DEFAULT_MAX_LINE`]). Pipelined
     /// lines wait in the buffer, in order.
     pub fn read_line(&mut self) -> io::Result<Line> {
-        let mut buf = Vec::new();
-        let n = (&mut self.reader)
-            .take(self.max_line as u64)
-            .read_until(b'\n', &mut buf)?;
-        Ok(if n == 0 {
-            Line::Closed
-        } else if buf.ends_with(b"\n") {
-            Line::Complete(buf)
-        } else if buf.len() < self.max_line || self.reader.fill_buf()?.is_empty() {
-            Line::Unterminated(buf)
-        } else {
-            Line::TooLong
-        })
+        read_line(&mut self.reader, self.max_line)
     }
 
     /// Reads and drops everything up to the next line ending; `false` if the connection
@@ -130,20 +118,14 @@ impl Client {
     /// Sends `bytes` in as few host calls as the write permits allow (std's `Write` for a
     /// WASI stream goes 4 KiB at a time, each write flushed and awaited), then starts a
     /// flush without waiting for it: the next read, or [`Client::finish`], waits instead.
-    pub fn send(&mut self, mut bytes: &[u8]) -> Result<(), StreamError> {
-        while !bytes.is_empty() {
-            let permit = self.output.check_write()?;
-            if permit == 0 {
-                self.output.subscribe().block();
-                continue;
-            }
-            let n = bytes
-                .len()
-                .min(usize::try_from(permit).unwrap_or(usize::MAX));
-            self.output.write(&bytes[..n])?;
-            bytes = &bytes[n..];
-        }
-        self.output.flush()
+    pub fn send(&mut self, bytes: &[u8]) -> Result<(), StreamError> {
+        send(&self.output, bytes)
+    }
+
+    /// Splits the session into the client's lines, as an iterator, and the replies: the
+    /// shape of a line protocol (see [`crate::lines`]).
+    pub fn into_lines(self) -> (crate::lines::Lines, crate::lines::Replies) {
+        crate::lines::Lines::split(self.reader, self.output, self.max_line, self.connection)
     }
 
     /// Waits until everything sent has reached the socket (before `start_tls`, or at the
@@ -151,6 +133,40 @@ impl Client {
     pub fn finish(&mut self) -> Result<(), StreamError> {
         self.output.blocking_flush()
     }
+}
+
+/// The next line from `reader`, at most `max_line` bytes long, ending included.
+pub(crate) fn read_line(reader: &mut BufReader<InputStream>, max_line: usize) -> io::Result<Line> {
+    let mut buf = Vec::new();
+    let n = (&mut *reader)
+        .take(max_line as u64)
+        .read_until(b'\n', &mut buf)?;
+    Ok(if n == 0 {
+        Line::Closed
+    } else if buf.ends_with(b"\n") {
+        Line::Complete(buf)
+    } else if buf.len() < max_line || reader.fill_buf()?.is_empty() {
+        Line::Unterminated(buf)
+    } else {
+        Line::TooLong
+    })
+}
+
+/// Writes all of `bytes` in as few calls as the write permits allow, then starts a flush.
+pub(crate) fn send(output: &OutputStream, mut bytes: &[u8]) -> Result<(), StreamError> {
+    while !bytes.is_empty() {
+        let permit = output.check_write()?;
+        if permit == 0 {
+            output.subscribe().block();
+            continue;
+        }
+        let n = bytes
+            .len()
+            .min(usize::try_from(permit).unwrap_or(usize::MAX));
+        output.write(&bytes[..n])?;
+        bytes = &bytes[n..];
+    }
+    output.flush()
 }
 
 impl Read for Client {

@@ -4,7 +4,7 @@
 //! [`export!`], and uses the helpers below instead of the raw bindings:
 //!
 //! ```no_run
-//! use serverkit_sdk::{Client, Descriptor, Line, Module, Version, describe, listen};
+//! use serverkit_sdk::{Connection, Descriptor, Module, Version, describe, listen, lines};
 //!
 //! struct Hello;
 //!
@@ -14,12 +14,13 @@
 //!             .options(describe::listen_options(7070, 16))
 //!     }
 //!     fn prestart() -> Result<(), String> {
-//!         listen::plain().map(drop)
+//!         listen::plain()?; // the section's address and port
+//!         Ok(())
 //!     }
-//!     fn session(conn: serverkit_sdk::Connection) -> Result<(), String> {
-//!         let mut client = Client::new(conn)?;
-//!         while let Line::Complete(line) = client.read_line().map_err(|e| e.to_string())? {
-//!             client.send(&line).map_err(|e| format!("{e:?}"))?;
+//!     fn session(conn: Connection) -> Result<(), String> {
+//!         let (lines, mut reply) = lines::split(conn)?;
+//!         for line in lines {
+//!             reply.line(&line?)?;
 //!         }
 //!         Ok(())
 //!     }
@@ -30,7 +31,9 @@
 //!
 //! Layout: [`bindings`] (the contract, generated once from `wit/`), [`module`] (the
 //! [`Module`] trait with default hooks), [`client`] (a session's connection as
-//! `std::io`, bounded line reading), [`config`] (typed reads of the module's section),
+//! `std::io`, bounded line reading), [`lines`] (a line protocol's session: its lines as
+//! an iterator, and the replies), [`error`] (one [`Error`] that `?` converts every
+//! failure into, and that converts into a hook's `String`), [`config`] (typed reads of the module's section),
 //! [`describe`] (descriptor and vocabulary builders, [`CONTRACT`]), [`listen`] (binding
 //! the listeners a section names, in prestart).
 //!
@@ -42,6 +45,8 @@
 pub mod client;
 pub mod config;
 pub mod describe;
+pub mod error;
+pub mod lines;
 pub mod listen;
 pub mod module;
 
@@ -77,6 +82,7 @@ pub use bindings::serverkit::module::{
 };
 pub use client::{Client, Line};
 pub use describe::CONTRACT;
+pub use error::Error;
 pub use module::Module;
 
 /// The `wasip2` crate the bindings map `wasi:io` onto, for modules that use streams,

@@ -1,9 +1,10 @@
 //! Steps 1-3: find the personality's modules, load them, and check `c11n` against the
 //! combined vocabulary. Shared by `run` and `check`; binds nothing.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use serverkit_c11n::{
     Config, Document, OptionSpec, OptionType, Parsed, Section, Value, Vocabulary,
 };
@@ -26,12 +27,22 @@ use crate::personality::{Personality, shown};
 
 /// Steps 1-3: load the modules and check the configuration.
 pub fn load(personality: &Personality) -> Result<Loaded> {
+    load_with(personality, None)
+}
+
+/// Steps 1-3 with `candidate`, a module file, loaded as if it were in `modules/`: it
+/// stands in for the module file of its name, which is not loaded (`serverkit check
+/// --module`, a preflight before a hot swap, also after a refused one).
+pub fn load_with(personality: &Personality, candidate: Option<&Path>) -> Result<Loaded> {
     let c11n_file = shown(&personality.c11n_path());
     let text = personality.read_c11n()?;
     // Parsed with recovery: the section names say which built-ins to load and size the
     // instance pool, and syntax errors are reported together with vocabulary errors.
     let parsed = Parsed::new(&c11n_file, &text);
-    let files = module_files(&personality.modules_dir())?;
+    let mut files = module_files(&personality.modules_dir())?;
+    if let Some(candidate) = candidate {
+        files.push(candidate.to_path_buf());
+    }
     let pool = pool_plan(&parsed.document, &files);
     let engine = engine::new(&pool)?;
     tracing::debug!(
@@ -42,7 +53,15 @@ pub fn load(personality: &Personality) -> Result<Loaded> {
     let cache = Arc::new(ComponentCache::open(serving_uid(&parsed.document)));
     let (config, modules) = on_startup_thread(
         &engine,
-        load_modules(personality, &engine, &cache, &parsed, files, &pool),
+        load_modules(
+            personality,
+            &engine,
+            &cache,
+            &parsed,
+            files,
+            candidate,
+            &pool,
+        ),
     )?;
     let syslog = syslog_settings(&config)?;
     Ok(Loaded {
@@ -57,12 +76,27 @@ pub fn load(personality: &Personality) -> Result<Loaded> {
     })
 }
 
+/// Whether `file` in `modules/` is the one a candidate called `name`, from `path`, would
+/// replace: the candidate itself, a file of the same file name, or one named after the
+/// module. Such a file is not even loaded: it may be the broken file a refused swap left
+/// behind, which the candidate is meant to fix.
+fn replaced_by_candidate(file: &Path, path: &Path, name: &str) -> bool {
+    let same_file = match (file.canonicalize(), path.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => file == path,
+    };
+    same_file
+        || file.file_name() == path.file_name()
+        || file.file_stem().and_then(|s| s.to_str()) == Some(name)
+}
+
 async fn load_modules(
     personality: &Personality,
     engine: &Engine,
     cache: &ComponentCache,
     parsed: &Parsed,
-    files: Vec<std::path::PathBuf>,
+    files: Vec<PathBuf>,
+    candidate: Option<&Path>,
     pool: &engine::PoolPlan,
 ) -> Result<(Config, Vec<ConfiguredModule>)> {
     let c11n_file = &parsed.document.file;
@@ -75,11 +109,32 @@ async fn load_modules(
         cache,
     };
     let mut modules: Vec<LoadedModule> = Vec::new();
+    let candidate = match candidate {
+        Some(path) => {
+            let module = loader.load(&ModuleSource::file(path)?).await;
+            let module = module.with_context(|| format!("candidate `{}`", path.display()))?;
+            Some((path, module))
+        }
+        None => None,
+    };
     for file in files {
-        add_module(
-            &mut modules,
-            loader.load(&ModuleSource::file(&file)?).await?,
-        )?;
+        if let Some((path, new)) = &candidate
+            && replaced_by_candidate(&file, path, new.name())
+        {
+            tracing::info!(module = new.name(), replaced = %file.display(), "the candidate stands in for it");
+            continue;
+        }
+        let module = loader.load(&ModuleSource::file(&file)?).await?;
+        if let Some((_, new)) = &candidate
+            && new.name() == module.name()
+        {
+            tracing::info!(module = new.name(), replaced = %module.label, "the candidate stands in for it");
+            continue;
+        }
+        add_module(&mut modules, module)?;
+    }
+    if let Some((_, module)) = candidate {
+        add_module(&mut modules, module)?;
     }
     // A section naming a built-in module that no file provides loads the built-in.
     for name in &section_names {
@@ -99,7 +154,9 @@ async fn load_modules(
         } else {
             String::new()
         };
-        anyhow!("invalid configuration `{c11n_file}`:\n{d}{note}")
+        let files = modules.iter().map(|m| (m.path.as_deref(), m.name()));
+        let misnamed = misnamed_note(&section_names, files);
+        anyhow!("invalid configuration `{c11n_file}`:\n{d}{misnamed}{note}")
     })?;
     let mut configured = Vec::new();
     for module in modules {
@@ -208,6 +265,31 @@ fn module_note(personality: &Personality) -> String {
     )
 }
 
+/// For a section named after a module file whose module calls itself something else
+/// (`kv.wasm` holding `kvstore`): the section names the module, not the file, and the
+/// error alone ("no loaded module ... is named `kv`") does not say where `kv` came from.
+fn misnamed_note<'a>(
+    sections: &[String],
+    modules: impl Iterator<Item = (Option<&'a Path>, &'a str)>,
+) -> String {
+    let mut note = String::new();
+    for (path, name) in modules {
+        let Some(path) = path else { continue };
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        if stem != name && sections.iter().any(|s| s == stem) && !sections.iter().any(|s| s == name)
+        {
+            note.push_str(&format!(
+                "\nnote: `{}` holds a module that calls itself `{name}` (its describe name): \
+                 its section is `{name} {{ ... }}`, whatever the file is called",
+                path.display()
+            ));
+        }
+    }
+    note
+}
+
 fn add_module(modules: &mut Vec<LoadedModule>, module: LoadedModule) -> Result<()> {
     if let Some(other) = modules.iter().find(|m| m.name() == module.name()) {
         bail!(
@@ -263,4 +345,61 @@ pub(super) fn module_section(config: &Config, module: &LoadedModule) -> Result<(
         locations: Default::default(),
     };
     Ok((section, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::misnamed_note;
+
+    #[test]
+    fn a_section_named_after_the_file_names_what_the_module_calls_itself() {
+        let sections = vec!["kv".to_string()];
+        let modules = [
+            (Some(Path::new("p/modules/kv.wasm")), "kvstore"),
+            (Some(Path::new("p/modules/echo.wasm")), "echo"),
+            (None, "shttp"),
+        ];
+        let note = misnamed_note(&sections, modules.into_iter());
+        assert_eq!(
+            note,
+            "\nnote: `p/modules/kv.wasm` holds a module that calls itself `kvstore` (its \
+             describe name): its section is `kvstore { ... }`, whatever the file is called"
+        );
+    }
+
+    #[test]
+    fn no_note_when_the_module_has_its_section() {
+        let sections = vec!["kv".to_string(), "kvstore".to_string()];
+        let modules = [(Some(Path::new("m/kv.wasm")), "kvstore")];
+        assert_eq!(misnamed_note(&sections, modules.into_iter()), "");
+    }
+}
+
+#[cfg(test)]
+mod candidate_tests {
+    use std::path::Path;
+
+    use super::replaced_by_candidate;
+
+    #[test]
+    fn a_candidate_stands_in_for_the_file_of_its_name_or_its_module_name() {
+        let candidate = Path::new("target/release/kv.wasm");
+        assert!(replaced_by_candidate(
+            Path::new("p/modules/kv.wasm"),
+            candidate,
+            "kvstore"
+        ));
+        assert!(replaced_by_candidate(
+            Path::new("p/modules/kvstore.wasm"),
+            candidate,
+            "kvstore"
+        ));
+        assert!(!replaced_by_candidate(
+            Path::new("p/modules/echo.wasm"),
+            candidate,
+            "kvstore"
+        ));
+    }
 }

@@ -68,6 +68,24 @@ pub(super) fn has_new_files(dir: &Path, slots: &[Arc<ModuleSlot>]) -> bool {
         .any(|file| !slots.iter().any(|s| from_file(s, file)))
 }
 
+/// The module files in `dir` that no running module serves as they are now: new files, and
+/// files whose content differs from the version their module runs. After a refused swap
+/// these are the files that `serverkit check` and the next restart would load.
+pub(super) fn unserved_files(dir: &Path, slots: &[Arc<ModuleSlot>]) -> Vec<std::path::PathBuf> {
+    let serves = |file: &Path| {
+        slots.iter().any(|s| {
+            let current = s.current.load();
+            current.loaded.path.as_deref() == Some(file)
+                && std::fs::read(file).is_ok_and(|wasm| digest(&wasm) == current.loaded.digest)
+        })
+    };
+    module_files(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|file| !serves(file))
+        .collect()
+}
+
 fn from_file(slot: &ModuleSlot, file: &Path) -> bool {
     slot.current.load().loaded.path.as_deref() == Some(file)
 }

@@ -252,9 +252,10 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
 
 /// `serverkit check`: steps 1-3, step 6's pool checks, and the granted directories and
 /// files opened as `run` would open them (read-only, as the calling user). Binds and
-/// connects nothing.
-pub fn check(personality: &Personality) -> Result<()> {
-    let loaded = load(personality)?;
+/// connects nothing. With `candidate`, that file is checked as if it were in `modules/`,
+/// in place of the module of its name.
+pub fn check(personality: &Personality, candidate: Option<&std::path::Path>) -> Result<()> {
+    let loaded = load::load_with(personality, candidate)?;
     databases::plan(&loaded.config, &personality.dir)?;
     for configured in &loaded.modules {
         GrantedFiles::open(&configured.grants.files)

@@ -25,6 +25,24 @@ use crate::modules::load::{LoadedModule, Loader};
 use crate::personality::{Personality, shown};
 use crate::sessions::slot::ModuleSlot;
 
+/// What a refusal adds about the files left in `modules/`: the old versions keep serving,
+/// but `serverkit check` and the next restart load the files as they are.
+fn refused_files_note(files: &[std::path::PathBuf]) -> String {
+    if files.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = files.iter().map(|f| format!("`{}`", f.display())).collect();
+    format!(
+        "\nnote: the refused file{s} {names} stay{verb} in modules/: `serverkit check` and the next \
+         restart fail on {it} while the old version serves; remove {it} or replace {it} with a \
+         fixed build (preflight one with `serverkit check PERSONALITY --module FILE`)",
+        s = if files.len() == 1 { "" } else { "s" },
+        names = names.join(", "),
+        verb = if files.len() == 1 { "s" } else { "" },
+        it = if files.len() == 1 { "it" } else { "them" },
+    )
+}
+
 /// What to recheck.
 #[derive(Debug, Clone, Copy)]
 pub enum Request {
@@ -135,7 +153,11 @@ impl Reloader {
                 self.apply(plan, started);
             }
             Err(e) => {
-                tracing::error!("hot swap refused, every module keeps its version: {e:#}");
+                let stays = refused_files_note(&membership::unserved_files(
+                    &self.personality.modules_dir(),
+                    &self.slots,
+                ));
+                tracing::error!("hot swap refused, every module keeps its version: {e:#}{stays}");
                 for slot in &self.slots {
                     slot.record_swap(format!("refused: {e:#}"));
                 }
@@ -305,5 +327,27 @@ impl Reloader {
             bail!("{}", problems.join("\n"));
         }
         Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused_files_note;
+
+    #[test]
+    fn the_refusal_names_the_files_left_behind() {
+        assert_eq!(refused_files_note(&[]), "");
+        let one = refused_files_note(&["p/modules/kv.wasm".into()]);
+        assert!(
+            one.contains("the refused file `p/modules/kv.wasm` stays in modules/"),
+            "{one}"
+        );
+        assert!(one.contains("remove it or replace it"), "{one}");
+        assert!(
+            one.contains("serverkit check PERSONALITY --module FILE"),
+            "{one}"
+        );
+        let two = refused_files_note(&["a.wasm".into(), "b.wasm".into()]);
+        assert!(two.contains("files `a.wasm`, `b.wasm` stay in"), "{two}");
     }
 }
