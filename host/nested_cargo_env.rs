@@ -1,4 +1,4 @@
-// Shared by host/build.rs and tests/e2e/template.rs (through `include!`), the two places
+// Shared by host/build.rs and tests/e2e/newcomer.rs (through `include!`), the two places
 // that run a nested `cargo build --target wasm32-wasip2`.
 
 /// Variables of the outer build that must not reach a nested wasm build: flags meant for
