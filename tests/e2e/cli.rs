@@ -3,6 +3,7 @@
 use std::process::Command;
 
 use crate::harness::{TestPersonality, binary, echo_c11n, free_port};
+use crate::hotswap::test_module;
 
 fn run(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(binary())
@@ -21,7 +22,14 @@ fn run(args: &[&str]) -> (Option<i32>, String, String) {
 fn help_names_every_command() {
     let (code, out, _) = run(&["--help"]);
     assert_eq!(code, Some(0));
-    for word in ["run", "check", "inspect", "SERVER_PERSONALITY_PATH", "111"] {
+    for word in [
+        "run",
+        "check",
+        "new",
+        "inspect",
+        "SERVER_PERSONALITY_PATH",
+        "111",
+    ] {
         assert!(out.contains(word), "--help lacks {word}:\n{out}");
     }
     let (code, out, _) = run(&["check", "--help"]);
@@ -174,4 +182,64 @@ fn check_finds_a_missing_granted_directory() {
         err.contains("no-such-www") && err.contains("doc_root"),
         "the missing directory and its option are named:\n{err}"
     );
+}
+
+#[test]
+fn a_section_named_after_the_file_names_what_the_module_calls_itself() {
+    let personality = TestPersonality::new("kv {\n}\n");
+    let kv = personality.path().join("modules/kv.wasm");
+    std::fs::copy(test_module("echo_next.wasm"), &kv).unwrap();
+    let (code, _, err) = run(&["check", personality.path().to_str().unwrap()]);
+    assert_eq!(code, Some(100), "{err}");
+    assert!(
+        err.contains("no loaded module or core section is named `kv`"),
+        "{err}"
+    );
+    let note = format!("`{}` holds a module that calls itself `echo`", kv.display());
+    assert!(err.contains(&note), "{err}");
+    assert!(err.contains("its section is `echo { ... }`"), "{err}");
+}
+
+#[test]
+fn check_module_preflights_a_candidate_in_place_of_the_module_of_its_name() {
+    let port = free_port();
+    let personality = TestPersonality::new(&echo_c11n(port, ""));
+    let dir = personality.path().to_str().unwrap();
+    // What a refused swap leaves behind: a broken file in modules/.
+    std::fs::write(
+        personality.path().join("modules/echo.wasm"),
+        "not a component",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["check", dir]);
+    assert_eq!(code, Some(100), "the broken file fails check: {err}");
+
+    let candidate = test_module("echo_next.wasm");
+    let (code, out, err) = run(&["check", dir, "--module", candidate.to_str().unwrap()]);
+    assert_eq!((code, out.trim()), (Some(0), "ok"), "{err}");
+
+    let garbage = personality.path().join("candidate.wasm");
+    std::fs::write(&garbage, "not a component either").unwrap();
+    let (code, _, err) = run(&["check", dir, "--module", garbage.to_str().unwrap()]);
+    assert_eq!(code, Some(100), "{err}");
+    assert!(
+        err.contains(&format!("candidate `{}`", garbage.display())),
+        "{err}"
+    );
+
+    // A candidate whose vocabulary does not fit the section is refused like a swap.
+    let probe = test_module("probe.wasm");
+    std::fs::copy(
+        test_module("echo_next.wasm"),
+        personality.path().join("modules/echo.wasm"),
+    )
+    .unwrap();
+    let c11n = format!(
+        "{}probe {{\n  no_such_option = 1\n}}\n",
+        echo_c11n(port, "")
+    );
+    std::fs::write(personality.path().join("c11n"), c11n).unwrap();
+    let (code, _, err) = run(&["check", dir, "--module", probe.to_str().unwrap()]);
+    assert_eq!(code, Some(100), "{err}");
+    assert!(err.contains("no_such_option"), "{err}");
 }
