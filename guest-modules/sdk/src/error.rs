@@ -85,16 +85,22 @@ mod tests {
     use super::Error;
     use crate::config::ConfigError;
 
-    fn hook(step: u8) -> Result<(), String> {
+    /// A module's own helper: `?` on an I/O error and on a configuration error.
+    fn helper(step: u8) -> Result<(), Error> {
         match step {
-            0 => Err(std::io::Error::other("disk on fire")).map_err(Error::from)?,
+            0 => Err(std::io::Error::other("disk on fire"))?,
             1 => Err(ConfigError {
                 key: "port".into(),
                 value: 70000,
-            })
-            .map_err(Error::from)?,
-            _ => Err(Error::from("plain").context("step 2"))?,
+            })?,
+            _ => Err(Error::from("plain").context("step 2")),
         }
+    }
+
+    /// A hook: `?` on the helper's `Error` gives the hook's `String`.
+    fn hook(step: u8) -> Result<(), String> {
+        helper(step)?;
+        Ok(())
     }
 
     #[test]
