@@ -30,9 +30,8 @@ impl Receive<'_> {
         between_requests: bool,
     ) -> Result<Vec<u8>, ReceiveError> {
         let max = (max as usize).clamp(1, MAX_READ_BYTES);
-        let mut buf = BytesMut::with_capacity(max);
         // Bytes already there (a pipelined request) cost no timer.
-        if let Some(done) = self.take(&mut buf) {
+        if let Some(done) = self.take(max) {
             return done;
         }
         let wait = async {
@@ -44,7 +43,7 @@ impl Receive<'_> {
                     let _waiting = self.waits.enter(Channel::Recv);
                     self.transport.readable().await.map_err(failed)?;
                 }
-                if let Some(done) = self.take(&mut buf) {
+                if let Some(done) = self.take(max) {
                     return done;
                 }
             }
@@ -54,15 +53,18 @@ impl Receive<'_> {
             .unwrap_or(Err(ReceiveError::TimedOut))
     }
 
-    /// What a non-blocking read gives: `None` when nothing is there yet.
-    fn take(&self, buf: &mut BytesMut) -> Option<Result<Vec<u8>, ReceiveError>> {
-        match self.transport.try_read_buf(buf) {
+    /// What a non-blocking read of up to `max` bytes gives: `None` when nothing is there
+    /// yet. The buffer lives only for the attempt, never across the wait: an idle
+    /// keep-alive session holds no read buffer (16 KiB each for shttp's).
+    fn take(&self, max: usize) -> Option<Result<Vec<u8>, ReceiveError>> {
+        let mut buf = BytesMut::with_capacity(max);
+        match self.transport.try_read_buf(&mut buf) {
             Ok(0) => Some(Err(ReceiveError::Closed)),
             Ok(n) => {
                 self.activity.received();
                 self.cpu.waited();
                 buf.truncate(n);
-                Some(Ok(buf.to_vec()))
+                Some(Ok(buf.into()))
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
             Err(e) => Some(Err(failed(e))),
