@@ -154,7 +154,10 @@ print('nobody right', login('nobody', password))
             "{user}: {stdout}"
         );
     }
-    assert!(stdout.contains(&format!("nobody right {refused}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("nobody right {refused}")),
+        "{stdout}"
+    );
     let log = server.server.log();
     assert!(
         log.contains("stored password refused: bcrypt cost 31 (cap 13)"),

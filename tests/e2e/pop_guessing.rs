@@ -14,9 +14,7 @@ use crate::pop_fixture::{Backend, PopClient, PopSetup};
 /// A POP3 client connecting from `source` (any 127/8 address reaches the server).
 fn connect_from(source: [u8; 4], server: SocketAddr) -> TcpStream {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&SocketAddr::from((source, 0)).into())
-        .unwrap();
+    socket.bind(&SocketAddr::from((source, 0)).into()).unwrap();
     socket.connect(&server.into()).unwrap();
     socket.into()
 }
@@ -75,7 +73,10 @@ fn pop_guessing_parallel_guesses_are_slowed_progressively() {
         .iter()
         .filter(|t| **t >= Duration::from_millis(1600))
         .count();
-    assert!(slowed >= 35, "{slowed} of 40 waited the full penalty: {times:?}");
+    assert!(
+        slowed >= 35,
+        "{slowed} of 40 waited the full penalty: {times:?}"
+    );
 
     // The address's failures stand: its next attempt waits the full penalty too, while
     // the bystander is still answered at once; the owner gets in after the penalty and
@@ -92,7 +93,10 @@ fn pop_guessing_parallel_guesses_are_slowed_progressively() {
     let mut c = PopClient::connect(addr);
     let (reply, took) = guess(&mut c, "secret");
     assert!(reply.starts_with("+OK"), "{reply}");
-    assert!(took < Duration::from_millis(1000), "cleared by the login: {took:?}");
+    assert!(
+        took < Duration::from_millis(1000),
+        "cleared by the login: {took:?}"
+    );
 
     server.server.signal(Signal::SIGUSR1);
     thread::sleep(Duration::from_millis(500));

@@ -37,9 +37,7 @@ impl Policy {
         if failures == 0 || self.penalty.is_zero() {
             return Duration::ZERO;
         }
-        let doubled = self
-            .penalty
-            .saturating_mul(1u32 << (failures - 1).min(20));
+        let doubled = self.penalty.saturating_mul(1u32 << (failures - 1).min(20));
         doubled.min(self.penalty_max)
     }
 }
@@ -108,11 +106,17 @@ impl AddressBook {
 
     /// Runs `change` on `ip`'s entry, creating it (making room) if needed; `None` when
     /// the book is full of busy addresses.
-    fn with<T>(&self, ip: IpAddr, policy: &Policy, change: impl FnOnce(&mut Entry) -> T) -> Option<T> {
+    fn with<T>(
+        &self,
+        ip: IpAddr,
+        policy: &Policy,
+        change: impl FnOnce(&mut Entry) -> T,
+    ) -> Option<T> {
         let mut entries = self.lock();
         let now = Instant::now();
         if !entries.contains_key(&ip) && entries.len() >= MAX_ADDRESSES {
-            entries.retain(|_, e| !e.idle() || e.last_failure.is_some_and(|t| now - t < policy.quiet));
+            entries
+                .retain(|_, e| !e.idle() || e.last_failure.is_some_and(|t| now - t < policy.quiet));
             if entries.len() >= MAX_ADDRESSES {
                 // Still full: drop the idle entry whose last failure is oldest.
                 let oldest = entries
@@ -140,7 +144,9 @@ impl AddressBook {
         let ip = key(ip);
         let admitted = self
             .with(ip, &policy, |e| {
-                if policy.max_unauthenticated != 0 && e.unauthenticated >= policy.max_unauthenticated {
+                if policy.max_unauthenticated != 0
+                    && e.unauthenticated >= policy.max_unauthenticated
+                {
                     return false;
                 }
                 e.unauthenticated += 1;
@@ -212,7 +218,8 @@ impl Session {
         if !delay.is_zero() {
             let c = &self.book.counters;
             c.penalised.fetch_add(1, Ordering::Relaxed);
-            c.penalty_ms.fetch_add(delay.as_millis() as u64, Ordering::Relaxed);
+            c.penalty_ms
+                .fetch_add(delay.as_millis() as u64, Ordering::Relaxed);
         }
         delay
     }
@@ -283,9 +290,13 @@ mod tests {
     #[test]
     fn parallel_attempts_queue_and_failures_accumulate() {
         let book = Arc::new(AddressBook::default());
-        let mut sessions: Vec<Session> =
-            (0..4).map(|_| book.admit(ip("192.0.2.1"), policy(0)).unwrap()).collect();
-        let delays: Vec<u128> = sessions.iter_mut().map(|s| s.attempt().as_millis()).collect();
+        let mut sessions: Vec<Session> = (0..4)
+            .map(|_| book.admit(ip("192.0.2.1"), policy(0)).unwrap())
+            .collect();
+        let delays: Vec<u128> = sessions
+            .iter_mut()
+            .map(|s| s.attempt().as_millis())
+            .collect();
         assert_eq!(delays, [0, 100, 200, 400]);
         for s in &mut sessions {
             s.failed();

@@ -147,7 +147,11 @@ pub fn verify(stored: &Stored<'_>, password: &str, caps: &Caps) -> Result<bool, 
     let value = stored.value;
     Ok(match scheme_of(stored)? {
         Scheme::Plain => ct_eq(pw, value.as_bytes()),
-        Scheme::Digest { algorithm, salted, encoding } => {
+        Scheme::Digest {
+            algorithm,
+            salted,
+            encoding,
+        } => {
             let raw = decode(value, encoding)?;
             let size = algorithm.size();
             if raw.len() < size || (!salted && raw.len() != size) {
@@ -160,7 +164,12 @@ pub fn verify(stored: &Stored<'_>, password: &str, caps: &Caps) -> Result<bool, 
             let (digest, salt) = raw.split_at(size);
             ct_eq(&algorithm.digest(pw, salt), digest)
         }
-        Scheme::ShaCrypt { bits, rounds, salt, hash } => {
+        Scheme::ShaCrypt {
+            bits,
+            rounds,
+            salt,
+            hash,
+        } => {
             let rounds = rounds.max(1000) as usize;
             let computed = if bits == 512 {
                 let params = sha_crypt::Sha512Params::new(rounds)
@@ -176,11 +185,12 @@ pub fn verify(stored: &Stored<'_>, password: &str, caps: &Caps) -> Result<bool, 
         }
         // bcrypt compares in constant time itself; it reads the first 72 bytes, as
         // Dovecot's (crypt_blowfish) does.
-        Scheme::Bcrypt => bcrypt::verify(pw, value).map_err(|e| Refusal::Malformed(e.to_string()))?,
+        Scheme::Bcrypt => {
+            bcrypt::verify(pw, value).map_err(|e| Refusal::Malformed(e.to_string()))?
+        }
         Scheme::Argon2 => {
             use argon2::password_hash::{PasswordHash, PasswordVerifier};
-            let hash =
-                PasswordHash::new(value).map_err(|e| Refusal::Malformed(e.to_string()))?;
+            let hash = PasswordHash::new(value).map_err(|e| Refusal::Malformed(e.to_string()))?;
             match argon2::Argon2::default().verify_password(pw, &hash) {
                 Ok(()) => true,
                 Err(argon2::password_hash::Error::Password) => false,
@@ -319,7 +329,11 @@ fn scheme_of<'a>(stored: &Stored<'a>) -> Result<Scheme<'a>, Refusal> {
         "CRYPT" if value.starts_with("$5$") => sha_crypt(value, 256)?,
         "CRYPT" if value.starts_with("$2") => Scheme::Bcrypt,
         "CRYPT" if value.starts_with("$argon2") => Scheme::Argon2,
-        "CRYPT" => return Err(Refusal::UnknownScheme("CRYPT (this crypt(3) format)".into())),
+        "CRYPT" => {
+            return Err(Refusal::UnknownScheme(
+                "CRYPT (this crypt(3) format)".into(),
+            ));
+        }
         other => return Err(Refusal::UnknownScheme(other.to_string())),
     })
 }
@@ -366,7 +380,9 @@ fn pbkdf2_parts(value: &str) -> Result<Scheme<'_>, Refusal> {
             salt,
             hash,
         }),
-        _ => Err(Refusal::Malformed("PBKDF2 must be $1$salt$rounds$hex".into())),
+        _ => Err(Refusal::Malformed(
+            "PBKDF2 must be $1$salt$rounds$hex".into(),
+        )),
     }
 }
 
@@ -383,8 +399,7 @@ fn bcrypt_cost(value: &str) -> Result<u32, Refusal> {
 fn argon2_params(value: &str) -> Result<(u32, u32, u32), Refusal> {
     let hash = argon2::password_hash::PasswordHash::new(value)
         .map_err(|e| Refusal::Malformed(e.to_string()))?;
-    let params =
-        argon2::Params::try_from(&hash).map_err(|e| Refusal::Malformed(e.to_string()))?;
+    let params = argon2::Params::try_from(&hash).map_err(|e| Refusal::Malformed(e.to_string()))?;
     Ok((params.m_cost(), params.t_cost(), params.p_cost()))
 }
 
@@ -410,7 +425,14 @@ mod tests {
             assert_eq!(check(line, ""), Ok(false), "{line}");
             schemes.push(split(line, "").scheme);
         }
-        for wanted in ["SHA512-CRYPT", "BLF-CRYPT", "ARGON2ID", "PBKDF2", "SSHA512", "PLAIN"] {
+        for wanted in [
+            "SHA512-CRYPT",
+            "BLF-CRYPT",
+            "ARGON2ID",
+            "PBKDF2",
+            "SSHA512",
+            "PLAIN",
+        ] {
             assert!(schemes.iter().any(|s| s == wanted), "{wanted} missing");
         }
     }
@@ -421,12 +443,23 @@ mod tests {
             .lines()
             .find_map(|l| l.strip_prefix("{SHA512-CRYPT}"))
             .unwrap();
-        assert_eq!(verify(&split(sha512_crypt, "crypt"), PASSWORD, &CAPS), Ok(true));
-        assert_eq!(verify(&split("hunter2", "PLAIN"), "hunter2", &CAPS), Ok(true));
-        assert_eq!(verify(&split("hunter2", "PLAIN"), "hunter3", &CAPS), Ok(false));
+        assert_eq!(
+            verify(&split(sha512_crypt, "crypt"), PASSWORD, &CAPS),
+            Ok(true)
+        );
+        assert_eq!(
+            verify(&split("hunter2", "PLAIN"), "hunter2", &CAPS),
+            Ok(true)
+        );
+        assert_eq!(
+            verify(&split("hunter2", "PLAIN"), "hunter3", &CAPS),
+            Ok(false)
+        );
         assert_eq!(
             verify(&split("hunter2", "CRYPT"), "hunter2", &CAPS),
-            Err(Refusal::UnknownScheme("CRYPT (this crypt(3) format)".into()))
+            Err(Refusal::UnknownScheme(
+                "CRYPT (this crypt(3) format)".into()
+            ))
         );
     }
 
@@ -435,11 +468,26 @@ mod tests {
         // Made by `doveadm pw -s BLF-CRYPT -r 31`-like edits: the caps read only the
         // parameters, so the hash part need not be real.
         for (stored, what) in [
-            ("{BLF-CRYPT}$2y$31$gOpMZOPi/LqwIMsiKnIqF.zZ15/jbEIRAk2pRG5chJdWGys0ZlBN2", "bcrypt cost 31"),
-            ("{SHA512-CRYPT}$6$rounds=999999999$salt$hash", "rounds=999999999"),
-            ("{ARGON2ID}$argon2id$v=19$m=4194304,t=3,p=1$TcosSp6ljxjz8sBGMJuFEg$0O0PWWC+HF72eboxF5CDPEANrjQjs1pFlVUtikBtFqY", "m=4194304"),
-            ("{ARGON2ID}$argon2id$v=19$m=65536,t=1000,p=1$TcosSp6ljxjz8sBGMJuFEg$0O0PWWC+HF72eboxF5CDPEANrjQjs1pFlVUtikBtFqY", "t=1000"),
-            ("{PBKDF2}$1$yQDRJRJ/9pK1zo4o$4000000000$f0ead808901c90d06b5c7ce6e096ab1af6c53024", "rounds 4000000000"),
+            (
+                "{BLF-CRYPT}$2y$31$gOpMZOPi/LqwIMsiKnIqF.zZ15/jbEIRAk2pRG5chJdWGys0ZlBN2",
+                "bcrypt cost 31",
+            ),
+            (
+                "{SHA512-CRYPT}$6$rounds=999999999$salt$hash",
+                "rounds=999999999",
+            ),
+            (
+                "{ARGON2ID}$argon2id$v=19$m=4194304,t=3,p=1$TcosSp6ljxjz8sBGMJuFEg$0O0PWWC+HF72eboxF5CDPEANrjQjs1pFlVUtikBtFqY",
+                "m=4194304",
+            ),
+            (
+                "{ARGON2ID}$argon2id$v=19$m=65536,t=1000,p=1$TcosSp6ljxjz8sBGMJuFEg$0O0PWWC+HF72eboxF5CDPEANrjQjs1pFlVUtikBtFqY",
+                "t=1000",
+            ),
+            (
+                "{PBKDF2}$1$yQDRJRJ/9pK1zo4o$4000000000$f0ead808901c90d06b5c7ce6e096ab1af6c53024",
+                "rounds 4000000000",
+            ),
         ] {
             let started = std::time::Instant::now();
             match check(stored, "x") {
@@ -450,17 +498,34 @@ mod tests {
         }
         // At the caps a hash is accepted (Argon2's memory is charged to the module).
         let at_cap = "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$TcosSp6ljxjz8sBGMJuFEg$0O0PWWC+HF72eboxF5CDPEANrjQjs1pFlVUtikBtFqY";
-        assert_eq!(cost(&split(at_cap, ""), &CAPS), Ok(Cost { memory_bytes: 64 << 20 }));
+        assert_eq!(
+            cost(&split(at_cap, ""), &CAPS),
+            Ok(Cost {
+                memory_bytes: 64 << 20
+            })
+        );
     }
 
     #[test]
     fn oversized_and_malformed_values_are_refused() {
         let huge = "a".repeat(MAX_INPUT_BYTES + 1);
-        assert_eq!(check(&format!("{{PLAIN}}{huge}"), "a"), Err(Refusal::TooLong));
+        assert_eq!(
+            check(&format!("{{PLAIN}}{huge}"), "a"),
+            Err(Refusal::TooLong)
+        );
         assert_eq!(check("{PLAIN}a", &huge), Err(Refusal::TooLong));
         assert!(matches!(check("{NOPE}x", "x"), Err(Refusal::UnknownScheme(s)) if s == "NOPE"));
-        for bad in ["{SSHA512}!!!", "{SHA256}AAAA", "{PBKDF2}$1$x", "{SHA512-CRYPT}6$x", "{ARGON2ID}$argon2id$x"] {
-            assert!(matches!(check(bad, "x"), Err(Refusal::Malformed(_))), "{bad}");
+        for bad in [
+            "{SSHA512}!!!",
+            "{SHA256}AAAA",
+            "{PBKDF2}$1$x",
+            "{SHA512-CRYPT}6$x",
+            "{ARGON2ID}$argon2id$x",
+        ] {
+            assert!(
+                matches!(check(bad, "x"), Err(Refusal::Malformed(_))),
+                "{bad}"
+            );
         }
     }
 
