@@ -164,3 +164,61 @@ print('nobody right', login('nobody', password))
         "the planted hash is logged: {log}"
     );
 }
+
+/// An unknown user costs the same check as a wrong password: with no failure delay to
+/// hide it, both wait for a bcrypt of cost 12 (the unknown user's against the last hash
+/// checked), where an unchecked unknown user would be answered in a millisecond.
+#[test]
+fn pop_dovecot_unknown_user_costs_a_check() {
+    let Some(_) = doveadm("PLAIN") else { return };
+    let out = Command::new("doveadm")
+        .args(["pw", "-s", "BLF-CRYPT", "-r", "12", "-p", PASSWORD])
+        .output()
+        .unwrap();
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let mut setup = PopSetup::new(Backend::Sqlite);
+    setup.auth_failure_delay_ms = 0;
+    let table = format!("{}_extra", setup.table);
+    setup.execute(&format!(
+        "CREATE TABLE {table} (username TEXT PRIMARY KEY, password TEXT, maildrop TEXT);\
+         INSERT INTO {table} VALUES ('carol', '{hash}', 'bob/Maildir');"
+    ));
+    setup.query = Some(format!(
+        "select maildrop, password from {table} where username = '%u'"
+    ));
+    let server = setup.start("");
+    let time = |user: &str, password: &str| {
+        let mut c = server.client();
+        c.ok(&format!("USER {user}"));
+        let asked = std::time::Instant::now();
+        let reply = c.cmd(&format!("PASS {password}"));
+        (reply, asked.elapsed())
+    };
+    let (reply, hash_cost) = time("carol", PASSWORD);
+    assert!(reply.starts_with("+OK"), "{reply}");
+    let median = |mut v: Vec<std::time::Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
+    for i in 0..5 {
+        let (reply, took) = time(&format!("nobody{i}"), PASSWORD);
+        assert!(reply.starts_with("-ERR [AUTH]"), "{reply}");
+        unknown.push(took);
+        let (reply, took) = time("carol", "wrong");
+        assert!(reply.starts_with("-ERR [AUTH]"), "{reply}");
+        wrong.push(took);
+    }
+    let (u, w) = (median(unknown), median(wrong));
+    eprintln!(
+        "bcrypt cost 12: login {hash_cost:?}; medians: unknown user {u:?}, wrong password {w:?}"
+    );
+    assert!(
+        u >= hash_cost / 2,
+        "the unknown user was not checked: {u:?} vs {hash_cost:?}"
+    );
+    assert!(
+        u.abs_diff(w) < hash_cost / 3,
+        "unknown {u:?}, wrong {w:?}, hash {hash_cost:?}"
+    );
+}
