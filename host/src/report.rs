@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 
 use wasmtime::Engine;
 
+use crate::capabilities::auth::Logins;
 use crate::capabilities::stats::ReportSource;
 use crate::contract::version;
 use crate::databases::Databases;
@@ -262,8 +263,29 @@ fn module_lines(out: &mut String, module: &ModuleReport<'_>) {
             "PROXY protocol: connections refused (not from proxy_protocol_from) {refused}, headers missing or malformed {failed}"
         );
     }
+    logins(out, &version.context.holdings.logins);
     for line in &module.lines {
         let _ = writeln!(out, "{line}");
+    }
+}
+
+/// The module's logins through `auth`, once it has any to show.
+fn logins(out: &mut String, logins: &Logins) {
+    let c = &logins.book.counters;
+    let [failed, penalised, waited, refused, hashes] = [
+        &c.failed,
+        &c.penalised,
+        &c.penalty_ms,
+        &c.refused,
+        &c.hashes_refused,
+    ]
+    .map(|n| n.load(Ordering::Relaxed));
+    if failed + penalised + refused + hashes > 0 {
+        let _ = writeln!(
+            out,
+            "Logins failed {failed}, penalised {penalised} ({waited} ms waited), refused over max_unauthenticated_per_address {refused}, stored passwords refused {hashes}; addresses tracked {}",
+            logins.book.tracked()
+        );
     }
 }
 

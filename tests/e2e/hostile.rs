@@ -132,3 +132,57 @@ fn open_descriptors(server: &crate::harness::Server) -> usize {
         .expect("the server's descriptors are readable")
         .count()
 }
+
+/// The `auth` capability abused (issue 14, item 7): a hash asking for days of CPU and a
+/// 16 MiB "password" are refused unchecked and at once; a crowd of checks at the cost cap
+/// waits its module's turns (two at a time) on the module's blocking threads while echo
+/// keeps answering at once.
+#[test]
+fn password_checks_take_only_the_modules_share() {
+    let (server, hostile) = start();
+    let mut bystander = server.client();
+    bystander.echo("before");
+
+    let started = std::time::Instant::now();
+    let costly = attack(hostile, "verify-costly").expect("an answer");
+    assert!(
+        costly.contains("TooCostly(\"bcrypt cost 31 (cap 13)\")"),
+        "{costly}"
+    );
+    let huge = attack(hostile, "verify-huge").expect("an answer");
+    assert!(huge.ends_with("TooLong"), "{huge}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Six sessions asking for two capped checks each: 12 checks, two at a time.
+    let crowd: Vec<_> = (0..6)
+        .map(|_| std::thread::spawn(move || attack(hostile, "verify-capped 2")))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut slowest = Duration::ZERO;
+    for i in 0..10 {
+        let asked = std::time::Instant::now();
+        bystander.echo(&format!("during {i}"));
+        slowest = slowest.max(asked.elapsed());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for session in crowd {
+        let answer = session.join().unwrap().expect("an answer");
+        assert_eq!(answer, "matched false, matched false");
+    }
+    let took = started.elapsed();
+    eprintln!("echo answered within {slowest:?} while 12 capped checks ran ({took:?} in all)");
+    assert!(
+        slowest < Duration::from_millis(500),
+        "echo waited {slowest:?}"
+    );
+    assert!(
+        server
+            .log()
+            .contains("stored password refused: bcrypt cost 31 (cap 13)"),
+        "the refusal is logged"
+    );
+}

@@ -64,6 +64,11 @@
 //! - `pop_safety`: deletions only at QUIT (drop, kill -9, idle timeout delete nothing),
 //!   stable UIDLs, [IN-USE].
 //! - `pop_clients`: poplib, curl, mpop on every driver; the shipped pop personalities.
+//! - `pop_dovecot`: hashes made by Dovecot's `doveadm pw` (SHA512-CRYPT, BLF-CRYPT, ARGON2ID,
+//!   PBKDF2, SSHA512, PLAIN and more) checked by the host, through poplib on every driver;
+//!   a planted hash above the cost caps refused.
+//! - `pop_guessing`: parallel guesses from one address slowed progressively, the cap on
+//!   unauthenticated sessions per address, a bystander from 127.0.0.2 served throughout.
 //! - `pop_drivers`: the login path on PostgreSQL and MariaDB (TCP and Unix sockets),
 //!   databases down at start and restarted mid-run (through a proxy the test controls),
 //!   an SQLite file missing at start.
@@ -108,8 +113,10 @@ mod newcomer;
 mod pop;
 mod pop_big;
 mod pop_clients;
+mod pop_dovecot;
 mod pop_drivers;
 mod pop_fixture;
+mod pop_guessing;
 mod pop_hostile;
 mod pop_safety;
 mod privileges;

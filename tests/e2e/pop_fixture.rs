@@ -45,6 +45,11 @@ pub struct PopSetup {
     pub query: Option<String>,
     /// `auth_failure_delay_ms` (100 unless a test needs another).
     pub auth_failure_delay_ms: u64,
+    /// `auth_penalty_ms` and `max_unauthenticated_per_address`: 0 (off) unless a test
+    /// needs them, since every test client comes from 127.0.0.1 and many tests fail
+    /// logins or open sessions by the dozen on purpose.
+    pub auth_penalty_ms: u64,
+    pub max_unauthenticated_per_address: u32,
 }
 
 static TABLE_SEQ: AtomicU32 = AtomicU32::new(0);
@@ -68,6 +73,8 @@ impl PopSetup {
             db_socket: None,
             query: None,
             auth_failure_delay_ms: 100,
+            auth_penalty_ms: 0,
+            max_unauthenticated_per_address: 0,
         };
         for user in ["alice", "bob"] {
             for folder in ["new", "cur", "tmp"] {
@@ -147,11 +154,16 @@ impl PopSetup {
                 "INSERT INTO {t} VALUES ('{user}', {hashed}, '{maildrop}');"
             ));
         }
+        self.execute(&sql);
+    }
+
+    /// Runs `sql` (statements separated by `;`) on this setup's database.
+    pub fn execute(&self, sql: &str) {
         match self.backend {
             Backend::Sqlite => {
                 let db =
                     rusqlite::Connection::open(self.personality.path().join("users.db")).unwrap();
-                db.execute_batch(&sql).unwrap();
+                db.execute_batch(sql).unwrap();
             }
             Backend::Postgres => run_sql(
                 "psql",
@@ -165,12 +177,12 @@ impl PopSetup {
                     "ON_ERROR_STOP=1",
                     "test",
                     "-c",
-                    &sql,
+                    sql,
                 ],
             ),
             Backend::Mysql => run_sql(
                 "mariadb",
-                &["-h", "127.0.0.1", "-u", "root", "test", "-e", &sql],
+                &["-h", "127.0.0.1", "-u", "root", "test", "-e", sql],
             ),
         }
     }
@@ -216,11 +228,14 @@ impl PopSetup {
         format!(
             "identity = poptest\n{root}database MAIL {{\n{}pool_min = 1\npool_max = 4\n}}\n\
              pop {{\n  database = MAIL\n  address = 127.0.0.1\n  port = {}\n  maildrop_root = {}\n  \
-             auth_failure_delay_ms = {}\n  maildrop_query_format_string = {}\n{extra}\n}}\n",
+             auth_failure_delay_ms = {}\n  auth_penalty_ms = {}\n  max_unauthenticated_per_address = {}\n  \
+             maildrop_query_format_string = {}\n{extra}\n}}\n",
             self.database_section(),
             self.port,
             self.mail_root().display(),
             self.auth_failure_delay_ms,
+            self.auth_penalty_ms,
+            self.max_unauthenticated_per_address,
             self.query.clone().unwrap_or_else(|| self.query()),
         )
     }
@@ -267,7 +282,11 @@ fn run_sql(program: &str, args: &[&str]) {
 
 impl Drop for PopSetup {
     fn drop(&mut self) {
-        let drop = format!("DROP TABLE IF EXISTS {}", self.table);
+        // `<table>_extra`: a second table a test may make (pop_dovecot's hashes).
+        let drop = format!(
+            "DROP TABLE IF EXISTS {0}; DROP TABLE IF EXISTS {0}_extra",
+            self.table
+        );
         let _ = match self.backend {
             Backend::Sqlite => return,
             Backend::Postgres => Command::new("psql")

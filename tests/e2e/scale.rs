@@ -66,7 +66,7 @@ fn personality(n: usize) -> (TestPersonality, Tmpfs, u16, u16) {
          database MAIL {{\n  driver = sqlite\n  name = users.db\n  pool_min = 1\n  pool_max = 4\n}}\n\
          pop {{\n  database = MAIL\n  address = 127.0.0.1\n  port = {pop_port}\n  backlog = 1024\n  \
          maildrop_root = mail\n  maildrop_query_format_string = select maildrop from users where password = '%p' and username = '%u'\n  \
-         max_sessions = {max}\n  idle_timeout = 900\n}}\n\
+         max_sessions = {max}\n  idle_timeout = 900\n  max_unauthenticated_per_address = 0\n}}\n\
          shttp {{\n  address = 127.0.0.1\n  port = {http_port}\n  backlog = 1024\n  doc_root = www\n  \
          access_log = off\n  keepalive_timeout = 900\n  header_timeout = 900\n  max_sessions = {max}\n  \
          idle_timeout = 900\n  session_cpu_ms = 600000\n}}\n"

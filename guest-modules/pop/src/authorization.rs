@@ -1,6 +1,7 @@
 //! The AUTHORIZATION state: USER/PASS and SASL PLAIN, the maildrop query, and opening the
 //! maildrop under its exclusive lock.
 
+use serverkit_sdk::auth;
 use serverkit_sdk::config::{integer, text};
 use serverkit_sdk::database::{self, Driver, Value};
 use serverkit_sdk::log::{self, Level};
@@ -140,13 +141,20 @@ pub fn plain_credentials(response: &str) -> Option<(String, String)> {
     }
 }
 
-/// Looks the user up and opens the maildrop. Answers the client in every case; returns
-/// the transaction when the login succeeded.
+/// Looks the user up, checks the password and opens the maildrop. Answers the client in
+/// every case; returns the transaction when the login succeeded.
 fn login(client: &mut Client, user: &str, password: &str) -> Result<Option<Transaction>, String> {
+    // The address's penalty comes first, for right and wrong passwords alike: a client
+    // learns nothing sooner by giving up early.
+    auth::attempt();
     let asked = std::time::Instant::now();
     let path = match lookup(user, password) {
-        Ok(Some(path)) => path,
+        Ok(Some(path)) => {
+            auth::succeeded();
+            path
+        }
         Ok(None) => {
+            auth::failed();
             log::log(
                 Level::Warn,
                 &format!(
@@ -167,6 +175,9 @@ fn login(client: &mut Client, user: &str, password: &str) -> Result<Option<Trans
             return Ok(None);
         }
         Err(temporary) => {
+            // Not the client's fault, but an attempt all the same (a guesser must not
+            // skip the penalty by making the database fail).
+            auth::failed();
             log::log(
                 Level::Error,
                 &format!(
@@ -240,7 +251,9 @@ fn refusal(error: &maildrop::Error, path: &str) -> String {
     }
 }
 
-/// Runs the maildrop query: `Ok(None)` when no row matched (a failed login).
+/// Runs the maildrop query and checks the password: `Ok(None)` when no row matched or
+/// the password is wrong (a failed login). Without `%p` in the query, its second column
+/// is the stored password, checked by the host in Dovecot's `{SCHEME}` syntax.
 fn lookup(user: &str, password: &str) -> Result<Option<String>, String> {
     let pool = text("database").ok_or("no database option")?;
     let format = text("maildrop_query_format_string").ok_or("no query")?;
@@ -258,11 +271,47 @@ fn lookup(user: &str, password: &str) -> Result<Option<String>, String> {
         })
         .collect();
     let rows = database::query(&pool, &sql, &values).map_err(|e| format!("{e:?}"))?;
-    match rows.rows.first().and_then(|r| r.first()) {
-        None => Ok(None),
-        Some(Value::Text(path)) if !path.is_empty() => Ok(Some(path.clone())),
-        Some(Value::Bytes(b)) => Ok(Some(String::from_utf8_lossy(b).into_owned())),
-        Some(_) => Ok(None), // NULL or empty maildrop: no mailbox to serve
+    let row = rows.rows.first();
+    let maildrop = row.and_then(|r| r.first()).and_then(text_of);
+    if params.contains(&query::Param::Password) {
+        // The database compared the password: a row is a match.
+        return Ok(maildrop);
+    }
+    if row.is_some_and(|r| r.len() < 2) {
+        return Err(
+            "the maildrop query has no %p, so it must return the stored password as its second column"
+                .into(),
+        );
+    }
+    let stored = row.and_then(|r| r.get(1)).and_then(text_of);
+    let scheme = text("default_password_scheme").unwrap_or_else(|| "CRYPT".into());
+    // An unknown user (or a NULL password) costs the same check as a wrong password.
+    let known = maildrop.is_some() && stored.is_some();
+    let stored = if known { stored.as_deref() } else { None };
+    match auth::check(stored, password, &scheme) {
+        Ok(true) => Ok(maildrop),
+        Ok(false) => Ok(None),
+        // The host logged why (an unknown scheme, a cost above its caps); the client
+        // sees a failed login, as for any password that does not check.
+        Err(refusal) => {
+            log::log(
+                Level::Error,
+                &format!(
+                    "stored password of `{}` cannot be checked: {refusal:?}",
+                    user.escape_debug()
+                ),
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// A column as text: NULL and the empty string are nothing.
+fn text_of(value: &Value) -> Option<String> {
+    match value {
+        Value::Text(t) if !t.is_empty() => Some(t.clone()),
+        Value::Bytes(b) if !b.is_empty() => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
     }
 }
 

@@ -158,6 +158,13 @@ pub fn serve(conn: Connection) -> Result<(), String> {
         io,
         stls,
     };
+    if !serverkit_sdk::auth::admit() {
+        // Too many sessions from this address have not logged in: refused before the
+        // greeting (the host logged it and counts it in the report).
+        client.reply("-ERR [SYS/TEMP] too many connections from your address, try again later")?;
+        client.finish();
+        return Ok(());
+    }
     client.reply("+OK serverkit POP3 ready")?;
     let result = match Authorization::default().run(&mut client) {
         Ok(Some(transaction)) => transaction.run(&mut client),

@@ -1,5 +1,7 @@
-//! The pop section's options: the seed's, plus `maildrop_root` and the failed-login delay.
+//! The pop section's options: the seed's, plus `maildrop_root`, the failed-login delay,
+//! the default password scheme and the per-address guessing limits.
 
+use serverkit_sdk::auth;
 use serverkit_sdk::describe::{self, SERVERKIT_AUTHORS, option};
 use serverkit_sdk::{Descriptor, OptionType, Version};
 
@@ -39,7 +41,7 @@ pub fn descriptor() -> Descriptor {
         option(
             "maildrop_query_format_string",
             OptionType::Text,
-            "SQL returning the user's maildrop; %u (user) and %p (password) become bound parameters (docs/pop.md)",
+            "SQL returning the user's maildrop; %u (user) and %p (password) become bound parameters; without %p its second column is the stored password, checked by the host (docs/pop.md)",
         )
         .required(),
         option(
@@ -60,5 +62,12 @@ pub fn descriptor() -> Descriptor {
             "Milliseconds a failed login waits before its answer",
         )
         .default_integer(2000),
+        option(
+            "default_password_scheme",
+            OptionType::Text,
+            "Scheme of a stored password without a {SCHEME} prefix, as Dovecot's default_pass_scheme (CRYPT, SHA512-CRYPT, BLF-CRYPT, ARGON2ID, PBKDF2, SSHA512, PLAIN, ...)",
+        )
+        .default_text("CRYPT"),
     ])
+    .options(auth::options())
 }

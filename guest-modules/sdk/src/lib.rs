@@ -35,13 +35,15 @@
 //! an iterator, and the replies), [`error`] (one [`Error`] that `?` converts every
 //! failure into, and that converts into a hook's `String`), [`config`] (typed reads of the module's section),
 //! [`describe`] (descriptor and vocabulary builders, [`CONTRACT`]), [`listen`] (binding
-//! the listeners a section names, in prestart).
+//! the listeners a section names, in prestart), [`auth`] (password checks and guessing
+//! limits done by the host).
 //!
 //! The SDK compiles natively too (every host call then panics), so a module's pure logic
 //! can keep unit tests that run with a plain `cargo test`.
 
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod describe;

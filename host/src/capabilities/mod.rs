@@ -11,6 +11,7 @@
 //! place in `holdings::Grants::decide` and `holdings::Holdings`; a line in
 //! `instance::linker`; a test in which a hostile module abuses it.
 
+pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod database;

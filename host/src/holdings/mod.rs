@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use anyhow::{Context, Result};
 use serverkit_c11n::{Section, SectionSpec, Value};
 
+use crate::capabilities::auth::Logins;
 use crate::capabilities::database::DatabaseGrant;
 use crate::capabilities::files::{FileGrant, GrantKind, GrantedFiles};
 use crate::capabilities::heap::GuestHeaps;
@@ -164,6 +165,8 @@ pub struct Holdings {
     pub report: OnceLock<Arc<dyn ReportSource>>,
     /// Its heaps.
     pub heaps: GuestHeaps,
+    /// Its logins: failures and unauthenticated sessions per client address.
+    pub logins: Arc<Logins>,
     /// Its budgets and what its instances use.
     pub meter: Arc<ModuleMeter>,
 }
@@ -202,6 +205,7 @@ impl Holdings {
             databases: OnceLock::new(),
             report: OnceLock::new(),
             heaps: GuestHeaps::default(),
+            logins: Arc::default(),
             meter,
         }
     }

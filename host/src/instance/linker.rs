@@ -7,6 +7,7 @@ use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 use super::state::{InstanceState, Phase};
+use crate::capabilities::auth::host::{Auth, AuthView};
 use crate::capabilities::config::{Config, ConfigView, Types, TypesView};
 use crate::capabilities::connection::{ConnectionView, Connections};
 use crate::capabilities::database::host::{Database, DatabaseView};
@@ -17,7 +18,7 @@ use crate::capabilities::log::{Log, LogView};
 use crate::capabilities::maildrop::host::{MaildropView, Maildrops};
 use crate::capabilities::stats::{Stats, StatsView};
 use crate::contract::bindings::{
-    config, connection, database, filesystem, heap, log, maildrop, prestart, stats, types,
+    auth, config, connection, database, filesystem, heap, log, maildrop, prestart, stats, types,
 };
 
 /// Builds the linker, once per engine.
@@ -64,6 +65,13 @@ pub fn build(engine: &Engine) -> Result<Linker<InstanceState>> {
         granted: &s.module.holdings.files,
         meter: &s.meter,
         module: &s.module.name,
+    })?;
+    auth::add_to_linker::<_, Auth>(&mut linker, |s| AuthView {
+        module: &s.module.name,
+        logins: &s.module.holdings.logins,
+        peer: s.peer,
+        session: &mut s.login,
+        meter: &s.meter,
     })?;
     Ok(linker)
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::capabilities::auth::Session;
 use crate::capabilities::listen::host::PrestartResults;
 use crate::capabilities::log::stdio::{GuestLog, LogBudget};
 use crate::holdings::ModuleContext;
@@ -35,6 +36,9 @@ pub struct InstanceState {
     pub phase: Phase,
     /// The client's address, for log lines of a session instance.
     pub peer: Option<SocketAddr>,
+    /// The session's standing with its client's address (`auth.admit`), released when
+    /// the instance ends.
+    pub login: Option<Session>,
 }
 
 impl InstanceState {
@@ -55,6 +59,7 @@ impl InstanceState {
             meter,
             phase,
             peer: None,
+            login: None,
         })
     }
 

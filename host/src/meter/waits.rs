@@ -27,11 +27,15 @@ pub enum Channel {
     Readdir,
     /// Waiting for a database query.
     DatabaseQuery,
+    /// A login attempt waiting its address's penalty (`auth.attempt`).
+    AuthPenalty,
+    /// A stored password being checked, or waiting its turn (`auth.verify`).
+    PasswordCheck,
 }
 
 impl Channel {
     /// Every channel, in report order.
-    pub const ALL: [Channel; 10] = [
+    pub const ALL: [Channel; 12] = [
         Channel::Recv,
         Channel::Send,
         Channel::SendHeaders,
@@ -42,6 +46,8 @@ impl Channel {
         Channel::Opendir,
         Channel::Readdir,
         Channel::DatabaseQuery,
+        Channel::AuthPenalty,
+        Channel::PasswordCheck,
     ];
 
     /// Its name in the status report, as ServerKit's.
@@ -57,6 +63,8 @@ impl Channel {
             Channel::Opendir => "opendir",
             Channel::Readdir => "readdir",
             Channel::DatabaseQuery => "database query",
+            Channel::AuthPenalty => "auth penalty",
+            Channel::PasswordCheck => "password check",
         }
     }
 }

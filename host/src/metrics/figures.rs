@@ -33,6 +33,7 @@ pub fn families(reporter: &Reporter) -> Vec<Family> {
     out.extend(meters(&modules));
     out.extend(swaps(&modules));
     out.extend(tls_and_proxy(&modules));
+    out.extend(logins(&modules));
     out.extend(syslog(reporter.syslog.as_deref()));
     out
 }
@@ -389,6 +390,49 @@ fn swaps(modules: &[Arc<ModuleSlot>]) -> Vec<Family> {
 /// `generation N (...)` then, and `refused: why` otherwise.
 fn published(outcome: &str) -> bool {
     outcome.starts_with("generation ")
+}
+
+/// The `auth` capability's counters: failed logins, penalties, refusals per address.
+fn logins(modules: &[Arc<ModuleSlot>]) -> Vec<Family> {
+    let counters = |s: &ModuleSlot| s.current.load().context.holdings.logins.clone();
+    vec![
+        per_module(
+            modules,
+            (
+                "serverkit_logins_failed",
+                Kind::Counter,
+                "Login attempts reported failed through auth",
+            ),
+            |s| load(&counters(s).book.counters.failed),
+        ),
+        per_module(
+            modules,
+            (
+                "serverkit_logins_penalised",
+                Kind::Counter,
+                "Login attempts that waited their address's penalty",
+            ),
+            |s| load(&counters(s).book.counters.penalised),
+        ),
+        per_module(
+            modules,
+            (
+                "serverkit_sessions_refused_unauthenticated",
+                Kind::Counter,
+                "Sessions refused over max_unauthenticated_per_address",
+            ),
+            |s| load(&counters(s).book.counters.refused),
+        ),
+        per_module(
+            modules,
+            (
+                "serverkit_stored_passwords_refused",
+                Kind::Counter,
+                "Stored passwords refused unchecked (unknown scheme, malformed, cost above the caps)",
+            ),
+            |s| load(&counters(s).book.counters.hashes_refused),
+        ),
+    ]
 }
 
 fn tls_and_proxy(modules: &[Arc<ModuleSlot>]) -> Vec<Family> {

@@ -11,6 +11,10 @@
 //! - `write N`: writes N KiB in one `write`, ignoring the permit `check-write` gives;
 //! - `bind`: asks for a privileged listener after the privilege drop (refused);
 //! - `logflood`: logs far more lines than a session may;
+//! - `verify-costly`: asks the host to check a bcrypt hash of cost 31 (refused unchecked);
+//! - `verify-huge`: asks it to check a 16 MiB "stored password" (refused unchecked);
+//! - `verify-capped N`: asks for N checks of a bcrypt hash at the cost cap (13), each
+//!   about half a second of CPU on the module's blocking threads;
 //!
 //! and answers what happened, if it still can. With `operator_trap = on` its operator
 //! traps at once. Sessions use the raw streams, not the SDK's `Client`, because `write N`
@@ -20,7 +24,9 @@ use std::io::{BufRead, BufReader, Write};
 
 use serverkit_sdk::describe::{SERVERKIT_AUTHORS, option};
 use serverkit_sdk::wasip2::clocks::monotonic_clock::subscribe_duration;
-use serverkit_sdk::{Connection, Descriptor, Module, OptionType, Version, config, log, prestart};
+use serverkit_sdk::{
+    Connection, Descriptor, Module, OptionType, Version, auth, config, log, prestart,
+};
 
 struct Hostile;
 
@@ -100,10 +106,36 @@ impl Module for Hostile {
                 }
                 "flooded".into()
             }
+            ("verify-costly", None) => verified(auth::verify(
+                "{BLF-CRYPT}$2y$31$MAVrbut9iwf/SON./x09oOecdj4S3iY75/CZ8fGLAMl29.ju8aoo6",
+                "guess",
+                "PLAIN",
+            )),
+            ("verify-huge", None) => {
+                let huge = format!("{{PLAIN}}{}", "a".repeat(16 << 20));
+                verified(auth::verify(&huge, &huge, "PLAIN"))
+            }
+            ("verify-capped", Some(n)) => {
+                let answers: Vec<String> = (0..n)
+                    .map(|_| verified(auth::verify(CAPPED, "guess", "PLAIN")))
+                    .collect();
+                answers.join(", ")
+            }
             _ => format!("unknown command {:?}", line.trim()),
         };
         writeln!(output, "{answer}").map_err(|e| e.to_string())?;
         output.flush().map_err(|e| e.to_string())
+    }
+}
+
+/// `doveadm pw -s BLF-CRYPT -r 13 -p hostile`: bcrypt at the host's cost cap.
+const CAPPED: &str = "{BLF-CRYPT}$2y$13$MAVrbut9iwf/SON./x09oOecdj4S3iY75/CZ8fGLAMl29.ju8aoo6";
+
+/// What a password check answered, as a line.
+fn verified(result: Result<bool, auth::Refusal>) -> String {
+    match result {
+        Ok(matched) => format!("matched {matched}"),
+        Err(refusal) => format!("refused {refusal:?}"),
     }
 }
 
