@@ -76,6 +76,10 @@
 //! - `sandbox_attacks`: issue 12's holes attacked by the test-only `intruder` and
 //!   `grant_defaults` modules and planted symlinks and FIFOs (grants, host memory,
 //!   descriptors, maildrops, SQLite, the log, CPU, report hooks), echo served throughout.
+//! - `store`: the keyed store through the shipped `kv` module: two sessions, concurrent
+//!   increments, a hot swap, a SIGHUP reload and a restart (persisted) keep it; huge keys
+//!   and values refused; the test-only `hostile` filling its store refused at `store_mb`
+//!   while kv keeps serving.
 //! - `syslog`: the remote syslog bypass, with and without a collector; the status report
 //!   at the collector; nothing lost when a collector comes back.
 //! - `template`: the module template copied out of the checkout, built against the SDK
@@ -124,6 +128,7 @@ mod shttp_expect;
 mod shttp_hostile;
 mod shttp_nginx;
 mod shttp_options;
+mod store;
 mod syslog;
 mod template;
 mod tls;

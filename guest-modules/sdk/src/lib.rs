@@ -32,7 +32,8 @@
 //! [`Module`] trait with default hooks), [`client`] (a session's connection as
 //! `std::io`, bounded line reading), [`config`] (typed reads of the module's section),
 //! [`describe`] (descriptor and vocabulary builders, [`CONTRACT`]), [`listen`] (binding
-//! the listeners a section names, in prestart).
+//! the listeners a section names, in prestart), [`store`] (the module's keyed store,
+//! shared by its sessions).
 //!
 //! The SDK compiles natively too (every host call then panics), so a module's pure logic
 //! can keep unit tests that run with a plain `cargo test`.
@@ -44,6 +45,7 @@ pub mod config;
 pub mod describe;
 pub mod listen;
 pub mod module;
+pub mod store;
 
 /// The contract's bindings, generated from the checkout's `wit/` (the only definition of
 /// the interface), with `wasi:io` mapped onto the `wasip2` crate so a connection's streams

@@ -21,5 +21,5 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::serverkit::module::{
-    config, connection, database, filesystem, heap, log, maildrop, prestart, stats, types,
+    config, connection, database, filesystem, heap, log, maildrop, prestart, stats, store, types,
 };

@@ -3,7 +3,7 @@
 //! the operator wrote grant directories, files, terminals, certificates, keys and pools, and
 //! a module nobody configured is granted nothing, not even a listener. [`Holdings`] is what
 //! the host opened and keeps for the module (its granted files, terminal, TLS for STARTTLS,
-//! pools, heaps and meter), built at prestart as one value and carried whole to every new
+//! pools, heaps, keyed store and meter), built at prestart as one value and carried whole to every new
 //! generation: a reload or a swap changes only the section, and only where the table
 //! allows.
 
@@ -18,6 +18,7 @@ use crate::capabilities::files::{FileGrant, GrantKind, GrantedFiles};
 use crate::capabilities::heap::GuestHeaps;
 use crate::capabilities::listen::ListenGrant;
 use crate::capabilities::stats::ReportSource;
+use crate::capabilities::store::{ModuleStore, StoreGrant};
 use crate::capabilities::terminal::{self, TerminalGrant};
 use crate::capabilities::tls::{TlsGrant, TlsSource};
 use crate::contract::bindings::types::OptionType as WitType;
@@ -38,6 +39,8 @@ pub struct Grants {
     pub terminal: Option<TerminalGrant>,
     /// The database pools it may query.
     pub databases: DatabaseGrant,
+    /// Where its keyed store is kept (`store_persist`).
+    pub store: StoreGrant,
 }
 
 impl Grants {
@@ -57,6 +60,10 @@ impl Grants {
                 OptionKind::of_c11n(&o.ty).wit == wit && section.location_of(&o.name).is_some()
             })
         };
+        if section.bool("store_persist") == Some(true) {
+            let file = format!("store/{}.sqlite", section.name);
+            grants.store.persist = Some(base.join(file));
+        }
         let (ports_named, addresses_named) = (named(WitType::Port), named(WitType::Address));
         for option in &spec.options {
             let kind = OptionKind::of_c11n(&option.ty);
@@ -143,6 +150,9 @@ impl Grants {
         if self.databases != held.databases {
             changes.push("database pools".to_string());
         }
+        if self.store != held.store {
+            changes.push("`store_persist`".to_string());
+        }
         changes
     }
 }
@@ -164,6 +174,8 @@ pub struct Holdings {
     pub report: OnceLock<Arc<dyn ReportSource>>,
     /// Its heaps.
     pub heaps: GuestHeaps,
+    /// Its keyed store.
+    pub store: ModuleStore,
     /// Its budgets and what its instances use.
     pub meter: Arc<ModuleMeter>,
 }
@@ -183,10 +195,12 @@ impl Holdings {
             }
             None => None,
         };
+        let store = ModuleStore::open(module, &grants.store, meter.clone())?;
         Ok(Holdings {
             grants,
             files,
             terminal,
+            store,
             ..Holdings::none(meter)
         })
     }
@@ -202,6 +216,7 @@ impl Holdings {
             databases: OnceLock::new(),
             report: OnceLock::new(),
             heaps: GuestHeaps::default(),
+            store: ModuleStore::in_memory(meter.clone()),
             meter,
         }
     }

@@ -11,6 +11,9 @@
 //! - `write N`: writes N KiB in one `write`, ignoring the permit `check-write` gives;
 //! - `bind`: asks for a privileged listener after the privilege drop (refused);
 //! - `logflood`: logs far more lines than a session may;
+//! - `storefill`: sets keys in the module's store (up to ten million) until the host
+//!   refuses one, and answers how many fitted and why the next did not;
+//! - `storehuge`: sets a 1 MiB key and an 8 MiB value, and answers both refusals;
 //!
 //! and answers what happened, if it still can. With `operator_trap = on` its operator
 //! traps at once. Sessions use the raw streams, not the SDK's `Client`, because `write N`
@@ -20,7 +23,9 @@ use std::io::{BufRead, BufReader, Write};
 
 use serverkit_sdk::describe::{SERVERKIT_AUTHORS, option};
 use serverkit_sdk::wasip2::clocks::monotonic_clock::subscribe_duration;
-use serverkit_sdk::{Connection, Descriptor, Module, OptionType, Version, config, log, prestart};
+use serverkit_sdk::{
+    Connection, Descriptor, Module, OptionType, Version, config, log, prestart, store,
+};
 
 struct Hostile;
 
@@ -100,11 +105,30 @@ impl Module for Hostile {
                 }
                 "flooded".into()
             }
+            ("storefill", None) => store_fill(),
+            ("storehuge", None) => store_huge(),
             _ => format!("unknown command {:?}", line.trim()),
         };
         writeln!(output, "{answer}").map_err(|e| e.to_string())?;
         output.flush().map_err(|e| e.to_string())
     }
+}
+
+/// Fills the store with small keys in one call loop until the host refuses one.
+fn store_fill() -> String {
+    for i in 0..10_000_000u32 {
+        if let Err(e) = store::set(&format!("fill:{i:08}"), i.to_le_bytes()) {
+            return format!("stored {i} keys, then {}", store::message(e));
+        }
+    }
+    "stored ten million keys".into()
+}
+
+/// Offers the store a key and a value far past their bounds.
+fn store_huge() -> String {
+    let key = store::set(&"k".repeat(1 << 20), b"v").map_err(store::message);
+    let value = store::set("huge", vec![0u8; 8 << 20]).map_err(store::message);
+    format!("key: {key:?}; value: {value:?}")
 }
 
 /// Allocates `mib` blocks of 1 MiB, each touched.
