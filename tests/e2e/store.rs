@@ -48,7 +48,11 @@ fn report_of(server: &mut Server, module: &str) -> String {
     server.signal(Signal::SIGUSR1);
     let start = std::time::Instant::now();
     while server.log().matches(&format!("Module {module}")).count() == before {
-        assert!(start.elapsed() < Duration::from_secs(10), "{}", server.log());
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));
@@ -90,7 +94,11 @@ fn sessions_share_the_store_across_a_swap_and_a_reload() {
     threads.into_iter().for_each(|t| t.join().unwrap());
     assert_eq!(ask_fresh(addr, "GET hits"), "VALUE 200");
     std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(ask(&mut reader, "GET brief"), "NONE", "expired after 300 ms");
+    assert_eq!(
+        ask(&mut reader, "GET brief"),
+        "NONE",
+        "expired after 300 ms"
+    );
 
     // A hot swap: the module's file dropped over the built-in. The store is the module's
     // holding, not the version's.
@@ -129,7 +137,10 @@ fn sessions_share_the_store_across_a_swap_and_a_reload() {
     let report = report_of(&mut server, "kv");
     assert!(report.contains("Store keys 2;"), "{report}");
     assert!(report.contains("of 16384 KiB (store_mb)"), "{report}");
-    assert!(report.contains("kv keys 2"), "the module's own line: {report}");
+    assert!(
+        report.contains("kv keys 2"),
+        "the module's own line: {report}"
+    );
 }
 
 #[test]

@@ -17,8 +17,8 @@
 
 use std::time::Duration;
 
-pub use crate::bindings::serverkit::module::store::StoreError;
 use crate::bindings::serverkit::module::store as host;
+pub use crate::bindings::serverkit::module::store::StoreError;
 
 /// Keys [`keys`] asks the host for per call (the host's cap is 1000).
 const PAGE: u32 = 256;

@@ -409,8 +409,10 @@ mod tests {
             (l.wall, l.handles, l.buffered, l.log_events),
             (None, 64, 16 << 10, 5)
         );
-        let o = options("m {\n  store_mb = 2\n  store_max_key_bytes = 16\n  store_max_value_kb = 4\n}\n")
-            .unwrap();
+        let o = options(
+            "m {\n  store_mb = 2\n  store_max_key_bytes = 16\n  store_max_value_kb = 4\n}\n",
+        )
+        .unwrap();
         assert_eq!(
             (o.budgets.store, o.budgets.store_key, o.budgets.store_value),
             (2 << 20, 16, 4 << 10)

@@ -45,13 +45,9 @@ impl Host for StoreView<'_> {
         new: Option<Vec<u8>>,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<bool, StoreError>> {
-        Ok(self.store.compare_and_swap(
-            &key,
-            expected.as_deref(),
-            new.as_deref(),
-            ttl_ms,
-            now_ms(),
-        ))
+        Ok(self
+            .store
+            .compare_and_swap(&key, expected.as_deref(), new.as_deref(), ttl_ms, now_ms()))
     }
 
     async fn list_keys(

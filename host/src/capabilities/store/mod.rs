@@ -133,7 +133,11 @@ impl ModuleStore {
             let mut entries = store.lock();
             for (key, value, expires) in db.load(now)? {
                 let bytes = cost(&key, &value, expires);
-                if !store.meter.store.charge_within(bytes, store.meter.budgets.store) {
+                if !store
+                    .meter
+                    .store
+                    .charge_within(bytes, store.meter.budgets.store)
+                {
                     bail!(
                         "module `{module}`: its persisted store `{}` holds more than {} allows; raise it or delete keys",
                         path.display(),
@@ -298,7 +302,9 @@ impl Entries {
 
     /// What `key` costs now (0 if absent).
     fn cost_of(&self, key: &str) -> usize {
-        self.map.get(key).map_or(0, |e| cost(key, &e.value, e.expires))
+        self.map
+            .get(key)
+            .map_or(0, |e| cost(key, &e.value, e.expires))
     }
 
     /// Puts `key`, charging the difference in cost first; persisted before memory

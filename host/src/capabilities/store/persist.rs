@@ -17,6 +17,9 @@ use rusqlite::{Connection, OpenFlags, params};
 /// operator opened, say) before it fails with an error the guest sees.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// One persisted entry: key, value, deadline (milliseconds since the epoch).
+pub type Row = (String, Vec<u8>, Option<u64>);
+
 /// One module's persisted store.
 pub struct Persisted {
     conn: Connection,
@@ -30,7 +33,9 @@ impl Persisted {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .with_context(|| format!("failed to create the store directory `{}`", dir.display()))?;
+                .with_context(|| {
+                    format!("failed to create the store directory `{}`", dir.display())
+                })?;
         }
         let conn = Connection::open_with_flags(
             path,
@@ -59,7 +64,7 @@ impl Persisted {
 
     /// Every entry not expired at `now` (milliseconds since the epoch); expired ones are
     /// deleted.
-    pub fn load(&self, now: u64) -> Result<Vec<(String, Vec<u8>, Option<u64>)>> {
+    pub fn load(&self, now: u64) -> Result<Vec<Row>> {
         let now = now as i64;
         self.conn
             .execute(
@@ -67,9 +72,7 @@ impl Persisted {
                 [now],
             )
             .context("failed to drop expired keys from the store")?;
-        let mut statement = self
-            .conn
-            .prepare("SELECT key, value, expires FROM store")?;
+        let mut statement = self.conn.prepare("SELECT key, value, expires FROM store")?;
         let rows = statement
             .query_map([], |row| {
                 let expires: Option<i64> = row.get(2)?;

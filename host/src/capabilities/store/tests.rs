@@ -157,8 +157,14 @@ fn counting_from_many_threads_loses_no_increment() {
                             .as_deref()
                             .map_or(0, |b| std::str::from_utf8(b).unwrap().parse().unwrap());
                         let new = (n + 1).to_string();
-                        if s.compare_and_swap("count", old.as_deref(), Some(new.as_bytes()), None, 0)
-                            .unwrap()
+                        if s.compare_and_swap(
+                            "count",
+                            old.as_deref(),
+                            Some(new.as_bytes()),
+                            None,
+                            0,
+                        )
+                        .unwrap()
                         {
                             break;
                         }
@@ -234,7 +240,10 @@ fn a_persisted_store_comes_back_with_its_deadlines() {
     assert_eq!(s.get("gone", now), None);
     assert_eq!(s.get("cas", now).as_deref(), Some(&b"1"[..]));
     assert_eq!(s.list("", None, 10, now), ["cas", "kept", "later"]);
-    assert!(s.get("later", now + 3_600_001).is_none(), "its deadline kept");
+    assert!(
+        s.get("later", now + 3_600_001).is_none(),
+        "its deadline kept"
+    );
     assert_eq!(module.store.used(), s.stats().bytes);
     drop(s);
     // A budget lowered below what is kept is a startup error naming the option.
