@@ -219,8 +219,9 @@ fn a_module_filling_its_store_is_refused_at_the_budget_and_others_are_served() {
         .and_then(|a| a.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{answer}"));
-    // "fill:00000000" (13 bytes) + 4 bytes + 96 of bookkeeping per key.
-    assert_eq!(stored, (2 << 20) / (13 + 4 + 96), "{answer}");
+    // "fill:00000000" (13 bytes) and 4 bytes, each an allocation of 32, and 128 of
+    // bookkeeping per key.
+    assert_eq!(stored, (2 << 20) / (32 + 32 + 128), "{answer}");
     assert!(
         answer.contains("store full: ") && answer.contains("store_mb = 2"),
         "{answer}"
@@ -278,4 +279,65 @@ fn a_persisted_store_survives_a_restart() {
     let report = report_of(&mut server, "kv");
     assert!(report.contains("Store keys 2;"), "{report}");
     assert!(report.contains("; persisted"), "{report}");
+}
+
+/// Resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+#[test]
+fn millions_of_keys_stop_at_store_mb_and_cost_no_more_than_charged() {
+    let port = free_port();
+    let hostile_port = free_port();
+    let personality = personality(
+        port,
+        "",
+        &format!(
+            "hostile {{\n  port = {hostile_port}\n  store_mb = 256\n  session_cpu_ms = 300000\n}}\n"
+        ),
+    );
+    std::fs::copy(
+        module_file("hostile"),
+        personality.path().join("modules/hostile.wasm"),
+    )
+    .unwrap();
+    let mut server = Server::start(personality, port);
+    let mut bystander = server.client();
+    assert_eq!(ask(&mut bystander, "SET before 1"), "OK");
+    let before = rss_kib(server.pid());
+    let started = std::time::Instant::now();
+    let mut filler = Client::connect(([127, 0, 0, 1], hostile_port).into());
+    // A debug build takes tens of seconds for a few million host calls.
+    filler.read_timeout(Duration::from_secs(300));
+    let answer = ask(&mut filler, "storefill");
+    let took = started.elapsed();
+    let stored: u64 = answer
+        .strip_prefix("stored ")
+        .and_then(|a| a.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(stored, (256 << 20) / (32 + 32 + 128), "{answer}");
+    let grown = rss_kib(server.pid()).saturating_sub(before);
+    eprintln!(
+        "{stored} keys in {took:?}; resident memory grew {} MiB for 256 MiB charged ({} bytes a key)",
+        grown >> 10,
+        (grown << 10) / stored
+    );
+    // What the store holds is charged, within what else the process may touch meanwhile.
+    assert!(
+        grown <= (256 << 10) * 21 / 20,
+        "the charge undercounts: {grown} KiB for 256 MiB"
+    );
+    assert_eq!(ask(&mut bystander, "GET before"), "VALUE 1");
+    let report = report_of(&mut server, "hostile");
+    assert!(
+        report.contains(&format!("Store keys {stored};")),
+        "{report}"
+    );
 }

@@ -102,7 +102,7 @@ pub fn host_session_options() -> Vec<OptionSpec> {
         int_option(
             "store_mb",
             DEFAULT_STORE_MB,
-            "MiB the module's keyed store may hold (keys, values and 96 bytes of bookkeeping per key), shared by its sessions; a write past it is refused",
+            "MiB the module's keyed store may hold (keys and values as allocated, and 128 bytes of bookkeeping per key), shared by its sessions; a write past it is refused",
         ),
         int_option(
             "store_max_key_bytes",

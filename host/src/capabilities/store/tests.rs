@@ -47,7 +47,7 @@ fn keys_and_values_past_their_bounds_are_refused_before_anything_is_charged() {
     ));
     s.set(&"k".repeat(64), &[0; 4096], None, 0)
         .expect("exactly at both bounds");
-    assert_eq!(s.meter.store.used(), 64 + 4096 + ENTRY_BYTES);
+    assert_eq!(s.meter.store.used(), (64 + 16) + (4096 + 16) + ENTRY_BYTES);
 }
 
 #[test]
@@ -64,7 +64,8 @@ fn the_budget_refuses_a_write_past_it_and_never_grows_beyond() {
         matches!(&err, StoreError::Full(m) if m.contains("store_mb = 1")),
         "{err:?}"
     );
-    let each = 11 + 1000 + ENTRY_BYTES;
+    let each = (16 + 16) + (1008 + 16) + ENTRY_BYTES;
+    assert_eq!(cost("key00000000", &[7; 1000], None), each);
     assert_eq!(n, (1 << 20) / each, "as many as fit");
     assert!(s.meter.store.used() <= 1 << 20);
     assert_eq!(s.meter.hits()[9], (Limit::Store, 1));
