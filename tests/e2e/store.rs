@@ -279,6 +279,21 @@ fn a_persisted_store_survives_a_restart() {
     let report = report_of(&mut server, "kv");
     assert!(report.contains("Store keys 2;"), "{report}");
     assert!(report.contains("; persisted"), "{report}");
+
+    // Dropping persistence by a reload would lose the file's link: a restart is needed.
+    let c11n = dir.join("c11n");
+    let text = std::fs::read_to_string(&c11n).unwrap();
+    std::fs::write(
+        &c11n,
+        text.replace("store_persist = true", "store_persist = false"),
+    )
+    .unwrap();
+    server.signal(Signal::SIGHUP);
+    server.wait_for_log(
+        "what its section grants changed (`store_persist`): restart needed",
+        Duration::from_secs(30),
+    );
+    assert_eq!(ask(&mut client, "GET kept"), "VALUE across restarts");
 }
 
 /// Resident memory of process `pid`, in KiB.

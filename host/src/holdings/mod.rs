@@ -359,6 +359,22 @@ mod tests {
     }
 
     #[test]
+    fn store_persist_grants_a_file_under_the_personality_and_a_change_needs_a_restart() {
+        let base = Path::new("/p");
+        let persisted = section(&[("store_persist", Value::Bool(true))]);
+        let grants = Grants::decide(&spec(), &persisted, true, base);
+        assert_eq!(
+            grants.store.persist.as_deref(),
+            Some(Path::new("/p/store/m.sqlite"))
+        );
+        let in_memory = Grants::decide(&spec(), &section(&[]), true, base);
+        assert_eq!(in_memory.store.persist, None);
+        assert_eq!(in_memory.changes_from(&grants), ["`store_persist`"]);
+        let unwritten = Grants::decide(&spec(), &persisted, false, base);
+        assert_eq!(unwritten.store.persist, None, "no section, no file");
+    }
+
+    #[test]
     fn a_module_nobody_configured_is_granted_nothing() {
         let defaults = section(&[("port", Value::Int(7))]);
         let grants = Grants::decide(&spec(), &defaults, false, Path::new("/p"));
