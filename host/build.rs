@@ -14,7 +14,7 @@ use std::process::Command;
 include!("nested_cargo_env.rs");
 
 /// Guest crates under `guest-modules/` built and embedded as built-in modules.
-const SHIPPED_MODULES: &[&str] = &["echo", "shttp", "pop", "vtstats"];
+const SHIPPED_MODULES: &[&str] = &["echo", "shttp", "pop", "vtstats", "kv"];
 
 /// Test-only guest crates under `guest-modules/testing/`: built for the tests, which find
 /// them through `SERVERKIT_TEST_MODULES_DIR`, and never embedded.

@@ -53,6 +53,10 @@ const IMPORT_MEANINGS: &[(&str, &str)] = &[
         "keep data in its module heap, shared by its sessions",
     ),
     (
+        "serverkit:module/store",
+        "keep values under keys in its keyed store, shared by its sessions (store_mb)",
+    ),
+    (
         "wasi:io",
         "streams and polling (the connection's byte streams)",
     ),

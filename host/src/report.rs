@@ -217,6 +217,17 @@ fn module_lines(out: &mut String, module: &ModuleReport<'_>) {
         meter.budgets.descriptors - meter.descriptors.available(),
         meter.budgets.descriptors,
     );
+    let store = version.context.holdings.store.stats();
+    if store.keys > 0 || store.persisted {
+        let _ = writeln!(
+            out,
+            "Store keys {}; {} KiB of {} KiB (store_mb){}",
+            store.keys,
+            store.bytes.div_ceil(1024),
+            store.budget >> 10,
+            if store.persisted { "; persisted" } else { "" }
+        );
+    }
     let dropped = meter.log_dropped.load(Ordering::Relaxed);
     if dropped > 0 {
         let _ = writeln!(

@@ -123,7 +123,7 @@ fn lowered_limits_end_only_the_session_past_them() {
         .expect("the limits line");
     assert!(
         limits.starts_with(
-            "Limits hit: memory 1, module memory 1, wall 1, cpu 1, handles 1, buffered 1, log 1, host memory 0, descriptors 0;"
+            "Limits hit: memory 1, module memory 1, wall 1, cpu 1, handles 1, buffered 1, log 1, host memory 0, descriptors 0, store 0;"
         ),
         "{limits}"
     );

@@ -83,6 +83,10 @@
 //! - `sandbox_attacks`: issue 12's holes attacked by the test-only `intruder` and
 //!   `grant_defaults` modules and planted symlinks and FIFOs (grants, host memory,
 //!   descriptors, maildrops, SQLite, the log, CPU, report hooks), echo served throughout.
+//! - `store`: the keyed store through the shipped `kv` module: two sessions, concurrent
+//!   increments, a hot swap, a SIGHUP reload and a restart (persisted) keep it; huge keys
+//!   and values refused; the test-only `hostile` filling its store refused at `store_mb`
+//!   while kv keeps serving.
 //! - `syslog`: the remote syslog bypass, with and without a collector; the status report
 //!   at the collector; nothing lost when a collector comes back.
 //! - `tls`: HTTPS terminated by the host, the redirect to it; bad certificates refused at
@@ -132,6 +136,7 @@ mod shttp_expect;
 mod shttp_hostile;
 mod shttp_nginx;
 mod shttp_options;
+mod store;
 mod syslog;
 mod tls;
 mod tls_pop;

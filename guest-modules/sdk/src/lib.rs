@@ -36,7 +36,7 @@
 //! failure into, and that converts into a hook's `String`), [`config`] (typed reads of the module's section),
 //! [`describe`] (descriptor and vocabulary builders, [`CONTRACT`]), [`listen`] (binding
 //! the listeners a section names, in prestart), [`auth`] (password checks and guessing
-//! limits done by the host).
+//! limits done by the host), [`store`] (the module's keyed store, shared by its sessions).
 //!
 //! The SDK compiles natively too (every host call then panics), so a module's pure logic
 //! can keep unit tests that run with a plain `cargo test`.
@@ -51,6 +51,7 @@ pub mod error;
 pub mod lines;
 pub mod listen;
 pub mod module;
+pub mod store;
 
 /// The contract's bindings, generated from the checkout's `wit/` (the only definition of
 /// the interface), with `wasi:io` mapped onto the `wasip2` crate so a connection's streams

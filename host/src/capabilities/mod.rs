@@ -4,7 +4,8 @@
 //! view of the instance (wasmtime's `add_to_linker` with a getter returning the view, as
 //! `wasi-config` does). Every capability charges the instance's meter (`crate::meter`).
 //! Capabilities import only the ground floor, the contract and each other's lower parts
-//! (maildrop builds on files; connection sends files and starts TLS).
+//! (maildrop builds on files; connection sends files and starts TLS). `store` is the
+//! newest, built this way whole: read it first.
 //!
 //! Adding one: a folder here with its grant type, its opening and `host.rs` with the view
 //! and the `Host` impls; a row in `options::KINDS` if a new option type grants it; its
@@ -21,5 +22,6 @@ pub mod listen;
 pub mod log;
 pub mod maildrop;
 pub mod stats;
+pub mod store;
 pub mod terminal;
 pub mod tls;

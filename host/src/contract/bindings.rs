@@ -21,5 +21,6 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::serverkit::module::{
-    auth, config, connection, database, filesystem, heap, log, maildrop, prestart, stats, types,
+    auth, config, connection, database, filesystem, heap, log, maildrop, prestart, stats, store,
+    types,
 };

@@ -3,7 +3,7 @@
 //! the operator wrote grant directories, files, terminals, certificates, keys and pools, and
 //! a module nobody configured is granted nothing, not even a listener. [`Holdings`] is what
 //! the host opened and keeps for the module (its granted files, terminal, TLS for STARTTLS,
-//! pools, heaps and meter), built at prestart as one value and carried whole to every new
+//! pools, heaps, keyed store and meter), built at prestart as one value and carried whole to every new
 //! generation: a reload or a swap changes only the section, and only where the table
 //! allows.
 
@@ -19,6 +19,7 @@ use crate::capabilities::files::{FileGrant, GrantKind, GrantedFiles};
 use crate::capabilities::heap::GuestHeaps;
 use crate::capabilities::listen::ListenGrant;
 use crate::capabilities::stats::ReportSource;
+use crate::capabilities::store::{ModuleStore, StoreGrant};
 use crate::capabilities::terminal::{self, TerminalGrant};
 use crate::capabilities::tls::{TlsGrant, TlsSource};
 use crate::contract::bindings::types::OptionType as WitType;
@@ -39,6 +40,8 @@ pub struct Grants {
     pub terminal: Option<TerminalGrant>,
     /// The database pools it may query.
     pub databases: DatabaseGrant,
+    /// Where its keyed store is kept (`store_persist`).
+    pub store: StoreGrant,
 }
 
 impl Grants {
@@ -58,6 +61,10 @@ impl Grants {
                 OptionKind::of_c11n(&o.ty).wit == wit && section.location_of(&o.name).is_some()
             })
         };
+        if section.bool("store_persist") == Some(true) {
+            let file = format!("store/{}.sqlite", section.name);
+            grants.store.persist = Some(base.join(file));
+        }
         let (ports_named, addresses_named) = (named(WitType::Port), named(WitType::Address));
         for option in &spec.options {
             let kind = OptionKind::of_c11n(&option.ty);
@@ -144,6 +151,9 @@ impl Grants {
         if self.databases != held.databases {
             changes.push("database pools".to_string());
         }
+        if self.store != held.store {
+            changes.push("`store_persist`".to_string());
+        }
         changes
     }
 }
@@ -167,6 +177,8 @@ pub struct Holdings {
     pub heaps: GuestHeaps,
     /// Its logins: failures and unauthenticated sessions per client address.
     pub logins: Arc<Logins>,
+    /// Its keyed store.
+    pub store: ModuleStore,
     /// Its budgets and what its instances use.
     pub meter: Arc<ModuleMeter>,
 }
@@ -186,10 +198,12 @@ impl Holdings {
             }
             None => None,
         };
+        let store = ModuleStore::open(module, &grants.store, meter.clone())?;
         Ok(Holdings {
             grants,
             files,
             terminal,
+            store,
             ..Holdings::none(meter)
         })
     }
@@ -206,6 +220,7 @@ impl Holdings {
             report: OnceLock::new(),
             heaps: GuestHeaps::default(),
             logins: Arc::default(),
+            store: ModuleStore::in_memory(meter.clone()),
             meter,
         }
     }
@@ -345,6 +360,22 @@ mod tests {
         let defaults = section(&[("port", Value::Int(7)), ("alt_port", Value::Int(1020))]);
         let grants = Grants::decide(&spec, &defaults, true, Path::new("/p"));
         assert_eq!(grants.listen.ports, [7, 1020]);
+    }
+
+    #[test]
+    fn store_persist_grants_a_file_under_the_personality_and_a_change_needs_a_restart() {
+        let base = Path::new("/p");
+        let persisted = section(&[("store_persist", Value::Bool(true))]);
+        let grants = Grants::decide(&spec(), &persisted, true, base);
+        assert_eq!(
+            grants.store.persist.as_deref(),
+            Some(Path::new("/p/store/m.sqlite"))
+        );
+        let in_memory = Grants::decide(&spec(), &section(&[]), true, base);
+        assert_eq!(in_memory.store.persist, None);
+        assert_eq!(in_memory.changes_from(&grants), ["`store_persist`"]);
+        let unwritten = Grants::decide(&spec(), &persisted, false, base);
+        assert_eq!(unwritten.store.persist, None, "no section, no file");
     }
 
     #[test]

@@ -17,8 +17,10 @@ use crate::capabilities::listen::host::{Prestart, PrestartView};
 use crate::capabilities::log::{Log, LogView};
 use crate::capabilities::maildrop::host::{MaildropView, Maildrops};
 use crate::capabilities::stats::{Stats, StatsView};
+use crate::capabilities::store::host::{StoreView, Stores};
 use crate::contract::bindings::{
-    auth, config, connection, database, filesystem, heap, log, maildrop, prestart, stats, types,
+    auth, config, connection, database, filesystem, heap, log, maildrop, prestart, stats, store,
+    types,
 };
 
 /// Builds the linker, once per engine.
@@ -48,6 +50,9 @@ pub fn build(engine: &Engine) -> Result<Linker<InstanceState>> {
         module: &s.module.name,
         heaps: &s.module.holdings.heaps,
         meter: &s.meter,
+    })?;
+    store::add_to_linker::<_, Stores>(&mut linker, |s| StoreView {
+        store: &s.module.holdings.store,
     })?;
     filesystem::add_to_linker::<_, Files>(&mut linker, |s| FilesView {
         table: &mut s.table,

@@ -26,11 +26,14 @@ pub enum Limit {
     HostMemory,
     /// `max_descriptors`: descriptors the module's instances hold.
     Descriptors,
+    /// `store_mb`: the module's keyed store is full (the write is refused, the session
+    /// goes on).
+    Store,
 }
 
 impl Limit {
     /// Every limit, in report order.
-    pub const ALL: [Limit; 9] = [
+    pub const ALL: [Limit; 10] = [
         Limit::InstanceMemory,
         Limit::ModuleMemory,
         Limit::Wall,
@@ -40,6 +43,7 @@ impl Limit {
         Limit::Log,
         Limit::HostMemory,
         Limit::Descriptors,
+        Limit::Store,
     ];
 
     /// The c11n option that sets it.
@@ -54,6 +58,7 @@ impl Limit {
             Limit::Log => "max_log_events",
             Limit::HostMemory => "host_memory_mb",
             Limit::Descriptors => "max_descriptors",
+            Limit::Store => "store_mb",
         }
     }
 
@@ -69,6 +74,7 @@ impl Limit {
             Limit::Log => "log",
             Limit::HostMemory => "host memory",
             Limit::Descriptors => "descriptors",
+            Limit::Store => "store",
         }
     }
 
@@ -99,6 +105,12 @@ pub struct Budgets {
     pub host_memory: usize,
     /// Descriptors all the module's instances may hold together.
     pub descriptors: usize,
+    /// Bytes the module's keyed store may hold: keys, values and each entry's bookkeeping.
+    pub store: usize,
+    /// Longest key of the keyed store.
+    pub store_key: usize,
+    /// Longest value of the keyed store.
+    pub store_value: usize,
 }
 
 impl Budgets {
@@ -114,6 +126,7 @@ impl Budgets {
             Limit::Log => u64::from(self.log_events),
             Limit::HostMemory => (self.host_memory >> 20) as u64,
             Limit::Descriptors => self.descriptors as u64,
+            Limit::Store => (self.store >> 20) as u64,
         };
         format!("{} = {value}", limit.option())
     }
@@ -159,6 +172,9 @@ mod tests {
             log_events: 5,
             host_memory: 96 << 20,
             descriptors: 300,
+            store: 16 << 20,
+            store_key: 1024,
+            store_value: 1 << 20,
         };
         assert_eq!(
             budgets.setting(Limit::InstanceMemory),
@@ -172,6 +188,7 @@ mod tests {
         assert_eq!(budgets.setting(Limit::Cpu), "session_cpu_ms = 1500");
         assert_eq!(budgets.setting(Limit::HostMemory), "host_memory_mb = 96");
         assert_eq!(budgets.setting(Limit::Descriptors), "max_descriptors = 300");
+        assert_eq!(budgets.setting(Limit::Store), "store_mb = 16");
     }
 
     #[test]

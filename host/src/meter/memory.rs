@@ -23,7 +23,7 @@ impl Counter {
     }
 
     /// Counts `bytes` more; false (nothing counted) past `budget`.
-    fn charge(&self, bytes: usize, budget: Option<usize>) -> bool {
+    pub(super) fn charge(&self, bytes: usize, budget: Option<usize>) -> bool {
         let Some(budget) = budget else {
             self.used.fetch_add(bytes, Ordering::Relaxed);
             return true;
@@ -35,7 +35,12 @@ impl Counter {
             .is_ok()
     }
 
-    fn release(&self, bytes: usize) {
+    /// Counts `bytes` more; false (nothing counted) past `budget`.
+    pub fn charge_within(&self, bytes: usize, budget: usize) -> bool {
+        self.charge(bytes, Some(budget))
+    }
+
+    pub(super) fn release(&self, bytes: usize) {
         self.used.fetch_sub(bytes, Ordering::Relaxed);
     }
 }

@@ -37,6 +37,8 @@ pub struct ModuleMeter {
     pub linear_memory: Counter,
     /// Host memory its instances caused.
     pub host_memory: Counter,
+    /// Bytes its keyed store holds (`capabilities/store`), against `store_mb`.
+    pub store: Counter,
     /// Descriptors its instances hold.
     pub descriptors: Descriptors,
     /// Where its instances wait, for the report.
@@ -53,6 +55,7 @@ impl ModuleMeter {
             budgets,
             linear_memory: Counter::default(),
             host_memory: Counter::default(),
+            store: Counter::default(),
             descriptors: Descriptors::new(budgets.descriptors, process),
             waits: Arc::default(),
             log_dropped: AtomicU64::new(0),
@@ -75,6 +78,23 @@ impl ModuleMeter {
         if hit.record(limit) {
             self.count(limit);
         }
+    }
+
+    /// Charges `bytes` to the keyed store; false (nothing charged, the refusal counted as
+    /// a hit of `store_mb`) past its budget.
+    pub fn charge_store(&self, bytes: usize) -> bool {
+        let charged = self.store.charge(bytes, Some(self.budgets.store));
+        if !charged {
+            // Counted per refused write, not per instance: the session goes on, as with
+            // the log budget.
+            self.count(Limit::Store);
+        }
+        charged
+    }
+
+    /// Gives back `bytes` the keyed store charged.
+    pub fn release_store(&self, bytes: usize) {
+        self.store.release(bytes);
     }
 
     /// Instances that hit each limit so far, in [`Limit::ALL`] order.
@@ -256,6 +276,9 @@ pub(crate) mod tests {
             log_events: 2,
             host_memory: host_mb << 20,
             descriptors: 8,
+            store: 1 << 20,
+            store_key: 64,
+            store_value: 4096,
         };
         ModuleMeter::new(budgets, ProcessDescriptors::new(1 << 16))
     }

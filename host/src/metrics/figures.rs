@@ -331,6 +331,33 @@ fn meters(modules: &[Arc<ModuleSlot>]) -> Vec<Family> {
         per_module(
             modules,
             (
+                "serverkit_store_keys",
+                Kind::Gauge,
+                "Keys in the module's keyed store (expired ones not yet swept included)",
+            ),
+            |s| s.current.load().context.holdings.store.stats().keys as u64,
+        ),
+        per_module(
+            modules,
+            (
+                "serverkit_store_bytes",
+                Kind::Gauge,
+                "Bytes the module's keyed store holds against store_mb (keys, values, bookkeeping)",
+            ),
+            |s| meter(s).store.used() as u64,
+        ),
+        per_module(
+            modules,
+            (
+                "serverkit_store_limit_bytes",
+                Kind::Gauge,
+                "store_mb of the module, in bytes",
+            ),
+            |s| meter(s).budgets.store as u64,
+        ),
+        per_module(
+            modules,
+            (
                 "serverkit_descriptors_in_use",
                 Kind::Gauge,
                 "Descriptors the module's instances hold (sockets, files, Maildirs)",

@@ -99,6 +99,28 @@ pub fn host_session_options() -> Vec<OptionSpec> {
             0,
             "Descriptors (client sockets, open files and Maildirs) the module's instances may hold together; 0 for 3 per session plus 64",
         ),
+        int_option(
+            "store_mb",
+            DEFAULT_STORE_MB,
+            "MiB the module's keyed store may hold (keys and values as allocated, and 128 bytes of bookkeeping per key), shared by its sessions; a write past it is refused",
+        ),
+        int_option(
+            "store_max_key_bytes",
+            DEFAULT_STORE_MAX_KEY_BYTES,
+            "Longest key of the module's keyed store, in bytes",
+        ),
+        int_option(
+            "store_max_value_kb",
+            DEFAULT_STORE_MAX_VALUE_KB,
+            "Longest value of the module's keyed store, in KiB",
+        ),
+        OptionSpec {
+            name: "store_persist".into(),
+            ty: OptionType::Bool,
+            default: Some(Value::Bool(false)),
+            required: false,
+            help: "Keep the module's keyed store in an embedded SQLite database, store/<module>.sqlite under the personality, so it survives a restart".into(),
+        },
     ];
     options.extend(proxy::option_specs());
     options
@@ -122,6 +144,24 @@ const DEFAULT_MAX_BUFFERED_KB: i64 = 64;
 
 /// Largest `max_buffered_kb` accepted (the host's own read and send bounds are 1 MiB).
 const MAX_BUFFERED_KB: i64 = 1024;
+
+/// Default `store_mb`: room for about a hundred thousand small entries.
+const DEFAULT_STORE_MB: i64 = 16;
+
+/// Largest `store_mb` accepted: the store lives in host memory.
+const MAX_STORE_MB: i64 = 64 << 10;
+
+/// Default `store_max_key_bytes`.
+const DEFAULT_STORE_MAX_KEY_BYTES: i64 = 1024;
+
+/// Largest `store_max_key_bytes`: keys are listed up to 1000 at a time in one answer.
+const MAX_STORE_KEY_BYTES: i64 = 64 << 10;
+
+/// Default `store_max_value_kb`.
+const DEFAULT_STORE_MAX_VALUE_KB: i64 = 1024;
+
+/// Largest `store_max_value_kb`: one value crosses into a guest's memory in one call.
+const MAX_STORE_VALUE_KB: i64 = 64 << 10;
 
 /// Default `max_log_events`.
 const DEFAULT_MAX_LOG_EVENTS: i64 = 1000;
@@ -238,6 +278,9 @@ impl SessionOptions {
             log_events: at_most("max_log_events", u32::MAX as i64)? as u32,
             host_memory: (not_negative("host_memory_mb")? as usize).saturating_mul(1 << 20),
             descriptors: not_negative("max_descriptors")? as usize,
+            store: at_most("store_mb", MAX_STORE_MB)? << 20,
+            store_key: at_most("store_max_key_bytes", MAX_STORE_KEY_BYTES)?,
+            store_value: at_most("store_max_value_kb", MAX_STORE_VALUE_KB)? << 10,
         };
         let instances = max_sessions + HOOK_INSTANCES_PER_MODULE as usize;
         let reservation = ModuleMeter::instance_reservation(&budgets);
@@ -345,6 +388,10 @@ mod tests {
         let per_instance = ModuleMeter::instance_reservation(&b);
         assert_eq!(b.host_memory, 1004 * per_instance + HOST_MEMORY_FOR_HEAPS);
         assert_eq!(b.descriptors, 3064);
+        assert_eq!(
+            (b.store, b.store_key, b.store_value),
+            (16 << 20, 1024, 1 << 20)
+        );
     }
 
     #[test]
@@ -361,6 +408,14 @@ mod tests {
         assert_eq!(
             (l.wall, l.handles, l.buffered, l.log_events),
             (None, 64, 16 << 10, 5)
+        );
+        let o = options(
+            "m {\n  store_mb = 2\n  store_max_key_bytes = 16\n  store_max_value_kb = 4\n}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (o.budgets.store, o.budgets.store_key, o.budgets.store_value),
+            (2 << 20, 16, 4 << 10)
         );
         let o = options("m {\n  host_memory_mb = 3\n  max_descriptors = 40\n}\n").unwrap();
         assert_eq!(

@@ -87,6 +87,8 @@ pub const WIT: &[TemplateFile] = &[
         include_str!("../../../wit/prestart.wit"),
     ),
     ("wit/stats.wit", include_str!("../../../wit/stats.wit")),
+    ("wit/store.wit", include_str!("../../../wit/store.wit")),
+    ("wit/auth.wit", include_str!("../../../wit/auth.wit")),
     (
         "wit/deps/io/io.wit",
         include_str!("../../../wit/deps/io/io.wit"),

@@ -15,6 +15,9 @@
 //! - `verify-huge`: asks it to check a 16 MiB "stored password" (refused unchecked);
 //! - `verify-capped N`: asks for N checks of a bcrypt hash at the cost cap (13), each
 //!   about half a second of CPU on the module's blocking threads;
+//! - `storefill`: sets keys in the module's store (up to ten million) until the host
+//!   refuses one, and answers how many fitted and why the next did not;
+//! - `storehuge`: sets a 1 MiB key and an 8 MiB value, and answers both refusals;
 //!
 //! and answers what happened, if it still can. With `operator_trap = on` its operator
 //! traps at once. Sessions use the raw streams, not the SDK's `Client`, because `write N`
@@ -25,7 +28,7 @@ use std::io::{BufRead, BufReader, Write};
 use serverkit_sdk::describe::{SERVERKIT_AUTHORS, option};
 use serverkit_sdk::wasip2::clocks::monotonic_clock::subscribe_duration;
 use serverkit_sdk::{
-    Connection, Descriptor, Module, OptionType, Version, auth, config, log, prestart,
+    Connection, Descriptor, Module, OptionType, Version, auth, config, log, prestart, store,
 };
 
 struct Hostile;
@@ -121,6 +124,8 @@ impl Module for Hostile {
                     .collect();
                 answers.join(", ")
             }
+            ("storefill", None) => store_fill(),
+            ("storehuge", None) => store_huge(),
             _ => format!("unknown command {:?}", line.trim()),
         };
         writeln!(output, "{answer}").map_err(|e| e.to_string())?;
@@ -137,6 +142,23 @@ fn verified(result: Result<bool, auth::Refusal>) -> String {
         Ok(matched) => format!("matched {matched}"),
         Err(refusal) => format!("refused {refusal:?}"),
     }
+}
+
+/// Fills the store with small keys in one call loop until the host refuses one.
+fn store_fill() -> String {
+    for i in 0..10_000_000u32 {
+        if let Err(e) = store::set(&format!("fill:{i:08}"), i.to_le_bytes()) {
+            return format!("stored {i} keys, then {}", store::message(e));
+        }
+    }
+    "stored ten million keys".into()
+}
+
+/// Offers the store a key and a value far past their bounds.
+fn store_huge() -> String {
+    let key = store::set(&"k".repeat(1 << 20), b"v").map_err(store::message);
+    let value = store::set("huge", vec![0u8; 8 << 20]).map_err(store::message);
+    format!("key: {key:?}; value: {value:?}")
 }
 
 /// Allocates `mib` blocks of 1 MiB, each touched.

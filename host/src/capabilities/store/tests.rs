@@ -1,0 +1,256 @@
+//! The keyed store's rules: bounds, budget, expiry, compare-and-swap, paging, persistence.
+
+use super::*;
+use crate::meter::Limit;
+use crate::meter::tests::meter;
+
+/// A store on a meter with `store_mb = 1`, keys of at most 64 bytes, values of 4 KiB.
+fn store() -> ModuleStore {
+    ModuleStore::in_memory(meter(8, None, 1))
+}
+
+#[test]
+fn values_are_set_read_replaced_and_deleted() {
+    let s = store();
+    assert_eq!(s.get("a", 0), None);
+    s.set("a", b"one", None, 0).unwrap();
+    s.set("a", b"two", None, 0).unwrap();
+    assert_eq!(s.get("a", 0).as_deref(), Some(&b"two"[..]));
+    assert!(s.delete("a", 0));
+    assert!(!s.delete("a", 0), "gone already");
+    assert_eq!(s.get("a", 0), None);
+    assert_eq!(s.stats().keys, 0);
+    assert_eq!(s.meter.store.used(), 0, "everything given back");
+}
+
+#[test]
+fn keys_and_values_past_their_bounds_are_refused_before_anything_is_charged() {
+    let s = store();
+    let long_key = "k".repeat(65);
+    let err = s.set(&long_key, b"v", None, 0).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::InvalidKey(m) if m.contains("store_max_key_bytes = 64")),
+        "{err:?}"
+    );
+    assert!(matches!(
+        s.set("", b"v", None, 0),
+        Err(StoreError::InvalidKey(_))
+    ));
+    let err = s.set("k", &[0; 4097], None, 0).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::ValueTooLarge(m) if m.contains("store_max_value_kb = 4")),
+        "{err:?}"
+    );
+    assert!(matches!(
+        s.compare_and_swap("k", None, Some(&[0; 4097]), None, 0),
+        Err(StoreError::ValueTooLarge(_))
+    ));
+    s.set(&"k".repeat(64), &[0; 4096], None, 0)
+        .expect("exactly at both bounds");
+    assert_eq!(s.meter.store.used(), (64 + 16) + (4096 + 16) + ENTRY_BYTES);
+}
+
+#[test]
+fn the_budget_refuses_a_write_past_it_and_never_grows_beyond() {
+    let s = store();
+    let mut n = 0;
+    let err = loop {
+        match s.set(&format!("key{n:08}"), &[7; 1000], None, 0) {
+            Ok(()) => n += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(&err, StoreError::Full(m) if m.contains("store_mb = 1")),
+        "{err:?}"
+    );
+    let each = (16 + 16) + (1008 + 16) + ENTRY_BYTES;
+    assert_eq!(cost("key00000000", &[7; 1000], None), each);
+    assert_eq!(n, (1 << 20) / each, "as many as fit");
+    assert!(s.meter.store.used() <= 1 << 20);
+    assert_eq!(s.meter.hits()[9], (Limit::Store, 1));
+    // Replacing a value by a smaller one, or deleting, still works on a full store, and
+    // makes room.
+    s.set("key00000000", b"small", None, 0).unwrap();
+    assert!(s.delete("key00000001", 0));
+    s.set("another", &[1; 1000], None, 0)
+        .expect("room was made");
+    let module = s.meter.clone();
+    drop(s);
+    assert_eq!(module.store.used(), 0, "all given back when the store goes");
+}
+
+#[test]
+fn expired_keys_are_gone_and_their_room_is_reused() {
+    let s = store();
+    s.set("short", b"v", Some(100), 1000).unwrap();
+    s.set("long", b"v", Some(10_000), 1000).unwrap();
+    s.set("forever", b"v", None, 1000).unwrap();
+    assert_eq!(s.get("short", 1099).as_deref(), Some(&b"v"[..]));
+    assert_eq!(s.get("short", 1100), None, "expired at its deadline");
+    assert_eq!(s.list("", None, 10, 1100), ["forever", "long"]);
+    assert!(!s.delete("long", 20_000), "expired: nothing live deleted");
+    assert_eq!(s.stats().keys, 1);
+    // Setting again without a ttl clears the deadline.
+    s.set("x", b"1", Some(10), 1000).unwrap();
+    s.set("x", b"2", None, 1000).unwrap();
+    assert_eq!(s.get("x", 99_999).as_deref(), Some(&b"2"[..]));
+    // A full store of expiring keys: once they expire, each write sweeps a few...
+    let mut n = 0;
+    while s
+        .set(&format!("t{n:06}"), &[0; 1000], Some(50), 2000)
+        .is_ok()
+    {
+        n += 1;
+    }
+    assert!(n > 500, "{n}");
+    s.set("after", &[0; 1000], None, 2050)
+        .expect("the expired keys made room");
+    assert_eq!(s.stats().keys, 3 + n - SWEEP_PER_CALL, "{:?}", s.stats());
+    // ...and a write that would be refused sweeps all of them first.
+    while s.set(&format!("u{n:06}"), &[0; 1000], None, 2050).is_ok() {
+        n += 1;
+    }
+    assert!(
+        s.list("t", None, 10, 0).is_empty(),
+        "every expired key swept before the refusal"
+    );
+}
+
+#[test]
+fn compare_and_swap_changes_only_what_it_expected() {
+    let s = store();
+    assert!(s.compare_and_swap("n", None, Some(b"1"), None, 0).unwrap());
+    assert!(
+        !s.compare_and_swap("n", None, Some(b"x"), None, 0).unwrap(),
+        "present now"
+    );
+    assert!(
+        !s.compare_and_swap("n", Some(b"0"), Some(b"x"), None, 0)
+            .unwrap()
+    );
+    assert!(
+        s.compare_and_swap("n", Some(b"1"), Some(b"2"), None, 0)
+            .unwrap()
+    );
+    assert_eq!(s.get("n", 0).as_deref(), Some(&b"2"[..]));
+    assert!(s.compare_and_swap("n", Some(b"2"), None, None, 0).unwrap());
+    assert_eq!(s.get("n", 0), None, "swapped for nothing: deleted");
+    s.set("e", b"old", Some(5), 0).unwrap();
+    assert!(
+        s.compare_and_swap("e", None, Some(b"new"), None, 10)
+            .unwrap(),
+        "an expired key counts as absent"
+    );
+}
+
+#[test]
+fn counting_from_many_threads_loses_no_increment() {
+    let s = Arc::new(store());
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for _ in 0..250 {
+                    loop {
+                        let old = s.get("count", 0);
+                        let n: u32 = old
+                            .as_deref()
+                            .map_or(0, |b| std::str::from_utf8(b).unwrap().parse().unwrap());
+                        let new = (n + 1).to_string();
+                        if s.compare_and_swap(
+                            "count",
+                            old.as_deref(),
+                            Some(new.as_bytes()),
+                            None,
+                            0,
+                        )
+                        .unwrap()
+                        {
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(s.get("count", 0).as_deref(), Some(&b"1000"[..]));
+}
+
+#[test]
+fn listing_pages_by_prefix_and_never_returns_more_than_the_cap() {
+    let s = ModuleStore::in_memory({
+        let m = meter(8, None, 1);
+        // A bigger budget for 3000 keys.
+        let mut budgets = m.budgets;
+        budgets.store = 4 << 20;
+        ModuleMeter::new(budgets, crate::meter::ProcessDescriptors::new(16))
+    });
+    for i in 0..3000 {
+        s.set(&format!("user:{i:05}"), b"", None, 0).unwrap();
+    }
+    s.set("other", b"", None, 0).unwrap();
+    s.set("user", b"", None, 0).unwrap();
+    let first = s.list("user:", None, u32::MAX, 0);
+    assert_eq!(first.len(), MAX_LIST as usize);
+    assert_eq!(first[0], "user:00000");
+    let mut all = first;
+    loop {
+        let page = s.list("user:", all.last().map(String::as_str), 700, 0);
+        if page.is_empty() {
+            break;
+        }
+        all.extend(page);
+    }
+    assert_eq!(all.len(), 3000, "every key once, in order");
+    assert!(all.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(s.list("user", None, 2, 0), ["user", "user:00000"]);
+    assert_eq!(
+        s.list("user:", Some("a"), 1, 0),
+        ["user:00000"],
+        "after before the prefix"
+    );
+    assert!(s.list("zzz", None, 10, 0).is_empty());
+}
+
+#[test]
+fn a_persisted_store_comes_back_with_its_deadlines() {
+    let dir = tempfile::tempdir().unwrap();
+    let grant = StoreGrant {
+        persist: Some(dir.path().join("store/m.sqlite")),
+    };
+    let module = meter(8, None, 1);
+    let now = now_ms();
+    {
+        let s = ModuleStore::open("m", &grant, module.clone()).unwrap();
+        s.set("kept", b"value", None, now).unwrap();
+        s.set("gone", b"value", None, now).unwrap();
+        assert!(s.delete("gone", now));
+        s.set("later", b"v", Some(3_600_000), now).unwrap();
+        s.set("soon", b"v", Some(1), now - 10).unwrap();
+        assert!(
+            s.compare_and_swap("cas", None, Some(b"1"), None, now)
+                .unwrap()
+        );
+        assert!(s.stats().persisted);
+    }
+    assert_eq!(module.store.used(), 0);
+    let s = ModuleStore::open("m", &grant, module.clone()).unwrap();
+    assert_eq!(s.get("kept", now).as_deref(), Some(&b"value"[..]));
+    assert_eq!(s.get("gone", now), None);
+    assert_eq!(s.get("cas", now).as_deref(), Some(&b"1"[..]));
+    assert_eq!(s.list("", None, 10, now), ["cas", "kept", "later"]);
+    assert!(
+        s.get("later", now + 3_600_001).is_none(),
+        "its deadline kept"
+    );
+    assert_eq!(module.store.used(), s.stats().bytes);
+    drop(s);
+    // A budget lowered below what is kept is a startup error naming the option.
+    let mut budgets = module.budgets;
+    budgets.store = 100;
+    let small = ModuleMeter::new(budgets, crate::meter::ProcessDescriptors::new(16));
+    let err = ModuleStore::open("m", &grant, small).err().unwrap();
+    assert!(format!("{err:#}").contains("store_mb = 0"), "{err:#}");
+}
