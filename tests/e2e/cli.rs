@@ -186,16 +186,20 @@ fn check_finds_a_missing_granted_directory() {
 
 #[test]
 fn a_section_named_after_the_file_names_what_the_module_calls_itself() {
-    let personality = TestPersonality::new("kv {\n}\n");
-    let kv = personality.path().join("modules/kv.wasm");
-    std::fs::copy(test_module("echo_next.wasm"), &kv).unwrap();
+    let personality = TestPersonality::new("greeter {\n}\n");
+    // `greeter.wasm` holds the module `echo` (`kv` would be the built-in key-value module).
+    let file = personality.path().join("modules/greeter.wasm");
+    std::fs::copy(test_module("echo_next.wasm"), &file).unwrap();
     let (code, _, err) = run(&["check", personality.path().to_str().unwrap()]);
     assert_eq!(code, Some(100), "{err}");
     assert!(
-        err.contains("no loaded module or core section is named `kv`"),
+        err.contains("no loaded module or core section is named `greeter`"),
         "{err}"
     );
-    let note = format!("`{}` holds a module that calls itself `echo`", kv.display());
+    let note = format!(
+        "`{}` holds a module that calls itself `echo`",
+        file.display()
+    );
     assert!(err.contains(&note), "{err}");
     assert!(err.contains("its section is `echo { ... }`"), "{err}");
 }

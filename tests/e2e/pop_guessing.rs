@@ -66,15 +66,16 @@ fn pop_guessing_parallel_guesses_are_slowed_progressively() {
     let mut times: Vec<Duration> = guessers.into_iter().map(|g| g.join().unwrap()).collect();
     times.sort();
     eprintln!("40 parallel guesses answered after {times:?}");
-    // The first waits no penalty (the 100 ms failure delay only), then 200, 400, 800 ms,
-    // then the rest 1.6 s: progressively, not all together.
+    // The first few wait no penalty (the 100 ms failure delay only; a few logins at once
+    // from one address are free), then 200, 400, 800 ms, then the rest 1.6 s:
+    // progressively, not all together.
     assert!(times[0] < Duration::from_millis(1000), "{times:?}");
     let slowed = times
         .iter()
         .filter(|t| **t >= Duration::from_millis(1600))
         .count();
     assert!(
-        slowed >= 35,
+        slowed >= 33,
         "{slowed} of 40 waited the full penalty: {times:?}"
     );
 

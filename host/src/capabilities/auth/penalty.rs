@@ -1,8 +1,10 @@
 //! Guessing, slowed per client address, the way Dovecot's `auth_penalty` does it: each
 //! login attempt from an address first waits a delay that doubles with every recent
 //! failure from that address (up to a cap), and failures are forgotten after a quiet
-//! period. Attempts still in flight count as failures for the delay, so guesses sent in
-//! parallel queue behind each other instead of all being answered at once. A second
+//! period. Attempts still in flight count as failures for the delay, beyond the first
+//! [`FREE_PARALLEL_ATTEMPTS`] while the address has no recent failure, so guesses sent in
+//! parallel queue behind each other instead of all being answered at once, while a few
+//! mail clients behind one NAT address logging in together wait nothing. A second
 //! guard caps the sessions from one address that have not logged in yet.
 //!
 //! The state is per module (every session of the module shares it, across swaps) and
@@ -17,6 +19,10 @@ use std::time::{Duration, Instant};
 
 /// Most addresses tracked per module (about 48 bytes each).
 pub const MAX_ADDRESSES: usize = 65_536;
+
+/// Attempts from one address that may be in flight together without waiting, while it
+/// has no recent failure: mail clients behind one NAT address polling at the same minute.
+pub const FREE_PARALLEL_ATTEMPTS: u32 = 3;
 
 /// A module's guessing policy (its own options; the host only keeps the state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,7 +216,12 @@ impl Session {
         let delay = self
             .book
             .with(self.ip, &policy, |e| {
-                let delay = policy.delay(e.failures.saturating_add(e.in_flight));
+                let parallel = if e.failures == 0 {
+                    e.in_flight.saturating_sub(FREE_PARALLEL_ATTEMPTS)
+                } else {
+                    e.in_flight
+                };
+                let delay = policy.delay(e.failures.saturating_add(parallel));
                 e.in_flight += 1;
                 delay
             })
@@ -290,14 +301,15 @@ mod tests {
     #[test]
     fn parallel_attempts_queue_and_failures_accumulate() {
         let book = Arc::new(AddressBook::default());
-        let mut sessions: Vec<Session> = (0..4)
+        let mut sessions: Vec<Session> = (0..6)
             .map(|_| book.admit(ip("192.0.2.1"), policy(0)).unwrap())
             .collect();
         let delays: Vec<u128> = sessions
             .iter_mut()
             .map(|s| s.attempt().as_millis())
             .collect();
-        assert_eq!(delays, [0, 100, 200, 400]);
+        // A few together wait nothing; past them, each waits longer.
+        assert_eq!(delays, [0, 0, 0, 0, 100, 200]);
         for s in &mut sessions {
             s.failed();
         }
@@ -309,7 +321,7 @@ mod tests {
         next.succeeded();
         let mut after = book.admit(ip("192.0.2.1"), policy(0)).unwrap();
         assert_eq!(after.attempt(), Duration::ZERO);
-        assert_eq!(book.counters.failed.load(Ordering::Relaxed), 4);
+        assert_eq!(book.counters.failed.load(Ordering::Relaxed), 6);
     }
 
     #[test]
