@@ -1,10 +1,10 @@
 //! Guessing, slowed per client address, the way Dovecot's `auth_penalty` does it: each
 //! login attempt from an address first waits a delay that doubles with every recent
 //! failure from that address (up to a cap), and failures are forgotten after a quiet
-//! period. Attempts still in flight count as failures for the delay, beyond the first
-//! [`FREE_PARALLEL_ATTEMPTS`] while the address has no recent failure, so guesses sent in
-//! parallel queue behind each other instead of all being answered at once, while a few
-//! mail clients behind one NAT address logging in together wait nothing. A second
+//! period. Once an address has failed, its attempts still in flight count as failures
+//! for the delay too, so guesses sent in parallel queue behind each other instead of all
+//! being answered at once; an address with no recent failure waits nothing however many
+//! logins it runs at once (a webmail host, clients behind one NAT address). A second
 //! guard caps the sessions from one address that have not logged in yet.
 //!
 //! The state is per module (every session of the module shares it, across swaps) and
@@ -19,10 +19,6 @@ use std::time::{Duration, Instant};
 
 /// Most addresses tracked per module (about 48 bytes each).
 pub const MAX_ADDRESSES: usize = 65_536;
-
-/// Attempts from one address that may be in flight together without waiting, while it
-/// has no recent failure: mail clients behind one NAT address polling at the same minute.
-pub const FREE_PARALLEL_ATTEMPTS: u32 = 3;
 
 /// A module's guessing policy (its own options; the host only keeps the state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,11 +212,7 @@ impl Session {
         let delay = self
             .book
             .with(self.ip, &policy, |e| {
-                let parallel = if e.failures == 0 {
-                    e.in_flight.saturating_sub(FREE_PARALLEL_ATTEMPTS)
-                } else {
-                    e.in_flight
-                };
+                let parallel = if e.failures == 0 { 0 } else { e.in_flight };
                 let delay = policy.delay(e.failures.saturating_add(parallel));
                 e.in_flight += 1;
                 delay
@@ -304,13 +296,16 @@ mod tests {
         let mut sessions: Vec<Session> = (0..6)
             .map(|_| book.admit(ip("192.0.2.1"), policy(0)).unwrap())
             .collect();
-        let delays: Vec<u128> = sessions
-            .iter_mut()
-            .map(|s| s.attempt().as_millis())
-            .collect();
-        // A few together wait nothing; past them, each waits longer.
-        assert_eq!(delays, [0, 0, 0, 0, 100, 200]);
-        for s in &mut sessions {
+        let mut attempt = |s: &mut [Session]| -> Vec<u128> {
+            s.iter_mut().map(|s| s.attempt().as_millis()).collect()
+        };
+        // An address that has not failed waits nothing, however many log in at once.
+        assert_eq!(attempt(&mut sessions[..3]), [0, 0, 0]);
+        sessions[0].failed();
+        // Once it has, its attempts in flight count too: parallel guesses queue
+        // (1 failure + 2, 3, 4 in flight).
+        assert_eq!(attempt(&mut sessions[3..]), [400, 800, 800]);
+        for s in &mut sessions[1..] {
             s.failed();
         }
         let mut next = book.admit(ip("192.0.2.1"), policy(0)).unwrap();
