@@ -296,7 +296,7 @@ mod tests {
         let mut sessions: Vec<Session> = (0..6)
             .map(|_| book.admit(ip("192.0.2.1"), policy(0)).unwrap())
             .collect();
-        let mut attempt = |s: &mut [Session]| -> Vec<u128> {
+        let attempt = |s: &mut [Session]| -> Vec<u128> {
             s.iter_mut().map(|s| s.attempt().as_millis()).collect()
         };
         // An address that has not failed waits nothing, however many log in at once.
