@@ -147,20 +147,25 @@ async fn accept_loop(
         // accepting, so beyond max_sessions (or max_descriptors) clients wait in the listen
         // backlog instead of being accepted and refused. At max_sessions a client that
         // arrives makes room by ending the longest-idle keep-alive session, if any.
+        // `biased`, shutdown first: a client that connects after `stop_accepting` returned
+        // must never be served, even when its connection and the stop are ready together.
         let (permit, waiting) = tokio::select! {
-            taken = session_permit(&slot, &sessions, &socket) => taken,
+            biased;
             _ = shutdown.wait_for(|stop| *stop) => return,
+            taken = session_permit(&slot, &sessions, &socket) => taken,
         };
         let meter = slot.current.load().context.holdings.meter.clone();
         let descriptor = tokio::select! {
-            descriptor = meter.descriptors.take() => descriptor,
+            biased;
             _ = shutdown.wait_for(|stop| *stop) => return,
+            descriptor = meter.descriptors.take() => descriptor,
         };
         let accepted = match waiting {
             Some(accepted) => accepted,
             None => tokio::select! {
-                accepted = socket.accept() => accepted,
+                biased;
                 _ = shutdown.wait_for(|stop| *stop) => return,
+                accepted = socket.accept() => accepted,
             },
         };
         let (stream, peer) = match accepted {
