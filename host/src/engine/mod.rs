@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use cache::ComponentCache;
 
@@ -108,6 +108,18 @@ pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 /// up).
 const CORE_INSTANCES_PER_INSTANCE: u32 = 16;
 
+/// Dirty bytes of a freed instance's linear memory the pool resets in place (found with
+/// Linux's `PAGEMAP_SCAN`, zeroed with `memset`) rather than handing back to the kernel.
+/// A short session dirties tens of KiB; returning them with `madvise` costs a TLB flush on
+/// every core running the process and the next instance's page faults, the largest
+/// per-connection cost in a profile of connection-per-request HTTP (docs/benchmarks.md).
+/// The price: a slot that was used keeps up to this much resident while free. Only where
+/// the kernel has `PAGEMAP_SCAN` (6.7 and later).
+const MEMORY_KEEP_RESIDENT: usize = 128 << 10;
+
+/// The same for each freed instance's tables (function references: a few KiB).
+const TABLE_KEEP_RESIDENT: usize = 16 << 10;
+
 /// Period of the epoch tick: the granularity of CPU budgets and of yielding.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -139,6 +151,13 @@ pub fn new(plan: &PoolPlan) -> Result<Engine> {
         .max_tables_per_component(4)
         .linear_memory_keep_resident(0)
         .table_keep_resident(0);
+    // Without PAGEMAP_SCAN (Linux before 6.7) keeping memory resident would `memset` all
+    // of it on every free, touched or not: there, freed memory goes back to the kernel.
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
+            .table_keep_resident(TABLE_KEEP_RESIDENT);
+    }
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
         .map_err(anyhow::Error::from)
