@@ -15,10 +15,13 @@ impl Validators {
     /// The validators of a file of `size` bytes modified at `mtime` seconds.
     pub fn new(mtime: i64, size: u64) -> Self {
         let modified = mtime.max(0) as u64;
-        Validators {
-            etag: format!("\"{modified:x}-{size:x}\""),
-            modified,
-        }
+        let mut etag = String::with_capacity(2 + 16 + 1 + 16);
+        etag.push('"');
+        crate::response::push_hex(&mut etag, modified);
+        etag.push('-');
+        crate::response::push_hex(&mut etag, size);
+        etag.push('"');
+        Validators { etag, modified }
     }
 }
 

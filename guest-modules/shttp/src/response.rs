@@ -1,6 +1,5 @@
 //! Response heads and the small bodies shttp writes itself (errors, redirects).
 
-use std::fmt::Write as _;
 use std::time::SystemTime;
 
 /// The `Server` field of every response.
@@ -29,27 +28,94 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// A response head being built.
+/// A response head being built, by appending: `format!` and `Display` were a tenth of the
+/// CPU of a small keep-alive response (docs/benchmarks.md).
 pub struct Head {
     text: String,
+}
+
+/// A field value a head can carry: text, or a number written in decimal.
+pub trait FieldValue {
+    /// Appends the value to `out`.
+    fn append_to(&self, out: &mut String);
+}
+
+impl FieldValue for str {
+    fn append_to(&self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl FieldValue for String {
+    fn append_to(&self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl<T: FieldValue + ?Sized> FieldValue for &T {
+    fn append_to(&self, out: &mut String) {
+        (**self).append_to(out);
+    }
+}
+
+macro_rules! decimal_field_value {
+    ($($int:ty),*) => {$(
+        impl FieldValue for $int {
+            fn append_to(&self, out: &mut String) {
+                push_decimal(out, u64::try_from(*self).unwrap_or(0));
+            }
+        }
+    )*};
+}
+decimal_field_value!(u16, u32, u64, usize, i32, i64);
+
+/// Appends `n` in decimal.
+pub fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"));
+}
+
+/// Appends `n` in lowercase hexadecimal.
+pub fn push_hex(out: &mut String, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let width = (16 - n.leading_zeros() as usize / 4).max(1);
+    for i in (0..width).rev() {
+        out.push(DIGITS[((n >> (i * 4)) & 0xf) as usize] as char);
+    }
 }
 
 impl Head {
     /// Status line, `Server` and `Date`.
     pub fn new(status: u16) -> Self {
         let mut text = String::with_capacity(256);
-        let _ = write!(
-            text,
-            "HTTP/1.1 {status} {}\r\nServer: {SERVER}\r\nDate: {}\r\n",
-            reason(status),
-            httpdate::fmt_http_date(SystemTime::now())
-        );
+        text.push_str("HTTP/1.1 ");
+        push_decimal(&mut text, u64::from(status));
+        text.push(' ');
+        text.push_str(reason(status));
+        text.push_str("\r\nServer: ");
+        text.push_str(SERVER);
+        text.push_str("\r\nDate: ");
+        NOW.with_borrow_mut(|now| now.append(&mut text, now_seconds()));
+        text.push_str("\r\n");
         Head { text }
     }
 
     /// Adds a field.
-    pub fn field(mut self, name: &str, value: impl std::fmt::Display) -> Self {
-        let _ = write!(self.text, "{name}: {value}\r\n");
+    pub fn field(mut self, name: &str, value: impl FieldValue) -> Self {
+        self.text.push_str(name);
+        self.text.push_str(": ");
+        value.append_to(&mut self.text);
+        self.text.push_str("\r\n");
         self
     }
 
@@ -68,6 +134,38 @@ impl Head {
     }
 }
 
+/// Seconds since the epoch now (0 before it).
+fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The last HTTP date formatted, for the next one of the same second: the `Date` of every
+/// response, the `Last-Modified` of a file asked for again and again.
+#[derive(Default)]
+struct DateCache {
+    seconds: Option<i64>,
+    text: String,
+}
+
+impl DateCache {
+    fn append(&mut self, out: &mut String, seconds: i64) {
+        if self.seconds != Some(seconds) {
+            self.text = format_http_date(seconds);
+            self.seconds = Some(seconds);
+        }
+        out.push_str(&self.text);
+    }
+}
+
+thread_local! {
+    /// For `Date`.
+    static NOW: std::cell::RefCell<DateCache> = std::cell::RefCell::default();
+    /// For `Last-Modified`.
+    static MODIFIED: std::cell::RefCell<DateCache> = std::cell::RefCell::default();
+}
+
 /// The last second httpdate can format (23:59:59, 31 December 9999); it panics beyond.
 const LAST_HTTP_DATE: i64 = 253_402_300_799;
 
@@ -75,6 +173,12 @@ const LAST_HTTP_DATE: i64 = 253_402_300_799;
 /// format can hold: a file's mtime is whatever the filesystem stores (tmpfs keeps any
 /// 64-bit time), and formatting must never trap the session.
 pub fn http_date(seconds: i64) -> String {
+    let mut text = String::with_capacity(29);
+    MODIFIED.with_borrow_mut(|modified| modified.append(&mut text, seconds));
+    text
+}
+
+fn format_http_date(seconds: i64) -> String {
     let seconds = seconds.clamp(0, LAST_HTTP_DATE) as u64;
     httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds))
 }
@@ -112,5 +216,32 @@ mod tests {
         assert_eq!(http_date(-5), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(http_date(1_795_320_000), "Sun, 22 Nov 2026 04:00:00 GMT");
         assert_eq!(http_date(i64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(
+            http_date(i64::MAX),
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            "cached"
+        );
+        assert_eq!(
+            http_date(0),
+            "Thu, 01 Jan 1970 00:00:00 GMT",
+            "after another"
+        );
+    }
+
+    #[test]
+    fn numbers_are_written_as_format_would() {
+        for n in [0, 1, 9, 10, 255, 4096, 1_795_320_000, u64::MAX] {
+            let (mut decimal, mut hex) = (String::new(), String::new());
+            push_decimal(&mut decimal, n);
+            push_hex(&mut hex, n);
+            assert_eq!(decimal, n.to_string());
+            assert_eq!(hex, format!("{n:x}"));
+        }
+        let head = String::from_utf8(Head::new(206).field("N", 42u64).finish(0, true, 1)).unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 206 Partial Content\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nN: 42\r\n"), "{head}");
     }
 }
