@@ -60,8 +60,7 @@ impl Transfer {
         }
         self.drain_stream().await.map_err(error)?;
         if self.socket.is_tls() {
-            self.write_tls(head).await.map_err(error)?;
-            let sent = self.copy_tls(&fd, offset, length).await.map_err(error)?;
+            let sent = self.copy_tls(head, &fd, offset, length).await.map_err(error)?;
             return Ok(head.len() as u64 + sent);
         }
         self.send_head(head, length > 0).await.map_err(error)?;
@@ -104,21 +103,38 @@ impl Transfer {
         }
     }
 
-    /// Reads the range in chunks and writes each through TLS.
-    async fn copy_tls(&self, fd: &OwnedFd, mut offset: u64, length: u64) -> io::Result<u64> {
+    /// Reads the range in chunks and writes each through TLS, `head` with the first: a
+    /// small response is one TLS record and one write to the socket, not two.
+    async fn copy_tls(
+        &self,
+        head: &[u8],
+        fd: &OwnedFd,
+        mut offset: u64,
+        length: u64,
+    ) -> io::Result<u64> {
         let end = offset + length;
-        let mut buf = vec![0u8; TLS_CHUNK_BYTES];
-        while offset < end {
+        let first = (length as usize).min(TLS_CHUNK_BYTES);
+        let mut buf = Vec::with_capacity(head.len() + first);
+        buf.extend_from_slice(head);
+        loop {
             let want = ((end - offset) as usize).min(TLS_CHUNK_BYTES);
-            let n = rustix::io::pread(fd.as_fd(), &mut buf[..want], offset)?;
-            if n == 0 {
-                // The file shrank under us: stop rather than spin.
-                return Err(io::ErrorKind::UnexpectedEof.into());
+            if want > 0 {
+                let start = buf.len();
+                buf.resize(start + want, 0);
+                let n = rustix::io::pread(fd.as_fd(), &mut buf[start..], offset)?;
+                if n == 0 {
+                    // The file shrank under us: stop rather than spin.
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                buf.truncate(start + n);
+                offset += n as u64;
             }
-            self.write_tls(&buf[..n]).await?;
-            offset += n as u64;
+            self.write_tls(&buf).await?;
+            if offset >= end {
+                return Ok(length);
+            }
+            buf.clear();
         }
-        Ok(length)
     }
 
     pub(super) async fn send_head(&self, mut head: &[u8], more: bool) -> io::Result<()> {
