@@ -182,16 +182,22 @@ impl Transaction {
 
     /// The UPDATE state: removes the messages marked deleted, in one host call.
     fn update(self, client: &mut Client) -> Result<(), String> {
-        let doomed: Vec<String> = self
-            .entries
-            .iter()
+        let Transaction { maildir, entries } = self;
+        let doomed: Vec<String> = entries
+            .into_iter()
             .filter(|e| e.deleted)
-            .map(|e| e.name.clone())
+            .map(|e| e.name)
             .collect();
-        if doomed.is_empty() {
-            return client.reply("+OK bye");
-        }
-        match self.maildir.delete(&doomed) {
+        let deleted = if doomed.is_empty() {
+            Ok(0)
+        } else {
+            maildir.delete(&doomed)
+        };
+        // The lock goes before the answer: a client that logs in again as soon as it reads
+        // `+OK` (a mail client's next poll) must not find its maildrop still in use.
+        drop(maildir);
+        match deleted {
+            Ok(0) if doomed.is_empty() => client.reply("+OK bye"),
             Ok(n) => client.reply(&format!("+OK bye, {} deleted", message::count(n as usize))),
             Err(e) => {
                 log::log(Level::Error, &format!("deleting messages failed: {e:?}"));
