@@ -60,7 +60,10 @@ impl Transfer {
         }
         self.drain_stream().await.map_err(error)?;
         if self.socket.is_tls() {
-            let sent = self.copy_tls(head, &fd, offset, length).await.map_err(error)?;
+            let sent = self
+                .copy_tls(head, &fd, offset, length)
+                .await
+                .map_err(error)?;
             return Ok(head.len() as u64 + sent);
         }
         self.send_head(head, length > 0).await.map_err(error)?;
