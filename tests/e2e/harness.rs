@@ -80,6 +80,24 @@ impl Server {
         server
     }
 
+    /// Starts `serverkit run` on `personality` and returns as soon as `port` accepts a
+    /// connection, before the server says it is serving.
+    pub fn start_until_listening(personality: TestPersonality, port: u16) -> Server {
+        let mut server = Server::spawn(&["run"], personality.path(), &[]);
+        server.addr = SocketAddr::from(([127, 0, 0, 1], port));
+        server._personality = Some(personality);
+        let start = Instant::now();
+        while std::net::TcpStream::connect(server.addr).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no listener:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        server
+    }
+
     /// Starts the binary with `args` followed by the personality path.
     pub fn spawn(args: &[&str], personality: &Path, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(binary());

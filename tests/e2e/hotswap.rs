@@ -175,6 +175,19 @@ fn a_module_replaced_under_load_switches_with_no_failed_session() {
 }
 
 #[test]
+fn a_module_replaced_while_the_server_starts_is_swapped_in() {
+    // A deploy racing a restart: the file changes after startup read it and before the
+    // watcher took its first look. The watcher's reference is the folder as startup read
+    // it, so this is a change like any other.
+    let port = free_port();
+    let personality = personality(port, "");
+    let dir = personality.path().to_path_buf();
+    let server = Server::start_until_listening(personality, port);
+    replace(&dir, &std::fs::read(test_module("echo_next.wasm")).unwrap());
+    wait_for_answer(server.addr, "v2 ping", &server);
+}
+
+#[test]
 fn broken_replacements_keep_the_old_version_serving() {
     let port = free_port();
     let mut server = Server::start(personality(port, ""), port);

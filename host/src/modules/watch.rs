@@ -14,18 +14,28 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// What identifies one version of a file without reading it.
 type Stamp = (u64, Option<SystemTime>, u64);
 
-/// Starts the watcher thread. `on_change` runs after each settled change; it returns
-/// `false` to stop watching (the reloader is gone).
+/// The folder's `.wasm` files as seen at one moment: the watcher's first reference.
+#[derive(Debug, Clone, Default)]
+pub struct Baseline(BTreeMap<PathBuf, Stamp>);
+
+impl Baseline {
+    /// Looks at `dir` now. Taken before the modules are loaded, so that a file replaced
+    /// while the server starts (after it was read, before the watcher runs) is a change.
+    pub fn take(dir: &Path) -> Baseline {
+        Baseline(snapshot(dir))
+    }
+}
+
+/// Starts the watcher thread, reporting changes from `baseline` on. `on_change` runs after
+/// each settled change; it returns `false` to stop watching (the reloader is gone).
 pub fn spawn(
     dir: PathBuf,
+    baseline: Baseline,
     on_change: impl Fn() -> bool + Send + 'static,
 ) -> Result<std::thread::JoinHandle<()>> {
-    // The first look is taken before returning, so a file replaced as soon as the server
-    // says it is serving is still seen as a change.
-    let settled = snapshot(&dir);
     std::thread::Builder::new()
         .name("modules-watch".into())
-        .spawn(move || watch(&dir, settled, on_change))
+        .spawn(move || watch(&dir, baseline.0, on_change))
         .with_context(|| "failed to start the modules watcher thread")
 }
 
@@ -93,7 +103,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let count = Arc::new(AtomicUsize::new(0));
         let seen = count.clone();
-        spawn(dir.clone(), move || {
+        spawn(dir.clone(), Baseline::take(&dir), move || {
             seen.fetch_add(1, Ordering::SeqCst);
             tx.send(()).is_ok()
         })
@@ -106,6 +116,22 @@ mod tests {
             .expect("the replacement is reported");
         std::thread::sleep(POLL_INTERVAL * 3);
         assert_eq!(count.load(Ordering::SeqCst), 1, "reported once");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_replaced_before_the_watcher_starts_is_a_change() {
+        let dir = std::env::temp_dir().join(format!("sk-watch-early-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir is writable");
+        std::fs::write(dir.join("a.wasm"), b"one").expect("temp dir is writable");
+        let baseline = Baseline::take(&dir);
+        // Replaced while the server was still starting.
+        std::fs::write(dir.join("b.tmp"), b"two!").expect("temp dir is writable");
+        std::fs::rename(dir.join("b.tmp"), dir.join("a.wasm")).expect("rename works");
+        let (tx, rx) = mpsc::channel();
+        spawn(dir.clone(), baseline, move || tx.send(()).is_ok()).expect("thread starts");
+        rx.recv_timeout(POLL_INTERVAL * 10)
+            .expect("the early replacement is reported");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

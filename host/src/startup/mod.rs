@@ -152,6 +152,8 @@ pub(crate) fn on_startup_thread<T>(
 /// The whole sequence: runs until SIGTERM or SIGINT. `log` is switched to remote syslog
 /// when the configuration asks for it.
 pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
+    // Before reading the modules: a file replaced from here on is a hot swap.
+    let files_at_load = crate::modules::watch::Baseline::take(&personality.modules_dir());
     let mut loaded = load(personality)?;
     let globals = &loaded.config.globals;
     let heaps = HeapRegistry::default();
@@ -238,6 +240,7 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
         config: loaded.config.clone(),
         serving: None,
         removed: Vec::new(),
+        files_at_load,
     };
     serve::serve(
         &loaded.engine,

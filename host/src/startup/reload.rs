@@ -75,6 +75,9 @@ pub struct Reloader {
     /// Modules removed while serving: their sections may stay in `c11n` until it is
     /// edited, so their vocabulary still checks it (a restart would refuse them).
     pub removed: Vec<Arc<LoadedModule>>,
+    /// `modules/` as it was just before startup loaded the modules: what the watcher
+    /// compares with first.
+    pub files_at_load: crate::modules::watch::Baseline,
 }
 
 /// A reload's changes, all checked: applied together or not at all.

@@ -69,9 +69,10 @@ pub fn serve(
     reloader.slots = slots;
     reloader.serving = Some(serving);
     let modules_dir = reloader.personality.modules_dir();
+    let baseline = std::mem::take(&mut reloader.files_at_load);
     let reload = reloader.start()?;
     let files_changed = reload.clone();
-    crate::modules::watch::spawn(modules_dir, move || {
+    crate::modules::watch::spawn(modules_dir, baseline, move || {
         files_changed.send(Request::Files).is_ok()
     })?;
     tracing::info!("serving");
