@@ -205,6 +205,21 @@ fn a_section_named_after_the_file_names_what_the_module_calls_itself() {
 }
 
 #[test]
+fn a_file_named_after_a_built_in_but_holding_another_module_is_pointed_out() {
+    let personality = TestPersonality::new("kv {\n}\n");
+    // The operator meant `kv.wasm` to replace the built-in kv; it holds `echo`.
+    let file = personality.path().join("modules/kv.wasm");
+    std::fs::copy(test_module("echo_next.wasm"), &file).unwrap();
+    let (code, out, err) = run(&["check", personality.path().to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let note = format!(
+        "section `kv` is served by the built-in kv: `{}` holds a module that calls itself `echo`",
+        file.display()
+    );
+    assert!(err.contains(&note), "{err}");
+}
+
+#[test]
 fn check_module_preflights_a_candidate_in_place_of_the_module_of_its_name() {
     let port = free_port();
     let personality = TestPersonality::new(&echo_c11n(port, ""));

@@ -141,7 +141,11 @@ async fn load_modules(
         if !modules.iter().any(|m| m.name() == name)
             && let Some(source) = ModuleSource::builtin(name)
         {
-            add_module(&mut modules, loader.load(&source).await?)?;
+            let loaded = loader.load(&source).await?;
+            if let Some(note) = shadowed_file_note(name, &modules) {
+                tracing::warn!(module = %name, "{note}");
+            }
+            add_module(&mut modules, loaded)?;
         }
     }
 
@@ -288,6 +292,22 @@ fn misnamed_note<'a>(
         }
     }
     note
+}
+
+/// When section `name` gets the built-in module because `modules/<name>.wasm` holds a
+/// module of another name: the operator most likely meant that file to serve it.
+fn shadowed_file_note(name: &str, modules: &[LoadedModule]) -> Option<String> {
+    modules.iter().find_map(|m| {
+        let path = m.path.as_deref()?;
+        (path.file_stem()? == name && m.name() != name).then(|| {
+            format!(
+                "section `{name}` is served by the built-in {name}: `{}` holds a module that \
+                 calls itself `{}` (its describe name), so it does not replace the built-in",
+                path.display(),
+                m.name()
+            )
+        })
+    })
 }
 
 fn add_module(modules: &mut Vec<LoadedModule>, module: LoadedModule) -> Result<()> {
