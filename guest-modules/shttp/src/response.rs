@@ -58,6 +58,7 @@ impl<T: FieldValue + ?Sized> FieldValue for &T {
     }
 }
 
+// A negative number is written as 0: no field shttp sends can be negative.
 macro_rules! decimal_field_value {
     ($($int:ty),*) => {$(
         impl FieldValue for $int {
