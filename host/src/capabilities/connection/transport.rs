@@ -2,7 +2,7 @@
 //! driven by the host over that socket in the same non-blocking style (ciphertext moves with
 //! `try_read`/`try_write`; the guest's streams see plaintext only).
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::BytesMut;
@@ -95,16 +95,20 @@ impl Transport {
     }
 
     /// Appends plaintext to `buf` (up to its spare capacity): `Ok(0)` at the end,
-    /// `WouldBlock` when none is there yet.
+    /// `WouldBlock` when none is there yet. Over TLS the bytes are copied from rustls's
+    /// buffer as they are, with no zeroed scratch space in between.
     pub fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        if self.tls.get().is_none() {
+        let Some(tls) = self.tls.get() else {
             return self.socket.try_read_buf(buf);
-        }
-        let start = buf.len();
-        buf.resize(buf.capacity(), 0);
-        let read = self.try_read(&mut buf[start..]);
-        buf.truncate(start + *read.as_ref().unwrap_or(&0));
-        read
+        };
+        let spare = buf.capacity() - buf.len();
+        self.with_plaintext(tls, |reader| {
+            let chunk = reader.fill_buf()?;
+            let n = chunk.len().min(spare);
+            buf.extend_from_slice(&chunk[..n]);
+            reader.consume(n);
+            Ok(n)
+        })
     }
 
     /// Reads plaintext into `buf`: `Ok(0)` at the end, `WouldBlock` when none is there yet.
@@ -112,9 +116,20 @@ impl Transport {
         let Some(tls) = self.tls.get() else {
             return self.socket.try_read(buf);
         };
+        self.with_plaintext(tls, |reader| reader.read(buf))
+    }
+
+    /// Runs `take` on the plaintext received, first decrypting what the socket holds if
+    /// there is none: `take` returns `WouldBlock` for no plaintext and `Ok(0)` or
+    /// `UnexpectedEof` (taken as `Ok(0)`) at the end, as rustls's reader does.
+    fn with_plaintext(
+        &self,
+        tls: &Mutex<ServerConnection>,
+        mut take: impl FnMut(&mut rustls::Reader<'_>) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         let mut conn = Self::lock(tls);
         loop {
-            match conn.reader().read(buf) {
+            match take(&mut conn.reader()) {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
