@@ -188,18 +188,16 @@ impl Transaction {
             .filter(|e| e.deleted)
             .map(|e| e.name)
             .collect();
-        let deleted = if doomed.is_empty() {
-            Ok(0)
-        } else {
-            maildir.delete(&doomed)
-        };
+        let deleted = (!doomed.is_empty()).then(|| maildir.delete(&doomed));
         // The lock goes before the answer: a client that logs in again as soon as it reads
         // `+OK` (a mail client's next poll) must not find its maildrop still in use.
         drop(maildir);
         match deleted {
-            Ok(0) if doomed.is_empty() => client.reply("+OK bye"),
-            Ok(n) => client.reply(&format!("+OK bye, {} deleted", message::count(n as usize))),
-            Err(e) => {
+            None => client.reply("+OK bye"),
+            Some(Ok(n)) => {
+                client.reply(&format!("+OK bye, {} deleted", message::count(n as usize)))
+            }
+            Some(Err(e)) => {
                 log::log(Level::Error, &format!("deleting messages failed: {e:?}"));
                 client.reply("-ERR [SYS/TEMP] some deleted messages were not removed")
             }
