@@ -25,6 +25,7 @@ mod leaks;
 mod logs;
 mod maildrop;
 mod memory;
+mod residue;
 mod sqlite;
 
 use std::net::SocketAddr;

@@ -10,10 +10,11 @@
 //!   `cert` and `key`.
 //! - `operator = heap` allocates heap units until refused; `operator = spin` never waits.
 //! - `report_hook = sleep` makes its `report` hook wait an hour.
-//! - A session answers one line per command line (see [`attacks`] and [`cpu`]).
+//! - A session answers one line per command line (see [`attacks`], [`cpu`] and [`residue`]).
 
 mod attacks;
 mod cpu;
+mod residue;
 
 use std::io::{BufRead, BufReader, Write};
 
@@ -131,6 +132,8 @@ impl Module for Intruder {
                     "released".into()
                 }
                 ["db", ..] => attacks::query(line.trim_start()["db".len()..].trim()),
+                ["plant", seed] => residue::plant(num(seed)),
+                ["scan", seed] => residue::scan(num(seed)),
                 _ => attacks::run(&words),
             };
             writeln!(output, "{answer}").map_err(|e| e.to_string())?;
