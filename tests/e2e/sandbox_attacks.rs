@@ -9,6 +9,7 @@
 //! - `grants`: defaults refused as grants; no section, no grant; the wildcard, and listen
 //!   defaults beside what the section names; terminals; what `inspect` says.
 //! - `memory`: heaps against `host_memory_mb`, the report's size, the operator hook.
+//! - `residue`: what one session leaves in linear memory, searched for by the next.
 //! - `descriptors`: files held against `max_descriptors`.
 //! - `maildrop`: symlinked Maildirs and FIFOs (pop), a FIFO under shttp's `doc_root`.
 //! - `sqlite`: the SQLite pool as a door to the file system.
