@@ -123,7 +123,10 @@ async fn run(
     };
     state.peer = Some(peer);
     let verdict = state.meter.verdict();
-    let (mut store, module) = match instance::create(engine, version.pre(), state).await {
+    // Boxed: instantiation's future is about 1 KiB, and unboxed it would widen the session
+    // task, which lives as long as the session, idle or not (docs/benchmarks.md).
+    let created = Box::pin(instance::create(engine, version.pre(), state)).await;
+    let (mut store, module) = match created {
         Ok(created) => created,
         Err(error) => {
             let limit = verdict.of(&error);
