@@ -42,19 +42,21 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("zip", "application/zip"),
 ];
 
-/// The extension of `path`'s last segment, lowercased.
-fn extension(path: &str) -> Option<String> {
+/// The extension of `path`'s last segment, as sent (compared without regard to case).
+fn extension(path: &str) -> Option<&str> {
     let name = path.rsplit('/').next()?;
     let (stem, ext) = name.rsplit_once('.')?;
-    (!stem.is_empty() && !ext.is_empty()).then(|| ext.to_ascii_lowercase())
+    (!stem.is_empty() && !ext.is_empty()).then_some(ext)
 }
 
 /// The type of `path` from the built-in table.
 pub fn built_in(path: &str) -> &'static str {
     extension(path)
         .and_then(|ext| {
+            // The table's extensions are lowercase: compare with `ext` lowercased.
+            let lowered = || ext.bytes().map(|b| b.to_ascii_lowercase());
             BUILT_IN
-                .binary_search_by(|(e, _)| e.cmp(&ext.as_str()))
+                .binary_search_by(|(e, _)| e.bytes().cmp(lowered()))
                 .ok()
                 .map(|i| BUILT_IN[i].1)
         })
@@ -71,7 +73,7 @@ pub fn from_mime_types(table: &str, path: &str) -> Option<String> {
         let mut words = line.split_whitespace();
         let ty = words.next().filter(|t| t.contains('/'))?;
         words
-            .any(|e| e.eq_ignore_ascii_case(&ext))
+            .any(|e| e.eq_ignore_ascii_case(ext))
             .then(|| ty.to_string())
     })
 }

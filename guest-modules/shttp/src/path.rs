@@ -1,6 +1,8 @@
 //! Request targets to paths beneath `doc_root`: percent-decoding and normalisation. This
 //! is the first line of defence; the host's `RESOLVE_BENEATH` is the one that cannot fail.
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode;
 
 /// A request target, decoded and normalised.
@@ -50,21 +52,27 @@ pub fn parse(raw: &str) -> Result<Target, BadTarget> {
         return Err(BadTarget::Form);
     }
     let trailing_slash = path.ends_with('/');
-    let mut segments: Vec<String> = Vec::new();
+    // Built in place: a segment is appended after a `/`, and `..` cuts back to the last
+    // `/` (a decoded segment never holds one).
+    let mut joined = String::with_capacity(path.len());
     for raw_segment in path.split('/') {
         let segment = decode_segment(raw_segment)?;
-        match segment.as_str() {
+        match &*segment {
             "" | "." => {}
-            ".." => {
-                segments.pop().ok_or(BadTarget::AboveRoot)?;
+            ".." if joined.is_empty() => return Err(BadTarget::AboveRoot),
+            ".." => joined.truncate(joined.rfind('/').unwrap_or(0)),
+            segment => {
+                if !joined.is_empty() {
+                    joined.push('/');
+                }
+                joined.push_str(segment);
             }
-            _ => segments.push(segment),
         }
     }
     // "/a/.." names the root directory: it is a directory URL either way.
     let trailing_slash = trailing_slash || path.ends_with("/.") || path.ends_with("/..");
     Ok(Target {
-        path: segments.join("/"),
+        path: joined,
         trailing_slash,
         query,
     })
@@ -90,13 +98,22 @@ fn origin_part(raw: &str) -> Result<&str, BadTarget> {
     }
 }
 
-/// One segment, percent-decoded; refuses what would change the path's meaning.
-fn decode_segment(raw: &str) -> Result<String, BadTarget> {
+/// One segment, percent-decoded; refuses what would change the path's meaning. Borrowed
+/// when nothing in it is encoded (nearly every request).
+fn decode_segment(raw: &str) -> Result<Cow<'_, str>, BadTarget> {
+    if !raw.contains('%') {
+        if raw.bytes().any(|b| b == 0 || b == b'\\') {
+            return Err(BadTarget::Bytes);
+        }
+        return Ok(Cow::Borrowed(raw));
+    }
     let bytes: Vec<u8> = percent_decode(raw.as_bytes()).collect();
     if bytes.iter().any(|&b| b == 0 || b == b'/' || b == b'\\') {
         return Err(BadTarget::Bytes);
     }
-    String::from_utf8(bytes).map_err(|_| BadTarget::Bytes)
+    String::from_utf8(bytes)
+        .map(Cow::Owned)
+        .map_err(|_| BadTarget::Bytes)
 }
 
 #[cfg(test)]

@@ -116,11 +116,10 @@ fn check(mut request: Request) -> Result<Request, HeadError> {
 
 impl Request {
     /// Every value of header `name` (lowercase), in order.
-    pub fn all<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + use<'a> {
-        let name = name.to_string();
+    pub fn all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
         self.headers
             .iter()
-            .filter(move |(n, _)| *n == name)
+            .filter(move |(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 

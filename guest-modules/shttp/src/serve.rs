@@ -1,5 +1,8 @@
 //! Answering one request: method, target, then a file (conditionals, ranges, sendfile by
 //! the host); directories are in `directory.rs`.
+
+use std::borrow::Cow;
+
 use crate::conditional::{self, Conditions, Decision, Validators};
 use crate::io::Disconnected;
 use crate::mime;
@@ -113,7 +116,7 @@ impl Session<'_> {
         match ranges {
             Ranges::Whole => {
                 let head = head
-                    .field("Content-Type", &content_type)
+                    .field("Content-Type", &*content_type)
                     .finish(meta.size, keep, req.minor);
                 if head_only {
                     self.io.send(self.conn, SendKind::Headers, &head)?;
@@ -129,7 +132,7 @@ impl Session<'_> {
             Ranges::Parts(parts) if parts.len() == 1 => {
                 let (offset, length) = parts[0];
                 let head = head
-                    .field("Content-Type", &content_type)
+                    .field("Content-Type", &*content_type)
                     .field("Content-Range", content_range(offset, length, meta.size))
                     .finish(length, keep, req.minor);
                 self.send_file(head, file, offset, length)
@@ -214,14 +217,14 @@ impl Session<'_> {
     }
 
     /// The content type of `name`: from `mime_types` when set, else the built-in table.
-    fn content_type(&mut self, name: &str) -> String {
+    fn content_type(&mut self, name: &str) -> Cow<'static, str> {
         if self.settings.mime_types {
             let table = self.mime_table.get_or_insert_with(read_mime_types);
             if let Some(ty) = mime::from_mime_types(table, name) {
-                return ty;
+                return Cow::Owned(ty);
             }
         }
-        mime::built_in(name).to_string()
+        Cow::Borrowed(mime::built_in(name))
     }
 }
 
