@@ -13,8 +13,9 @@ use tokio::net::TcpStream;
 pub struct Transport {
     /// The accepted socket.
     pub socket: Arc<TcpStream>,
-    /// Set once, when TLS starts: at accept (a TLS listener) or by `start-tls`.
-    tls: OnceLock<Mutex<ServerConnection>>,
+    /// Set once, when TLS starts: at accept (a TLS listener) or by `start-tls`. Boxed: a
+    /// rustls connection is about 1 KiB, which every plain session would otherwise carry.
+    tls: OnceLock<Box<Mutex<ServerConnection>>>,
     /// Whether the TLS offers HTTP/1.1: a client that sends plain HTTP instead of a
     /// handshake then gets a readable `400` rather than a TLS alert, as nginx answers.
     speaks_http: std::sync::atomic::AtomicBool,
@@ -85,7 +86,7 @@ impl Transport {
             .store(speaks_http, std::sync::atomic::Ordering::Relaxed);
         let conn = ServerConnection::new(config).map_err(io::Error::other)?;
         self.tls
-            .set(Mutex::new(conn))
+            .set(Box::new(Mutex::new(conn)))
             .map_err(|_| io::Error::other("TLS is already active"))
     }
 
