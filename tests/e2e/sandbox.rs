@@ -238,3 +238,29 @@ fn a_module_built_against_contract_1_0_still_loads_and_serves() {
     );
     assert!(text.contains("serverkit:module/prestart@1.0.0"), "{text}");
 }
+
+/// `connection.peer-address` and `local-address` name the two ends as the client sees
+/// them (the local one is asked of the socket only when a module wants it).
+#[test]
+fn a_session_is_told_both_ends_of_its_connection() {
+    let (intruder_port, echo_port) = (free_port(), free_port());
+    let personality = crate::sandbox_attacks::personality(&crate::sandbox_attacks::sections(
+        intruder_port,
+        "",
+        echo_port,
+    ));
+    let _server = Server::start(personality, echo_port);
+    let mut intruder =
+        crate::sandbox_attacks::Intruder::connect(([127, 0, 0, 1], intruder_port).into());
+    let stream = intruder.client().reader_mut().get_ref();
+    let (client_end, server_end) = (stream.local_addr().unwrap(), stream.peer_addr().unwrap());
+    let answer = intruder.answer("addresses");
+    let (peer, local) = answer
+        .strip_prefix("peer ")
+        .and_then(|rest| rest.split_once(" local "))
+        .unwrap_or_else(|| panic!("not an addresses answer: {answer}"));
+    assert_eq!(
+        (peer, local),
+        (&*client_end.to_string(), &*server_end.to_string())
+    );
+}

@@ -117,6 +117,13 @@ impl Module for Intruder {
             let words: Vec<&str> = line.split_whitespace().collect();
             let answer = match words.as_slice() {
                 ["quit"] => return Ok(()),
+                ["addresses"] => {
+                    format!(
+                        "peer {} local {}",
+                        conn.peer_address(),
+                        conn.local_address()
+                    )
+                }
                 ["spin"] => cpu::spin().map(|()| String::new())?,
                 ["work-between-reads", stretches, ms] => {
                     cpu::work_between_reads(&mut input, &mut output, num(stretches), num(ms))?
