@@ -179,9 +179,59 @@ pub fn http_date(seconds: i64) -> String {
     text
 }
 
+/// IMF-fixdate, built by hand: `httpdate` goes through `core::fmt`, which every new
+/// connection paid for its first `Date` (about 2% of a connection-per-request profile).
 fn format_http_date(seconds: i64) -> String {
-    let seconds = seconds.clamp(0, LAST_HTTP_DATE) as u64;
-    httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds))
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let seconds = seconds.clamp(0, LAST_HTTP_DATE);
+    let (days, of_day) = (seconds / 86_400, seconds % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    let mut text = String::with_capacity(29);
+    // 1 January 1970 was a Thursday.
+    text.push_str(WEEKDAYS[(days % 7) as usize]);
+    text.push_str(", ");
+    push_two_digits(&mut text, day);
+    text.push(' ');
+    text.push_str(MONTHS[month as usize - 1]);
+    text.push(' ');
+    push_decimal(&mut text, year as u64);
+    for (i, part) in [of_day / 3600, of_day / 60 % 60, of_day % 60]
+        .into_iter()
+        .enumerate()
+    {
+        text.push(if i == 0 { ' ' } else { ':' });
+        push_two_digits(&mut text, part);
+    }
+    text.push_str(" GMT");
+    text
+}
+
+/// `n` (0 to 99) as two digits.
+fn push_two_digits(out: &mut String, n: i64) {
+    out.push(char::from(b'0' + (n / 10) as u8));
+    out.push(char::from(b'0' + (n % 10) as u8));
+}
+
+/// Year, month (1-12) and day (1-31) of `days` since 1 January 1970, days 0 and after
+/// (Howard Hinnant's `civil_from_days`, for the proleptic Gregorian calendar).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let (era, day_of_era) = (z / 146_097, z % 146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// The small HTML body of an error status.
@@ -196,6 +246,24 @@ pub fn error_body(status: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_formatted_as_httpdate_formats_them() {
+        // 1970 to 2097 in steps of a little under three hours, a spread up to the last
+        // year, and the days around 29 February 2000 and 1 March 2100.
+        let samples = (0..400_000)
+            .map(|i| i * 10_007)
+            .chain((0..100_000).map(|i| i * (LAST_HTTP_DATE / 100_000) + i % 86_400))
+            .chain([LAST_HTTP_DATE, 951_782_400, 951_868_800, 4_107_542_400]);
+        for seconds in samples {
+            let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds as u64);
+            assert_eq!(
+                format_http_date(seconds),
+                httpdate::fmt_http_date(time),
+                "{seconds}"
+            );
+        }
+    }
 
     #[test]
     fn heads_carry_length_and_persistence() {
