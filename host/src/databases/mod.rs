@@ -173,7 +173,7 @@ impl Databases {
             .ok_or_else(|| QueryError::NoSuchPool(name.to_string()))?;
         // The task's future stays small: a session polls this on its fiber stack, and a
         // future spawned by value is built there first, so a driver's multi-KiB query
-        // state would touch stack pages that stay resident for the session's life (4 KiB
+        // state would touch stack pages that stay resident for the session's life (8 KiB
         // of every idle POP3 session). Boxed, that state is built on the host runtime.
         let task = self.runtime.spawn(async move {
             let query = Box::pin(pool.query(&sql, params));
