@@ -184,12 +184,19 @@ fn check_finds_a_missing_granted_directory() {
     );
 }
 
+/// A personality with an empty section `name` and `modules/<name>.wasm` holding the module
+/// `echo`; the file's path.
+fn section_with_echo_in_its_file(name: &str) -> (TestPersonality, std::path::PathBuf) {
+    let personality = TestPersonality::new(&format!("{name} {{\n}}\n"));
+    let file = personality.path().join(format!("modules/{name}.wasm"));
+    std::fs::copy(test_module("echo_next.wasm"), &file).unwrap();
+    (personality, file)
+}
+
 #[test]
 fn a_section_named_after_the_file_names_what_the_module_calls_itself() {
-    let personality = TestPersonality::new("greeter {\n}\n");
     // `greeter.wasm` holds the module `echo` (`kv` would be the built-in key-value module).
-    let file = personality.path().join("modules/greeter.wasm");
-    std::fs::copy(test_module("echo_next.wasm"), &file).unwrap();
+    let (personality, file) = section_with_echo_in_its_file("greeter");
     let (code, _, err) = run(&["check", personality.path().to_str().unwrap()]);
     assert_eq!(code, Some(100), "{err}");
     assert!(
@@ -206,10 +213,8 @@ fn a_section_named_after_the_file_names_what_the_module_calls_itself() {
 
 #[test]
 fn a_file_named_after_a_built_in_but_holding_another_module_is_pointed_out() {
-    let personality = TestPersonality::new("kv {\n}\n");
     // The operator meant `kv.wasm` to replace the built-in kv; it holds `echo`.
-    let file = personality.path().join("modules/kv.wasm");
-    std::fs::copy(test_module("echo_next.wasm"), &file).unwrap();
+    let (personality, file) = section_with_echo_in_its_file("kv");
     let (code, out, err) = run(&["check", personality.path().to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}{err}");
     let note = format!(
