@@ -6,6 +6,11 @@
 //! coalesces it with the first file bytes into full segments (nginx's `tcp_nopush`); the
 //! sendfile call itself pushes the last segment out.
 //!
+//! A small range on a plain connection (at most [`SMALL_RANGE_BYTES`]) is read by the host
+//! (pread) into the head's buffer and goes out in one send: for a few KiB, copying is
+//! cheaper in the kernel than a second send path through the page cache, and the client
+//! gets head and body in one segment.
+//!
 //! On a TLS connection the host reads the range itself (pread, in chunks) and writes it
 //! through TLS: still never through guest memory.
 
@@ -30,6 +35,10 @@ const SENDFILE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 /// Bytes read from the file per write through TLS (one TLS record's worth).
 const TLS_CHUNK_BYTES: usize = 16 * 1024;
+
+/// Largest range a plain connection sends by copy (pread, then one send with the head)
+/// rather than by sendfile(2).
+const SMALL_RANGE_BYTES: u64 = 16 * 1024;
 
 /// What a transfer needs from the connection.
 pub(super) struct Transfer {
@@ -66,7 +75,12 @@ impl Transfer {
                 .map_err(error)?;
             return Ok(head.len() as u64 + sent);
         }
-        self.send_head(head, length > 0).await.map_err(error)?;
+        if length <= SMALL_RANGE_BYTES {
+            let response = with_range(head, &fd, offset, length).map_err(error)?;
+            self.send_all(&response, false).await.map_err(error)?;
+            return Ok(response.len() as u64);
+        }
+        self.send_all(head, true).await.map_err(error)?;
         let sent = self.send_range(&fd, offset, length).await.map_err(error)?;
         Ok(head.len() as u64 + sent)
     }
@@ -121,17 +135,7 @@ impl Transfer {
         buf.extend_from_slice(head);
         loop {
             let want = ((end - offset) as usize).min(TLS_CHUNK_BYTES);
-            if want > 0 {
-                let start = buf.len();
-                buf.resize(start + want, 0);
-                let n = rustix::io::pread(fd.as_fd(), &mut buf[start..], offset)?;
-                if n == 0 {
-                    // The file shrank under us: stop rather than spin.
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                buf.truncate(start + n);
-                offset += n as u64;
-            }
+            offset += append_read(&mut buf, fd, offset, want)? as u64;
             self.write_tls(&buf).await?;
             if offset >= end {
                 return Ok(length);
@@ -140,16 +144,17 @@ impl Transfer {
         }
     }
 
-    pub(super) async fn send_head(&self, mut head: &[u8], more: bool) -> io::Result<()> {
+    /// Sends all of `bytes` on the plain socket; `more` (`MSG_MORE`) when file bytes follow.
+    pub(super) async fn send_all(&self, mut bytes: &[u8], more: bool) -> io::Result<()> {
         let flags = if more { libc::MSG_MORE } else { 0 } | libc::MSG_NOSIGNAL;
         let tcp = self.socket.socket.as_ref();
         let socket = socket2::SockRef::from(tcp);
-        while !head.is_empty() {
+        while !bytes.is_empty() {
             tcp.writable().await?;
-            match tcp.try_io(Interest::WRITABLE, || socket.send_with_flags(head, flags)) {
+            match tcp.try_io(Interest::WRITABLE, || socket.send_with_flags(bytes, flags)) {
                 Ok(n) => {
                     self.activity.touch();
-                    head = &head[n..];
+                    bytes = &bytes[n..];
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),
@@ -180,6 +185,36 @@ impl Transfer {
     }
 }
 
+/// `head` followed by the `length` bytes of `fd` at `offset`, all of them.
+fn with_range(head: &[u8], fd: &OwnedFd, mut offset: u64, length: u64) -> io::Result<Vec<u8>> {
+    let mut response = Vec::with_capacity(head.len() + length as usize);
+    response.extend_from_slice(head);
+    let mut left = length as usize;
+    while left > 0 {
+        let n = append_read(&mut response, fd, offset, left)?;
+        offset += n as u64;
+        left -= n;
+    }
+    Ok(response)
+}
+
+/// Appends to `buf` up to `want` bytes of `fd` at `offset` (one pread); how many. A file
+/// that ends before `offset + want` has shrunk since its size was read: an error, so a
+/// caller never spins on it.
+fn append_read(buf: &mut Vec<u8>, fd: &OwnedFd, offset: u64, want: usize) -> io::Result<usize> {
+    if want == 0 {
+        return Ok(0);
+    }
+    let start = buf.len();
+    buf.resize(start + want, 0);
+    let n = rustix::io::pread(fd.as_fd(), &mut buf[start..], offset)?;
+    buf.truncate(start + n);
+    if n == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(n)
+}
+
 fn error(e: io::Error) -> SendError {
     match e.kind() {
         io::ErrorKind::BrokenPipe
@@ -187,5 +222,31 @@ fn error(e: io::Error) -> SendError {
         | io::ErrorKind::ConnectionAborted
         | io::ErrorKind::NotConnected => SendError::Closed,
         _ => SendError::OsError(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file_holding(bytes: &[u8]) -> OwnedFd {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        file.into()
+    }
+
+    #[test]
+    fn a_small_range_follows_its_head_in_one_buffer() {
+        let fd = file_holding(b"0123456789");
+        assert_eq!(with_range(b"HEAD ", &fd, 2, 5).unwrap(), b"HEAD 23456");
+        assert_eq!(with_range(b"HEAD", &fd, 10, 0).unwrap(), b"HEAD");
+    }
+
+    #[test]
+    fn a_file_that_shrank_below_its_range_is_an_error_not_a_spin() {
+        let fd = file_holding(b"0123");
+        let error = with_range(b"", &fd, 2, 5).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
     }
 }

@@ -31,6 +31,6 @@ pub(super) async fn start(
     let failed = |e: std::io::Error| format!("start-tls: {e}");
     transfer.drain_stream().await.map_err(failed)?;
     transfer.socket.discard_input().map_err(failed)?;
-    transfer.send_head(reply, false).await.map_err(failed)?;
+    transfer.send_all(reply, false).await.map_err(failed)?;
     transfer.socket.start_tls(config).map_err(failed)
 }
