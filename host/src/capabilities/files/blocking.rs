@@ -2,9 +2,10 @@
 //! async worker, where it would stall every session of the worker. Work that can be done
 //! from the kernel's caches is tried there first and never waits (`RESOLVE_CACHED`
 //! lookups, `RWF_NOWAIT` reads); the rest runs on the module's blocking threads
-//! (`max_threads - min_threads` of them). The one exception is `sendfile(2)`, which has no
+//! (`max_threads - min_threads` of them). The exceptions are `sendfile(2)`, which has no
 //! non-waiting form: like nginx without `aio threads`, it may wait for the disk on the
-//! worker while the page cache fills.
+//! worker while the page cache fills; and the `pread` of a range `send-file` sends over
+//! TLS (`connection/send_file.rs`), which waits the same way.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
