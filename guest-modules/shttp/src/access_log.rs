@@ -29,7 +29,9 @@ pub fn escape(bytes: &[u8]) -> String {
 pub fn request_line(request: &Request) -> Vec<u8> {
     format!(
         "{} {} HTTP/1.{}",
-        request.method, request.target, request.minor
+        request.method(),
+        request.target(),
+        request.minor
     )
     .into_bytes()
 }

@@ -1,20 +1,26 @@
 //! Request heads: parsed by `httparse`, then checked for what httparse leaves to us:
 //! framing (Content-Length, Transfer-Encoding), Host, and the persistent-connection rules.
 
+use std::ops::Range;
+
 /// Most header fields in one request; more is answered 431.
 pub const MAX_HEADERS: usize = 100;
 
-/// A parsed request head.
+/// A parsed request head. Its pieces are copied into one string, so a request costs two
+/// allocations however many fields it has.
 #[derive(Debug, Clone)]
 pub struct Request {
-    /// The method, as sent (methods are case-sensitive).
-    pub method: String,
-    /// The request target, as sent.
-    pub target: String,
+    /// The method, the target, then each field's name (lowercased) and value (as text,
+    /// lossy, trimmed), back to back.
+    text: String,
+    /// Where the method ends and the target begins, in `text`.
+    method_end: usize,
+    /// Where the target ends.
+    target_end: usize,
+    /// Each field's name and value, as ranges of `text`.
+    fields: Vec<(Range<u32>, Range<u32>)>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor: u8,
-    /// Header fields, names lowercased, values as text (lossy).
-    pub headers: Vec<(String, String)>,
     /// Length of the request body (from Content-Length).
     pub body_length: u64,
 }
@@ -68,20 +74,7 @@ pub fn parse(buf: &[u8], max_bytes: usize) -> Result<Option<(Request, usize)>, H
     if length > max_bytes {
         return Err(too_long(buf, max_bytes));
     }
-    let request = Request {
-        method: req.method.unwrap_or_default().to_string(),
-        target: req.path.unwrap_or_default().to_string(),
-        minor: req.version.unwrap_or(1),
-        headers: req
-            .headers
-            .iter()
-            .map(|h| {
-                let value = String::from_utf8_lossy(h.value).trim().to_string();
-                (h.name.to_ascii_lowercase(), value)
-            })
-            .collect(),
-        body_length: 0,
-    };
+    let request = Request::new(&req, length);
     check(request).map(|r| Some((r, length)))
 }
 
@@ -115,12 +108,60 @@ fn check(mut request: Request) -> Result<Request, HeadError> {
 }
 
 impl Request {
+    /// The request `httparse` parsed from a head of `length` bytes.
+    fn new(parsed: &httparse::Request<'_, '_>, length: usize) -> Request {
+        let mut text = String::with_capacity(length);
+        text.push_str(parsed.method.unwrap_or_default());
+        let method_end = text.len();
+        text.push_str(parsed.path.unwrap_or_default());
+        let target_end = text.len();
+        let mut fields = Vec::with_capacity(parsed.headers.len());
+        for field in parsed.headers.iter() {
+            let name = span(&mut text, |text| {
+                let start = text.len();
+                text.push_str(field.name);
+                text[start..].make_ascii_lowercase();
+            });
+            let value = span(&mut text, |text| {
+                for chunk in field.value.trim_ascii().utf8_chunks() {
+                    text.push_str(chunk.valid());
+                    if !chunk.invalid().is_empty() {
+                        text.push(char::REPLACEMENT_CHARACTER);
+                    }
+                }
+            });
+            fields.push((name, value));
+        }
+        Request {
+            text,
+            method_end,
+            target_end,
+            fields,
+            minor: parsed.version.unwrap_or(1),
+            body_length: 0,
+        }
+    }
+
+    /// The method, as sent (methods are case-sensitive).
+    pub fn method(&self) -> &str {
+        &self.text[..self.method_end]
+    }
+
+    /// The request target, as sent.
+    pub fn target(&self) -> &str {
+        &self.text[self.method_end..self.target_end]
+    }
+
+    fn piece(&self, range: &Range<u32>) -> &str {
+        &self.text[range.start as usize..range.end as usize]
+    }
+
     /// Every value of header `name` (lowercase), in order.
     pub fn all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
-        self.headers
+        self.fields
             .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .filter(move |(n, _)| self.piece(n) == name)
+            .map(|(_, v)| self.piece(v))
     }
 
     /// The first value of header `name` (lowercase).
@@ -150,13 +191,20 @@ impl Request {
         let mut tokens = self
             .all("connection")
             .flat_map(|v| v.split(','))
-            .map(|t| t.trim().to_ascii_lowercase());
+            .map(str::trim);
         if self.minor == 0 {
-            tokens.any(|t| t == "keep-alive")
+            tokens.any(|t| t.eq_ignore_ascii_case("keep-alive"))
         } else {
-            !tokens.any(|t| t == "close")
+            !tokens.any(|t| t.eq_ignore_ascii_case("close"))
         }
     }
+}
+
+/// Appends to `text` what `write` writes; the range it took.
+fn span(text: &mut String, write: impl FnOnce(&mut String)) -> Range<u32> {
+    let start = text.len() as u32;
+    write(text);
+    start..text.len() as u32
 }
 
 #[cfg(test)]
@@ -175,13 +223,20 @@ mod tests {
     fn parses_heads_and_reports_their_length() {
         let raw = "GET /a HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\n\r\nGET /b";
         let (req, len) = parse_all(raw).unwrap().unwrap();
-        assert_eq!(
-            (req.method.as_str(), req.target.as_str(), req.minor),
-            ("GET", "/a", 1)
-        );
+        assert_eq!((req.method(), req.target(), req.minor), ("GET", "/a", 1));
         assert_eq!(req.header("range"), Some("bytes=0-1"));
         assert_eq!(&raw[len..], "GET /b");
         assert!(parse_all("GET /a HTTP/1.1\r\nHo").unwrap().is_none());
+    }
+
+    #[test]
+    fn names_are_lowercased_values_trimmed_and_bad_bytes_replaced() {
+        let raw = b"GET /x HTTP/1.1\r\nHost: h\r\nX-Odd:  a\xffb \t\r\nACCEPT: */*\r\n\r\n";
+        let (req, _) = parse(raw, 8192).unwrap().unwrap();
+        assert_eq!(req.header("x-odd"), Some("a\u{FFFD}b"));
+        assert_eq!(req.header("accept"), Some("*/*"));
+        assert_eq!(req.all("host").collect::<Vec<_>>(), ["h"]);
+        assert_eq!((req.method(), req.target()), ("GET", "/x"));
     }
 
     #[test]

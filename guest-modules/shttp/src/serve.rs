@@ -37,23 +37,23 @@ pub fn serves(method: &str) -> bool {
 impl Session<'_> {
     /// Answers `req`.
     pub fn answer(&mut self, req: &Request, keep: bool) -> Answered {
-        if !serves(&req.method) {
+        if !serves(req.method()) {
             let allow = [("Allow", "GET, HEAD".to_string())];
             return self.simple(405, &allow, keep, req.minor);
         }
-        let head_only = req.method == "HEAD";
-        let target = match path::parse(&req.target) {
+        let head_only = req.method() == "HEAD";
+        let target = match path::parse(req.target()) {
             Ok(target) => target,
             Err(_) => return self.simple_body(400, &[], keep, req.minor, !head_only),
         };
-        if self.is_health_check(&req.target) {
+        if self.is_health_check(req.target()) {
             return self.constant(req, keep, head_only);
         }
         if let Some(port) = self.settings.https_redirect
             && !self.conn.is_tls()
         {
             let host = req.header("host").map(host_name).unwrap_or("localhost");
-            let location = format!("https://{host}:{port}{}", req.target);
+            let location = format!("https://{host}:{port}{}", req.target());
             return self.simple_body(301, &[("Location", location)], keep, req.minor, !head_only);
         }
         if target.is_hidden() && self.settings.hidden_files == HiddenFiles::Deny {

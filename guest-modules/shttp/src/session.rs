@@ -140,7 +140,7 @@ impl<'a> Session<'a> {
         let waiting =
             request.expects_continue() && (self.io.buf.len() as u64) < request.body_length;
         if waiting {
-            if !serves(&request.method) {
+            if !serves(request.method()) {
                 return Body::Unread;
             }
             if self
