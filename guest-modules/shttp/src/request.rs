@@ -122,14 +122,7 @@ impl Request {
                 text.push_str(field.name);
                 text[start..].make_ascii_lowercase();
             });
-            let value = span(&mut text, |text| {
-                for chunk in field.value.trim_ascii().utf8_chunks() {
-                    text.push_str(chunk.valid());
-                    if !chunk.invalid().is_empty() {
-                        text.push(char::REPLACEMENT_CHARACTER);
-                    }
-                }
-            });
+            let value = span(&mut text, |text| push_lossy(text, field.value.trim_ascii()));
             fields.push((name, value));
         }
         Request {
@@ -156,11 +149,13 @@ impl Request {
         &self.text[range.start as usize..range.end as usize]
     }
 
-    /// Every value of header `name` (lowercase), in order.
+    /// Every value of header `name` (lowercase), in order. Names are compared as bytes:
+    /// a request is asked for a dozen names, each against every field.
     pub fn all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+        let text = self.text.as_bytes();
         self.fields
             .iter()
-            .filter(move |(n, _)| self.piece(n) == name)
+            .filter(move |(n, _)| &text[n.start as usize..n.end as usize] == name.as_bytes())
             .map(|(_, v)| self.piece(v))
     }
 
@@ -196,6 +191,21 @@ impl Request {
             tokens.any(|t| t.eq_ignore_ascii_case("keep-alive"))
         } else {
             !tokens.any(|t| t.eq_ignore_ascii_case("close"))
+        }
+    }
+}
+
+/// Appends `bytes` to `text` as text, each invalid sequence as U+FFFD (as
+/// `String::from_utf8_lossy`); the common all-valid value in one check.
+fn push_lossy(text: &mut String, bytes: &[u8]) {
+    if let Ok(valid) = std::str::from_utf8(bytes) {
+        text.push_str(valid);
+        return;
+    }
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            text.push(char::REPLACEMENT_CHARACTER);
         }
     }
 }
