@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = req.keep_alive();
     let _ = req.expects_continue();
     assert_logs_safely(&access_log::request_line(&req));
-    if let Ok(target) = path::parse(&req.target) {
+    if let Ok(target) = path::parse(req.target()) {
         assert!(
             !target.path.split('/').any(|s| s == ".." || s == "."),
             "{target:?}"
