@@ -211,9 +211,9 @@ fn with_cached_range(
     }
 }
 
-/// Appends to `buf` up to `want` bytes of `fd` at `offset` (one pread); how many. A file
-/// that ends before `offset + want` has shrunk since its size was read: an error, so a
-/// caller never spins on it.
+/// Appends to `buf` up to `want` bytes of `fd` at `offset` (one pread); how many. Nothing
+/// read means the file now ends before `offset`: it shrank since its size was read, an
+/// error, so a caller never spins on it.
 fn append_read(buf: &mut Vec<u8>, fd: &OwnedFd, offset: u64, want: usize) -> io::Result<usize> {
     if want == 0 {
         return Ok(0);
