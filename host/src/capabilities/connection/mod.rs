@@ -266,7 +266,7 @@ impl HostConnection for ConnectionView<'_> {
             return Ok(Err(SendError::HeadTooLong));
         }
         let _waiting = self.meter.waits.enter(Channel::Sendfile);
-        Ok(transfer.run(&head, fd, size, kind, offset, length).await)
+        Ok(transfer.run(head, fd, size, kind, offset, length).await)
     }
 
     async fn is_tls(&mut self, conn: Resource<ClientConnection>) -> wasmtime::Result<bool> {

@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex};
 use super::Activity;
 use super::streams::{Outgoing, lock};
 use super::transport::Transport;
+use crate::capabilities::files::blocking;
 use crate::contract::bindings::connection::SendError;
 use crate::contract::bindings::filesystem::EntryKind;
-use rustix::io::ReadWriteFlags;
 use tokio::io::Interest;
 
 /// Longest head `send-file` accepts: what it defends is host memory against a guest
@@ -53,7 +53,7 @@ impl Transfer {
     /// Sends `head` then `length` bytes of `fd` (of `size` bytes) from `offset`.
     pub async fn run(
         &self,
-        head: &[u8],
+        mut head: Vec<u8>,
         fd: Arc<OwnedFd>,
         size: u64,
         kind: EntryKind,
@@ -70,22 +70,23 @@ impl Transfer {
             return Err(SendError::OutOfRange);
         }
         self.drain_stream().await.map_err(error)?;
+        let head_length = head.len() as u64;
         if self.socket.is_tls() {
             let sent = self
                 .copy_tls(head, &fd, offset, length)
                 .await
                 .map_err(error)?;
-            return Ok(head.len() as u64 + sent);
+            return Ok(head_length + sent);
         }
         if length <= SMALL_RANGE_BYTES
-            && let Some(response) = with_cached_range(head, &fd, offset, length).map_err(error)?
+            && append_cached_range(&mut head, &fd, offset, length).map_err(error)?
         {
-            self.send_all(&response, false).await.map_err(error)?;
-            return Ok(response.len() as u64);
+            self.send_all(&head, false).await.map_err(error)?;
+            return Ok(head_length + length);
         }
-        self.send_all(head, true).await.map_err(error)?;
+        self.send_all(&head, true).await.map_err(error)?;
         let sent = self.send_range(&fd, offset, length).await.map_err(error)?;
-        Ok(head.len() as u64 + sent)
+        Ok(head_length + sent)
     }
 
     /// Waits until the output stream's pending bytes are on the socket.
@@ -123,19 +124,19 @@ impl Transfer {
         }
     }
 
-    /// Reads the range in chunks and writes each through TLS, `head` with the first: a
-    /// small response is one TLS record and one write to the socket, not two.
+    /// Reads the range in chunks and writes each through TLS, `head` with the first (read
+    /// into the head's own buffer): a small response is one TLS record and one write to
+    /// the socket, not two.
     async fn copy_tls(
         &self,
-        head: &[u8],
+        head: Vec<u8>,
         fd: &OwnedFd,
         mut offset: u64,
         length: u64,
     ) -> io::Result<u64> {
         let end = offset + length;
-        let first = (length as usize).min(TLS_CHUNK_BYTES);
-        let mut buf = Vec::with_capacity(head.len() + first);
-        buf.extend_from_slice(head);
+        let mut buf = head;
+        buf.reserve((length as usize).min(TLS_CHUNK_BYTES));
         loop {
             let want = ((end - offset) as usize).min(TLS_CHUNK_BYTES);
             offset += append_read(&mut buf, fd, offset, want)? as u64;
@@ -188,27 +189,23 @@ impl Transfer {
     }
 }
 
-/// `head` followed by the `length` bytes of `fd` at `offset`, if they are all in the page
-/// cache; `None` if reading them would wait for the disk (or the file is shorter now than
-/// the range: sendfile then finds that out and fails).
-fn with_cached_range(
-    head: &[u8],
+/// Appends the `length` bytes of `fd` at `offset` to `buf` if they are all in the page
+/// cache; false, `buf` as it was, if reading them would wait for the disk (or the file is
+/// now shorter than the range: sendfile then finds that out and fails).
+fn append_cached_range(
+    buf: &mut Vec<u8>,
     fd: &OwnedFd,
     offset: u64,
     length: u64,
-) -> io::Result<Option<Vec<u8>>> {
-    let mut response = Vec::with_capacity(head.len() + length as usize);
-    response.extend_from_slice(head);
-    response.resize(head.len() + length as usize, 0);
-    if length == 0 {
-        return Ok(Some(response));
+) -> io::Result<bool> {
+    let start = buf.len();
+    buf.resize(start + length as usize, 0);
+    let read = blocking::read_cached(fd.as_fd(), &mut buf[start..], offset)?;
+    if read == Some(length as usize) {
+        return Ok(true);
     }
-    let mut range = [io::IoSliceMut::new(&mut response[head.len()..])];
-    match rustix::io::preadv2(fd.as_fd(), &mut range, offset, ReadWriteFlags::NOWAIT) {
-        Ok(n) if n as u64 == length => Ok(Some(response)),
-        Ok(_) | Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    buf.truncate(start);
+    Ok(false)
 }
 
 /// Appends to `buf` up to `want` bytes of `fd` at `offset` (one pread); how many. Nothing
@@ -252,15 +249,22 @@ mod tests {
     #[test]
     fn a_small_cached_range_follows_its_head_in_one_buffer() {
         let fd = file_holding(b"0123456789");
-        let response = with_cached_range(b"HEAD ", &fd, 2, 5).unwrap();
-        assert_eq!(response.as_deref(), Some(b"HEAD 23456".as_slice()));
-        let empty = with_cached_range(b"HEAD", &fd, 10, 0).unwrap();
-        assert_eq!(empty.as_deref(), Some(b"HEAD".as_slice()));
+        let mut response = b"HEAD ".to_vec();
+        assert!(append_cached_range(&mut response, &fd, 2, 5).unwrap());
+        assert_eq!(response, b"HEAD 23456");
+        let mut empty = b"HEAD".to_vec();
+        assert!(append_cached_range(&mut empty, &fd, 10, 0).unwrap());
+        assert_eq!(empty, b"HEAD");
     }
 
     #[test]
     fn a_file_that_shrank_below_its_range_is_left_to_sendfile() {
         let fd = file_holding(b"0123");
-        assert_eq!(with_cached_range(b"", &fd, 2, 5).unwrap(), None);
+        let mut head = b"HEAD".to_vec();
+        assert!(!append_cached_range(&mut head, &fd, 2, 5).unwrap());
+        assert_eq!(
+            head, b"HEAD",
+            "the head is left as it was, for sendfile's path"
+        );
     }
 }

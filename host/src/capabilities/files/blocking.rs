@@ -7,11 +7,11 @@
 //! worker while the page cache fills; and the `pread` of a range `send-file` sends over
 //! TLS (`connection/send_file.rs`), which waits the same way.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use rustix::fs::Stat;
-use rustix::io::ReadWriteFlags;
+use rustix::io::{Errno, ReadWriteFlags};
 
 use super::beneath::{self, LookupError, Resolve};
 
@@ -63,15 +63,10 @@ pub async fn read_at(
     length: usize,
 ) -> Result<Vec<u8>, LookupError> {
     let mut buf = vec![0u8; length];
-    let mut slices = [std::io::IoSliceMut::new(&mut buf)];
-    match rustix::io::preadv2(fd.as_fd(), &mut slices, offset, ReadWriteFlags::NOWAIT) {
-        // 0 is the end of the file: RWF_NOWAIT fails with EAGAIN rather than read nothing.
-        Ok(n) => {
-            buf.truncate(n);
-            return Ok(buf);
-        }
-        Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::OPNOTSUPP) => {}
-        Err(e) => return Err(e.into()),
+    // 0 is the end of the file: RWF_NOWAIT fails with EAGAIN rather than read nothing.
+    if let Some(n) = read_cached(fd.as_fd(), &mut buf, offset)? {
+        buf.truncate(n);
+        return Ok(buf);
     }
     let fd = fd.clone();
     off_worker(move || {
@@ -80,6 +75,22 @@ pub async fn read_at(
         Ok(buf)
     })
     .await
+}
+
+/// Reads into `buf` from `offset` what the page cache holds, never waiting for the disk
+/// (`RWF_NOWAIT`): how many bytes, or `None` when the read would wait (or the filesystem
+/// cannot read without waiting).
+pub fn read_cached(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    offset: u64,
+) -> Result<Option<usize>, Errno> {
+    let mut slices = [std::io::IoSliceMut::new(buf)];
+    match rustix::io::preadv2(fd, &mut slices, offset, ReadWriteFlags::NOWAIT) {
+        Ok(n) => Ok(Some(n)),
+        Err(Errno::AGAIN) | Err(Errno::OPNOTSUPP) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
