@@ -102,18 +102,24 @@ fn origin_part(raw: &str) -> Result<&str, BadTarget> {
 /// when nothing in it is encoded (nearly every request).
 fn decode_segment(raw: &str) -> Result<Cow<'_, str>, BadTarget> {
     if !raw.contains('%') {
-        if raw.bytes().any(|b| b == 0 || b == b'\\') {
+        if raw.bytes().any(changes_meaning) {
             return Err(BadTarget::Bytes);
         }
         return Ok(Cow::Borrowed(raw));
     }
     let bytes: Vec<u8> = percent_decode(raw.as_bytes()).collect();
-    if bytes.iter().any(|&b| b == 0 || b == b'/' || b == b'\\') {
+    if bytes.iter().copied().any(changes_meaning) {
         return Err(BadTarget::Bytes);
     }
     String::from_utf8(bytes)
         .map(Cow::Owned)
         .map_err(|_| BadTarget::Bytes)
+}
+
+/// A byte a segment may not hold: NUL, or a separator (`/` never reaches here undecoded,
+/// since segments are split on it; `%2F` does).
+fn changes_meaning(byte: u8) -> bool {
+    matches!(byte, 0 | b'/' | b'\\')
 }
 
 #[cfg(test)]
