@@ -11,6 +11,7 @@
 //! - `memory`: heaps against `host_memory_mb`, the report's size, the operator hook.
 //! - `residue`: what one session leaves in linear memory, searched for by the next.
 //! - `descriptors`: files held against `max_descriptors`.
+//! - `send_file`: heads and ranges past their bounds; sends to clients that never read.
 //! - `maildrop`: symlinked Maildirs and FIFOs (pop), a FIFO under shttp's `doc_root`.
 //! - `sqlite`: the SQLite pool as a door to the file system.
 //! - `logs`: forged lines and the stdout flood.
@@ -27,6 +28,7 @@ mod logs;
 mod maildrop;
 mod memory;
 mod residue;
+mod send_file;
 mod sqlite;
 
 use std::net::SocketAddr;

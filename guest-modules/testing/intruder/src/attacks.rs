@@ -6,12 +6,14 @@
 //! - `heap-retain N`: one unit retained N times;
 //! - `stats`: the status report through `stats` (its size);
 //! - `open N`: the file `f` of `doc_root` opened N times, held until the next line;
+//! - `send-file PATH HEAD OFFSET LENGTH TIMES`: a range of a `doc_root` file sent by the
+//!   host `TIMES` times, behind `HEAD` bytes each;
 //! - `db SQL`: the SQL on the pool option `db` names;
 //! - `log-forge`: log events, stdout and stderr lines carrying newlines, CR and ESC;
 //! - `stdout-flood N`: N lines on stdout.
 
 use serverkit_sdk::heap::{self, HeapError, HeapSpec};
-use serverkit_sdk::{config, database, filesystem, log, stats};
+use serverkit_sdk::{Connection, config, database, filesystem, log, stats};
 
 /// Answers one of the attacks above.
 pub fn run(words: &[&str]) -> String {
@@ -129,6 +131,30 @@ pub fn open_many(n: u64) -> (Vec<filesystem::File>, String) {
     }
     let answer = format!("opened {}", held.len());
     (held, answer)
+}
+
+/// `send-file PATH HEAD OFFSET LENGTH TIMES`: `TIMES` sends of the range of `PATH` beneath
+/// `doc_root`, each behind `HEAD` bytes of `h`; how many went, or the first refusal.
+pub fn send_file(
+    conn: &Connection,
+    path: &str,
+    head: usize,
+    (offset, length): (u64, u64),
+    times: u64,
+) -> String {
+    let Some(dir) = filesystem::granted_directory("doc_root") else {
+        return "no doc_root".into();
+    };
+    let file = match dir.open(path) {
+        Ok(file) => file,
+        Err(e) => return format!("open {e:?}"),
+    };
+    for sent in 0..times {
+        if let Err(e) = conn.send_file(&vec![b'h'; head], &file, offset, length) {
+            return format!("sent {sent}, then {e:?}");
+        }
+    }
+    format!("sent {times}")
 }
 
 /// `db SQL` on the pool option `db` names: the first cell of the first row, or the error.

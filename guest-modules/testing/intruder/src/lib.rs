@@ -10,7 +10,9 @@
 //!   `cert` and `key`.
 //! - `operator = heap` allocates heap units until refused; `operator = spin` never waits.
 //! - `report_hook = sleep` makes its `report` hook wait an hour.
-//! - A session answers one line per command line (see [`attacks`], [`cpu`] and [`residue`]).
+//! - A session answers one line per command line (see [`attacks`], [`cpu`] and [`residue`]);
+//!   `send-file PATH HEAD OFFSET LENGTH TIMES` has the host send a file of `doc_root`
+//!   `TIMES` times, each behind a head of `HEAD` bytes, whether the client reads or not.
 
 mod attacks;
 mod cpu;
@@ -138,6 +140,13 @@ impl Module for Intruder {
                     drop(held);
                     "released".into()
                 }
+                ["send-file", path, head, offset, length, times] => attacks::send_file(
+                    &conn,
+                    path,
+                    num(head) as usize,
+                    (num(offset), num(length)),
+                    num(times),
+                ),
                 ["db", ..] => attacks::query(line.trim_start()["db".len()..].trim()),
                 ["plant", seed] => residue::plant(num(seed)),
                 ["scan", seed] => residue::scan(num(seed)),
