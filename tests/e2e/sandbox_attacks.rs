@@ -140,7 +140,32 @@ pub fn descriptors_back_to(server: &Server, before: usize) {
     while open_descriptors(server) != before && start.elapsed() < Duration::from_secs(15) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(open_descriptors(server), before, "descriptors leaked");
+    assert_eq!(
+        open_descriptors(server),
+        before,
+        "descriptors leaked; the server holds:\n{}",
+        descriptor_targets(server).join("\n")
+    );
+}
+
+/// What each of the server's descriptors refers to (`/proc/PID/fd/N -> target`), so a
+/// failed leak check names what was left open.
+pub fn descriptor_targets(server: &Server) -> Vec<String> {
+    let dir = format!("/proc/{}/fd", server.pid());
+    let mut targets: Vec<String> = std::fs::read_dir(&dir)
+        .expect("the server's descriptors are readable")
+        .flatten()
+        .map(|fd| {
+            let target = std::fs::read_link(fd.path()).map(|t| t.display().to_string());
+            format!(
+                "{} -> {}",
+                fd.file_name().to_string_lossy(),
+                target.unwrap_or_default()
+            )
+        })
+        .collect();
+    targets.sort();
+    targets
 }
 
 /// The server's resident memory, in KiB.
