@@ -1,9 +1,11 @@
 //! CPU a running instance may use, counted in epoch ticks of wasm execution. A session's
 //! budget bounds the work between two waits for its client: every read of the client's
-//! bytes and every wait for the client to send or take bytes starts a new stretch, so a
-//! busy keep-alive connection is never cut off, while a runaway loop (which waits for
-//! nothing) is interrupted once it has used `session_cpu_ms`. An operator has no client:
-//! its budget refills with wall time instead, at [`OPERATOR_REFILL_SHARE`].
+//! bytes, every wait for the client to send or take bytes, and every
+//! [`STRETCH_BYTES`] the client took starts a new stretch, so a busy keep-alive connection
+//! or a long answer to a client that keeps up is never cut off, while a runaway loop
+//! (which waits for nothing and sends little) is interrupted once it has used
+//! `session_cpu_ms`. An operator has no client: its budget refills with wall time
+//! instead, at [`OPERATOR_REFILL_SHARE`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,10 +17,20 @@ use crate::engine::EPOCH_TICK;
 /// budget and is restarted with backoff.
 pub const OPERATOR_REFILL_SHARE: u64 = 10;
 
+/// Bytes taken by the client that start a new stretch, as a wait for the client does. A
+/// session streaming a long answer (a RETR of a large message) to a client that keeps up
+/// never waits for it, and each of its writes is taken at once: without this it was cut
+/// mid-answer once the answer took `session_cpu_ms`. A loop that sends less than this
+/// per `session_cpu_ms` is still cut. Bytes the kernel's send buffer takes for a client
+/// that never reads (a few MiB at most) count too, so such a loop gets a few stretches
+/// more, then waits for the client, using no CPU.
+pub const STRETCH_BYTES: u64 = 1 << 20;
+
 /// How a budget is given back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refill {
-    /// Whole again at every wait for the client ([`CpuBudget::waited`]).
+    /// Whole again at every wait for the client ([`CpuBudget::waited`]) and every
+    /// [`STRETCH_BYTES`] it took ([`CpuBudget::delivered`]).
     PerWait,
     /// One tick per [`OPERATOR_REFILL_SHARE`] ticks of wall time.
     WithTime,
@@ -28,6 +40,8 @@ pub enum Refill {
 #[derive(Debug)]
 pub struct CpuBudget {
     used: AtomicU64,
+    /// Bytes the client took in this stretch (`PerWait`).
+    delivered: AtomicU64,
     budget: u64,
     refill: Refill,
     /// Milliseconds after `start` at which the last tick was counted (`WithTime`).
@@ -45,6 +59,7 @@ impl CpuBudget {
     pub fn new(budget: Duration, refill: Refill) -> Self {
         CpuBudget {
             used: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
             budget: ticks(budget),
             refill,
             last_tick_ms: AtomicU64::new(0),
@@ -72,6 +87,18 @@ impl CpuBudget {
     pub fn waited(&self) {
         if self.refill == Refill::PerWait {
             self.used.store(0, Ordering::Relaxed);
+            self.delivered.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The client took `bytes` of the instance's answer: every [`STRETCH_BYTES`] of them
+    /// begin a new stretch (for `PerWait`).
+    pub fn delivered(&self, bytes: usize) {
+        if self.refill == Refill::PerWait {
+            let before = self.delivered.fetch_add(bytes as u64, Ordering::Relaxed);
+            if before + bytes as u64 >= STRETCH_BYTES {
+                self.waited();
+            }
         }
     }
 
@@ -110,6 +137,21 @@ mod tests {
         );
         assert!(cpu.tick(), "the fourth tick of one stretch is over");
         assert!(cpu.spent());
+    }
+
+    #[test]
+    fn a_session_budget_is_renewed_by_each_stretch_of_bytes_its_client_took() {
+        let cpu = CpuBudget::new(EPOCH_TICK * 2, Refill::PerWait);
+        assert!(!cpu.tick() && !cpu.tick());
+        cpu.delivered(STRETCH_BYTES as usize - 1);
+        assert!(cpu.tick(), "one byte short of a stretch renews nothing");
+        cpu.delivered(1);
+        assert!(!cpu.tick() && !cpu.tick(), "a whole stretch renews it");
+        cpu.delivered(STRETCH_BYTES as usize - 1);
+        cpu.waited();
+        cpu.delivered(1);
+        assert!(!cpu.tick() && !cpu.tick());
+        assert!(cpu.tick(), "a wait starts the count of bytes again");
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod waits;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-pub use cpu::{CpuBudget, Refill};
+pub use cpu::{CpuBudget, Refill, STRETCH_BYTES};
 pub use descriptors::{DescriptorPermit, Descriptors, ProcessDescriptors};
 pub use limit::{Budgets, FirstLimit, Limit};
 pub use memory::{Counter, HostCharge, InstanceLimiter};

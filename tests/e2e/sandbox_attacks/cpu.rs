@@ -1,7 +1,9 @@
 //! CPU (the brief's item 8; issue 12 item 3 for the operator): a session that spins is
 //! interrupted after `session_cpu_ms`; one that works between reads of its client is not,
-//! since each wait for the client renews the budget; an operator that never waits is
-//! interrupted and restarted with backoff. Echo is served meanwhile.
+//! since each wait for the client renews the budget, nor is one making a long answer for
+//! a client that takes it (each MiB taken renews it), while a trickle of bytes renews
+//! nothing; an operator that never waits is interrupted and restarted with backoff. Echo
+//! is served meanwhile.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -73,4 +75,45 @@ fn polling_unread_input_does_not_renew_the_cpu_budget() {
     );
     // The client sees the close before the server's log line is written.
     server.wait_for_log(&format!("session trapped: {SPENT}"), Duration::from_secs(5));
+}
+
+/// What a `work-while-sending` session ends with, read through its `x` bytes: the answer
+/// line, or `None` if the session was ended first.
+fn answer_after_the_bytes(session: &mut Intruder) -> (usize, Option<String>) {
+    let line = session.client().line().unwrap_or_default();
+    let answer = line.trim_start_matches('x');
+    let received = line.len() - answer.len();
+    (received, (!answer.is_empty()).then(|| answer.to_string()))
+}
+
+#[test]
+fn a_long_answer_to_a_client_that_keeps_up_keeps_its_budget() {
+    let (server, intruder) = start("  session_cpu_ms = 300", "");
+    let mut session = Intruder::connect(intruder);
+    // 2 s of work past a 300 ms budget, never a read or a wait for the client: 256 KiB
+    // after every 25 ms, a stretch of 1 MiB in about 100 ms of work.
+    session.client().send("work-while-sending 25 2000 262144");
+    let (received, answer) = answer_after_the_bytes(&mut session);
+    let answer = answer.unwrap_or_else(|| panic!("cut after {received} bytes"));
+    assert_eq!(
+        answer,
+        format!("sent {received} bytes in stretches of 25 ms"),
+        "every byte sent arrived"
+    );
+    assert!(received >= 8 << 20, "{received} bytes in 2 s");
+    assert!(!server.log().contains("session_cpu_ms"), "{}", server.log());
+}
+
+#[test]
+fn a_trickle_of_bytes_does_not_renew_the_cpu_budget() {
+    let (mut server, intruder) = start("  session_cpu_ms = 300", "");
+    let mut session = Intruder::connect(intruder);
+    // 3 s of work with 1 KiB sent after every 25 ms: 120 KiB in all, never a stretch.
+    let started = Instant::now();
+    session.client().send("work-while-sending 25 3000 1024");
+    let (received, answer) = answer_after_the_bytes(&mut session);
+    assert_eq!(answer, None, "after {:?}", started.elapsed());
+    assert!(received < 64 << 10, "{received} bytes before the cut");
+    server.wait_for_log(&format!("session trapped: {SPENT}"), Duration::from_secs(5));
+    bystander_served(&server, "after the trickling session");
 }

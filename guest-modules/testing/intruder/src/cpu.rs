@@ -7,7 +7,11 @@
 //!   session);
 //! - `poll-spin MS TOTAL`: stretches of MS milliseconds of work for TOTAL milliseconds,
 //!   each followed by a poll of the client's input that never reads it, so that bytes
-//!   the client left unread make every poll return at once.
+//!   the client left unread make every poll return at once;
+//! - `work-while-sending MS TOTAL BYTES`: stretches of MS milliseconds of work for TOTAL
+//!   milliseconds, each followed by BYTES bytes (`x`) sent to the client and never a read:
+//!   a long answer made piece by piece for a client that keeps up, or, with few bytes, a
+//!   loop sending a trickle to keep its budget.
 
 use std::io::{BufRead, Write};
 
@@ -59,4 +63,21 @@ pub fn poll_spin(input: &InputStream, ms: u64, total: u64) -> String {
         input.subscribe().block();
     }
     format!("poll-spun {total} ms")
+}
+
+/// `work-while-sending`.
+pub fn work_while_sending(
+    output: &mut OutputStream,
+    ms: u64,
+    total: u64,
+    bytes: usize,
+) -> Result<String, String> {
+    let piece = vec![b'x'; bytes];
+    let (start, mut sent) = (now(), 0);
+    while now() - start < total * 1_000_000 {
+        work(ms);
+        output.write_all(&piece).map_err(|e| e.to_string())?;
+        sent += bytes;
+    }
+    Ok(format!("sent {sent} bytes in stretches of {ms} ms"))
 }

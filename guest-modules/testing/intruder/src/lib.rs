@@ -131,6 +131,9 @@ impl Module for Intruder {
                     cpu::work_between_reads(&mut input, &mut output, num(stretches), num(ms))?
                 }
                 ["poll-spin", ms, total] => cpu::poll_spin(input.get_ref(), num(ms), num(total)),
+                ["work-while-sending", ms, total, bytes] => {
+                    cpu::work_while_sending(&mut output, num(ms), num(total), num(bytes) as usize)?
+                }
                 ["open", n] => {
                     let (held, answer) = attacks::open_many(num(n));
                     writeln!(output, "{answer}").map_err(|e| e.to_string())?;

@@ -29,7 +29,7 @@ use crate::contract::bindings::connection::{
     Host, HostConnection, ReceiveError, SendError, SendKind, ShutdownType,
 };
 use crate::contract::bindings::prestart::ListenerId;
-use crate::meter::{Channel, InstanceMeter};
+use crate::meter::{Channel, CpuBudget, InstanceMeter};
 
 /// What the connection interface reaches of an instance.
 pub struct ConnectionView<'a> {
@@ -109,6 +109,28 @@ impl Activity {
         self.start.elapsed().saturating_sub(last)
     }
 }
+
+/// Where the bytes a client took are counted: its connection's activity (the idle
+/// timeout) and its session's CPU budget (a new stretch every
+/// [`STRETCH_BYTES`](crate::meter::STRETCH_BYTES)).
+#[derive(Clone)]
+pub(super) struct Delivery {
+    activity: Arc<Activity>,
+    cpu: Arc<CpuBudget>,
+}
+
+impl Delivery {
+    fn new(activity: Arc<Activity>, cpu: Arc<CpuBudget>) -> Self {
+        Delivery { activity, cpu }
+    }
+
+    /// The socket took `bytes` for the client.
+    pub(super) fn sent(&self, bytes: usize) {
+        self.activity.touch();
+        self.cpu.delivered(bytes);
+    }
+}
+
 /// The host side of a `connection` resource.
 pub struct ClientConnection {
     socket: Arc<Transport>,
@@ -150,6 +172,15 @@ impl ClientConnection {
 }
 
 impl ClientConnection {
+    /// What a transfer by the host (send-file, STARTTLS) needs, `cpu` the session's budget.
+    fn transfer(&self, cpu: &Arc<CpuBudget>) -> send_file::Transfer {
+        send_file::Transfer {
+            socket: self.socket.clone(),
+            delivery: Delivery::new(self.activity.clone(), cpu.clone()),
+            outgoing: self.outgoing.clone(),
+        }
+    }
+
     /// Its transport, for the session to count TLS handshakes once it ends.
     pub fn transport(&self) -> Arc<Transport> {
         self.socket.clone()
@@ -254,12 +285,7 @@ impl HostConnection for ConnectionView<'_> {
         offset: u64,
         length: u64,
     ) -> wasmtime::Result<Result<u64, SendError>> {
-        let c = self.table.get(&conn)?;
-        let transfer = send_file::Transfer {
-            socket: c.socket.clone(),
-            activity: c.activity.clone(),
-            outgoing: c.outgoing.clone(),
-        };
+        let transfer = self.table.get(&conn)?.transfer(&self.meter.cpu);
         let file = self.table.get(&file)?;
         let (fd, size, kind) = (file.fd.clone(), file.metadata.size, file.metadata.kind);
         if head.len() > self.meter.module.budgets.buffered {
@@ -283,12 +309,7 @@ impl HostConnection for ConnectionView<'_> {
                 "no certificate was prepared in prestart (prepare-tls)".into()
             ));
         };
-        let c = self.table.get(&conn)?;
-        let transfer = send_file::Transfer {
-            socket: c.socket.clone(),
-            activity: c.activity.clone(),
-            outgoing: c.outgoing.clone(),
-        };
+        let transfer = self.table.get(&conn)?.transfer(&self.meter.cpu);
         Ok(start_tls::start(&transfer, &reply, config).await)
     }
 

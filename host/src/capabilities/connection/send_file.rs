@@ -19,7 +19,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
-use super::Activity;
+use super::Delivery;
 use super::streams::{Outgoing, lock};
 use super::transport::Transport;
 use crate::capabilities::files::blocking;
@@ -45,7 +45,7 @@ const SMALL_RANGE_BYTES: u64 = 16 * 1024;
 /// What a transfer needs from the connection.
 pub(super) struct Transfer {
     pub socket: Arc<Transport>,
-    pub activity: Arc<Activity>,
+    pub delivery: Delivery,
     pub outgoing: Arc<Mutex<Outgoing>>,
 }
 
@@ -94,7 +94,7 @@ impl Transfer {
         loop {
             {
                 let mut out = lock(&self.outgoing);
-                out.push(&self.socket, &self.activity);
+                out.push(&self.socket, &self.delivery);
                 if let Some(e) = out.take_failure() {
                     return Err(e);
                 }
@@ -111,13 +111,15 @@ impl Transfer {
         loop {
             while !bytes.is_empty() {
                 match self.socket.try_write(bytes) {
-                    Ok(n) => bytes = &bytes[n..],
+                    Ok(n) => {
+                        self.delivery.sent(n);
+                        bytes = &bytes[n..];
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) => return Err(e),
                 }
             }
             if bytes.is_empty() && self.socket.flush()? {
-                self.activity.touch();
                 return Ok(());
             }
             self.socket.socket.writable().await?;
@@ -157,7 +159,7 @@ impl Transfer {
             tcp.writable().await?;
             match tcp.try_io(Interest::WRITABLE, || socket.send_with_flags(bytes, flags)) {
                 Ok(n) => {
-                    self.activity.touch();
+                    self.delivery.sent(n);
                     bytes = &bytes[n..];
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -180,7 +182,7 @@ impl Transfer {
             match sent {
                 // The file shrank under us: stop rather than spin.
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(_) => self.activity.touch(),
+                Ok(n) => self.delivery.sent(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),
             }

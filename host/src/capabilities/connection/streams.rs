@@ -1,8 +1,8 @@
 //! The `wasi:io` byte streams of a connection. Reads and writes are non-blocking
 //! `try_read`/`try_write` on the tokio socket; a guest's blocking read or write waits in
 //! `Pollable::ready`, so a waiting session costs no thread. Each wait is counted in its
-//! wait channel, and every byte from the client or wait for it starts a new stretch of the
-//! session's CPU budget.
+//! wait channel; every byte from the client, wait for it, and stretch of bytes it took
+//! starts a new stretch of the session's CPU budget.
 
 use std::io;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
 use super::transport::Transport;
-use super::{Activity, MAX_READ_BYTES};
+use super::{Activity, Delivery, MAX_READ_BYTES};
 use crate::contract::bindings::connection::SendKind;
 use crate::meter::{Channel, CpuBudget, FirstLimit, Limit, ModuleMeter, WaitChannels};
 
@@ -38,11 +38,11 @@ pub(super) struct Outgoing {
 
 impl Outgoing {
     /// Writes as much of `pending` as the socket takes now.
-    pub(super) fn push(&mut self, transport: &Transport, activity: &Activity) {
+    pub(super) fn push(&mut self, transport: &Transport, delivery: &Delivery) {
         while !self.pending.is_empty() && self.failed.is_none() {
             match transport.try_write(&self.pending) {
                 Ok(n) => {
-                    activity.touch();
+                    delivery.sent(n);
                     let _ = self.pending.split_to(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -141,7 +141,7 @@ impl Pollable for Reader {
 /// The output stream.
 pub(super) struct Writer {
     socket: Arc<Transport>,
-    activity: Arc<Activity>,
+    delivery: Delivery,
     outgoing: Arc<Mutex<Outgoing>>,
     sending: Arc<AtomicU8>,
     meter: StreamMeter,
@@ -161,7 +161,7 @@ impl Writer {
         let permit = meter.module.budgets.buffered;
         Writer {
             socket,
-            activity,
+            delivery: Delivery::new(activity, meter.cpu.clone()),
             outgoing,
             sending,
             meter,
@@ -171,7 +171,7 @@ impl Writer {
 
     fn push_pending(&self) -> MutexGuard<'_, Outgoing> {
         let mut out = lock(&self.outgoing);
-        out.push(&self.socket, &self.activity);
+        out.push(&self.socket, &self.delivery);
         out
     }
 
@@ -208,7 +208,7 @@ impl OutputStream for Writer {
             )));
         }
         out.pending = bytes;
-        out.push(&self.socket, &self.activity);
+        out.push(&self.socket, &self.delivery);
         Ok(())
     }
 
