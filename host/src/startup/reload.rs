@@ -11,6 +11,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use anyhow::{Context, Result, anyhow, bail};
 use serverkit_c11n::{Config, Parsed};
 use wasmtime::Engine;
+use wasmtime::component::Linker;
 
 use super::HeldModule;
 use super::load::vocabulary;
@@ -19,7 +20,7 @@ use super::swap_rules::{Candidate, candidate, restart_needed};
 use crate::capabilities::listen::BoundListener;
 use crate::contract::version;
 use crate::engine::ComponentCache;
-use crate::instance::linker;
+use crate::instance::{InstanceState, linker};
 use crate::meter::ProcessDescriptors;
 use crate::modules::load::{LoadedModule, Loader};
 use crate::personality::{Personality, shown};
@@ -96,33 +97,36 @@ impl Plan {
 
 impl Reloader {
     /// Starts the reload thread (after the privilege drop: it runs unprivileged) and
-    /// returns where to send requests; the thread ends when every sender is gone.
+    /// returns where to send requests; the thread ends when every sender is gone. Its
+    /// runtime and linker are made here, not on the thread, so that once the server says
+    /// it is serving, hot swap is ready and holds every descriptor it will hold (a runtime
+    /// made later on the thread was four descriptors a leak check could see appear).
     pub fn start(self) -> Result<Sender<Request>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("failed to start the reload runtime")?;
+        let linker =
+            linker::build(&self.engine).context("failed to build the reload thread's linker")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("reload".into())
-            .spawn(move || self.run(rx))
+            .spawn(move || self.run(&runtime, &linker, rx))
             .context("failed to start the reload thread")?;
         Ok(tx)
     }
 
-    fn run(mut self, requests: Receiver<Request>) {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(e) => return tracing::error!("hot swap disabled: no reload runtime: {e}"),
-        };
-        let linker = match linker::build(&self.engine) {
-            Ok(linker) => linker,
-            Err(e) => return tracing::error!("hot swap disabled: {e:#}"),
-        };
+    fn run(
+        mut self,
+        runtime: &tokio::runtime::Runtime,
+        linker: &Linker<InstanceState>,
+        requests: Receiver<Request>,
+    ) {
         let cache = self.cache.clone();
         let engine = self.engine.clone();
         let loader = Loader {
             engine: &engine,
-            linker: &linker,
+            linker,
             cache: &cache,
         };
         while let Ok(request) = requests.recv() {
