@@ -14,7 +14,7 @@ use crate::fleet_fixture::{self, CLIENT, Check, Fleet, Haproxy, PROXY_OPTIONS, c
 use crate::harness::free_port;
 use crate::http::{Raw, run_in};
 use crate::metrics::{sample, scrape};
-use crate::pop_fixture::{Backend, PopClient, PopSetup};
+use crate::pop_fixture::{self, Backend, PopClient, PopSetup};
 use crate::tls::make_pem;
 
 /// A POP3 client connected from `source` to `to`, greeting read; with its local address.
@@ -209,20 +209,7 @@ fn the_maildrop_lock_and_deletions_hold_across_the_two_nodes() {
 /// A session on `node` logged in as `user` once the maildrop's lock, held by a session
 /// that just ended on either node, is free.
 fn fleet_login_when_free(fleet: &Fleet, node: usize, user: &str, password: &str) -> PopClient {
-    let start = std::time::Instant::now();
-    loop {
-        let mut c = pop_on(fleet, node, [192, 0, 2, 3]);
-        c.ok(&format!("USER {user}"));
-        let reply = c.cmd(&format!("PASS {password}"));
-        if reply.starts_with("+OK") {
-            return c;
-        }
-        assert!(
-            reply.starts_with("-ERR [IN-USE]") && start.elapsed() < Duration::from_secs(10),
-            "login as {user}: {reply}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    pop_fixture::login_when_free(|| pop_on(fleet, node, [192, 0, 2, 3]), user, password)
 }
 
 #[test]

@@ -57,24 +57,7 @@ fn add_users(fleet: &Fleet) {
             std::fs::write(maildir.join(name), body).unwrap();
         }
     }
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-        ])
-        .args(["test", "-c", &sql])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    fleet.setup.execute(&sql);
     if is_root() {
         let status = Command::new("chown")
             .args(["-R", "65534:65534"])

@@ -347,20 +347,7 @@ impl PopServer {
     /// A client logged in as `user` once a session that just ended has released the
     /// maildrop's lock (its end is noticed by the server shortly after the client's).
     pub fn login_when_free(&self, user: &str, password: &str) -> PopClient {
-        let start = std::time::Instant::now();
-        loop {
-            let mut c = self.client();
-            c.ok(&format!("USER {user}"));
-            let reply = c.cmd(&format!("PASS {password}"));
-            if reply.starts_with("+OK") {
-                return c;
-            }
-            assert!(
-                reply.starts_with("-ERR [IN-USE]") && start.elapsed() < Duration::from_secs(10),
-                "login as {user}: {reply}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        login_when_free(|| self.client(), user, password)
     }
 
     /// A client logged in as `user`.
@@ -369,6 +356,25 @@ impl PopServer {
         c.ok(&format!("USER {user}"));
         c.ok(&format!("PASS {password}"));
         c
+    }
+}
+
+/// A client from `connect` logged in as `user` once the maildrop is free: a session that
+/// just ended releases its lock shortly after its client saw the end.
+pub fn login_when_free(connect: impl Fn() -> PopClient, user: &str, password: &str) -> PopClient {
+    let start = std::time::Instant::now();
+    loop {
+        let mut c = connect();
+        c.ok(&format!("USER {user}"));
+        let reply = c.cmd(&format!("PASS {password}"));
+        if reply.starts_with("+OK") {
+            return c;
+        }
+        assert!(
+            reply.starts_with("-ERR [IN-USE]") && start.elapsed() < Duration::from_secs(10),
+            "login as {user}: {reply}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
