@@ -12,6 +12,7 @@
 //! - `residue`: what one session leaves in linear memory, searched for by the next.
 //! - `descriptors`: files held against `max_descriptors`.
 //! - `send_file`: heads and ranges past their bounds; sends to clients that never read.
+//! - `handshake`: a write held back until the client's TLS hello, which never comes.
 //! - `maildrop`: symlinked Maildirs and FIFOs (pop), a FIFO under shttp's `doc_root`.
 //! - `sqlite`: the SQLite pool as a door to the file system.
 //! - `logs`: forged lines and the stdout flood.
@@ -22,6 +23,7 @@
 mod cpu;
 mod descriptors;
 mod grants;
+mod handshake;
 mod hooks;
 mod leaks;
 mod logs;

@@ -21,9 +21,10 @@ pub const OPERATOR_REFILL_SHARE: u64 = 10;
 /// session streaming a long answer (a RETR of a large message) to a client that keeps up
 /// never waits for it, and each of its writes is taken at once: without this it was cut
 /// mid-answer once the answer took `session_cpu_ms`. A loop that sends less than this
-/// per `session_cpu_ms` is still cut. Bytes the kernel's send buffer takes for a client
-/// that never reads (a few MiB at most) count too, so such a loop gets a few stretches
-/// more, then waits for the client, using no CPU.
+/// per `session_cpu_ms` is still cut. Bytes taken for a client that never reads count
+/// too, up to the kernel's send buffer and the client's receive window (a few MiB with
+/// Linux's defaults), so such a loop gets a few stretches more, then waits for the
+/// client, using no CPU.
 pub const STRETCH_BYTES: u64 = 1 << 20;
 
 /// How a budget is given back.

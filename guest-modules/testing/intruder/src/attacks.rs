@@ -8,9 +8,13 @@
 //! - `open N`: the file `f` of `doc_root` opened N times, held until the next line;
 //! - `send-file PATH HEAD OFFSET LENGTH TIMES`: a range of a `doc_root` file sent by the
 //!   host `TIMES` times, behind `HEAD` bytes each;
+//! - `starttls-then-write N`: STARTTLS (the host answers `go`), then N bytes written
+//!   before anything is read, more than rustls holds before the client's hello;
 //! - `db SQL`: the SQL on the pool option `db` names;
 //! - `log-forge`: log events, stdout and stderr lines carrying newlines, CR and ESC;
 //! - `stdout-flood N`: N lines on stdout.
+
+use std::io::Write;
 
 use serverkit_sdk::heap::{self, HeapError, HeapSpec};
 use serverkit_sdk::{Connection, config, database, filesystem, log, stats};
@@ -155,6 +159,18 @@ pub fn send_file(
         }
     }
     format!("sent {times}")
+}
+
+/// `starttls-then-write N`: what came of the STARTTLS and of the N bytes (`x`) written
+/// through it before anything is read.
+pub fn starttls_then_write(conn: &Connection, output: &mut impl Write, bytes: usize) -> String {
+    if let Err(e) = conn.start_tls(b"go\n") {
+        return format!("start-tls {e}");
+    }
+    match output.write_all(&vec![b'x'; bytes]) {
+        Ok(()) => "written".into(),
+        Err(e) => format!("write {e}"),
+    }
 }
 
 /// `db SQL` on the pool option `db` names: the first cell of the first row, or the error.

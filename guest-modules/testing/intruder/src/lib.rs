@@ -150,6 +150,9 @@ impl Module for Intruder {
                     (num(offset), num(length)),
                     num(times),
                 ),
+                ["starttls-then-write", bytes] => {
+                    attacks::starttls_then_write(&conn, &mut output, num(bytes) as usize)
+                }
                 ["db", ..] => attacks::query(line.trim_start()["db".len()..].trim()),
                 ["plant", seed] => residue::plant(num(seed)),
                 ["scan", seed] => residue::scan(num(seed)),

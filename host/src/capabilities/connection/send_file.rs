@@ -102,7 +102,7 @@ impl Transfer {
                     return Ok(());
                 }
             }
-            self.socket.socket.writable().await?;
+            self.socket.writable().await?;
         }
     }
 
@@ -122,7 +122,7 @@ impl Transfer {
             if bytes.is_empty() && self.socket.flush()? {
                 return Ok(());
             }
-            self.socket.socket.writable().await?;
+            self.socket.writable().await?;
         }
     }
 

@@ -235,7 +235,7 @@ impl Pollable for Writer {
         }
         let _waiting = self.meter.waits.enter(self.channel());
         loop {
-            if let Err(e) = self.socket.socket.writable().await {
+            if let Err(e) = self.socket.writable().await {
                 lock(&self.outgoing).failed = Some(e);
                 return;
             }

@@ -228,6 +228,42 @@ impl Transport {
         }
     }
 
+    /// Waits until a blocked write may go further: until the socket takes more, or, while
+    /// the TLS handshake is unfinished with nothing queued to send, until the client's
+    /// next handshake bytes have come and been processed. Only they let the handshake,
+    /// and so the writes rustls holds back, go on: waiting for the socket to be writable
+    /// there returns at once, again and again, a spin no CPU budget charges (a module
+    /// writing more than rustls buffers before the client's hello).
+    pub async fn writable(&self) -> io::Result<()> {
+        if !self.handshake_awaits_client() {
+            return self.socket.writable().await;
+        }
+        self.socket.readable().await?;
+        let tls = self.tls.get().expect("a handshake is TLS");
+        let mut conn = Self::lock(tls);
+        match conn.read_tls(&mut Raw(&self.socket)) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            // Readiness was stale, and is cleared now.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let processed = conn.process_new_packets();
+        // Handshake replies, or the alert telling the peer what went wrong.
+        let _ = flush(&mut conn, &self.socket);
+        processed
+            .map(drop)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// Whether TLS is still handshaking with nothing to send: the client must speak next.
+    fn handshake_awaits_client(&self) -> bool {
+        self.tls.get().is_some_and(|tls| {
+            let conn = Self::lock(tls);
+            conn.is_handshaking() && !conn.wants_write()
+        })
+    }
+
     /// Waits until a read may find something: queued ciphertext (the handshake's) is
     /// written first, since the peer may wait for it before sending more.
     pub async fn readable(&self) -> io::Result<()> {
