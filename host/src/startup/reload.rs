@@ -81,6 +81,12 @@ pub struct Reloader {
     pub files_at_load: crate::modules::watch::Baseline,
 }
 
+/// What the reload thread works with, made by [`Reloader::make_tools`].
+pub struct ReloadTools {
+    runtime: tokio::runtime::Runtime,
+    linker: Linker<InstanceState>,
+}
+
 /// A reload's changes, all checked: applied together or not at all.
 struct Plan {
     config: Config,
@@ -96,22 +102,29 @@ impl Plan {
 }
 
 impl Reloader {
-    /// Starts the reload thread (after the privilege drop: it runs unprivileged) and
-    /// returns where to send requests; the thread ends when every sender is gone. Its
-    /// runtime and linker are made here, not on the thread, so that once the server says
-    /// it is serving, hot swap is ready and holds every descriptor it will hold (a runtime
-    /// made later on the thread was four descriptors a leak check could see appear).
-    pub fn start(self) -> Result<Sender<Request>> {
+    /// Makes the reload thread's runtime and linker. Called before any module serves, so
+    /// that a failure stops startup before a client is accepted, and so that once the
+    /// server says it is serving, hot swap is ready and holds every descriptor it will hold
+    /// (a runtime made later on the thread was four descriptors a leak check could see
+    /// appear).
+    pub fn make_tools(&self) -> Result<ReloadTools> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("failed to start the reload runtime")?;
         let linker =
             linker::build(&self.engine).context("failed to build the reload thread's linker")?;
+        Ok(ReloadTools { runtime, linker })
+    }
+
+    /// Starts the reload thread with `tools` (after the privilege drop: it runs
+    /// unprivileged) and returns where to send requests; the thread ends when every sender
+    /// is gone.
+    pub fn start(self, tools: ReloadTools) -> Result<Sender<Request>> {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("reload".into())
-            .spawn(move || self.run(&runtime, &linker, rx))
+            .spawn(move || self.run(&tools.runtime, &tools.linker, rx))
             .context("failed to start the reload thread")?;
         Ok(tx)
     }

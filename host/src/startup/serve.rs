@@ -33,8 +33,10 @@ pub fn serve(
     heaps: HeapRegistry,
     syslog: Option<Arc<Syslog>>,
 ) -> Result<()> {
-    // The host runtime first: it owns the pools every module's sessions query, and it
-    // is stopped last.
+    // Hot swap's tools first: a failure to make them stops startup before any client.
+    let reload_tools = reloader.make_tools()?;
+    // The host runtime next: it owns the pools every module's sessions query, and it is
+    // stopped last.
     let host = HostRuntime::start(pools)?;
     // Watch the stop signals before serving, so an early SIGTERM still drains.
     let control = tokio::runtime::Builder::new_current_thread()
@@ -70,7 +72,7 @@ pub fn serve(
     reloader.serving = Some(serving);
     let modules_dir = reloader.personality.modules_dir();
     let baseline = std::mem::take(&mut reloader.files_at_load);
-    let reload = reloader.start()?;
+    let reload = reloader.start(reload_tools)?;
     let files_changed = reload.clone();
     crate::modules::watch::spawn(modules_dir, baseline, move || {
         files_changed.send(Request::Files).is_ok()
