@@ -136,24 +136,34 @@ impl Transport {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
             }
-            if conn.read_tls(&mut Raw(&self.socket))? == 0 {
+            if self.receive_tls(&mut conn)? == 0 {
                 return Ok(0);
             }
-            let processed = conn.process_new_packets();
-            if let Err(e) = &processed
-                && self.plain_http(&conn, e)
-            {
-                // Not the alert: a client that spoke plain HTTP could not read it.
-                let _ = self.socket.try_write(PLAIN_HTTP_TO_HTTPS);
-                let _ = socket2::SockRef::from(self.socket.as_ref())
-                    .shutdown(std::net::Shutdown::Write);
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e.clone()));
-            }
-            // Handshake replies, or the alert telling the peer what went wrong.
-            let _ = flush(&mut conn, &self.socket);
-            if let Err(e) = processed {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-            }
+        }
+    }
+
+    /// Reads the ciphertext the socket holds into `conn` and processes it, writing what
+    /// that queues (handshake replies, or the alert telling the peer what went wrong);
+    /// the bytes read, `Ok(0)` at the end, `WouldBlock` when none were there.
+    fn receive_tls(&self, conn: &mut ServerConnection) -> io::Result<usize> {
+        let n = conn.read_tls(&mut Raw(&self.socket))?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let processed = conn.process_new_packets();
+        if let Err(e) = &processed
+            && self.plain_http(conn, e)
+        {
+            // Not the alert: a client that spoke plain HTTP could not read it.
+            let _ = self.socket.try_write(PLAIN_HTTP_TO_HTTPS);
+            let _ =
+                socket2::SockRef::from(self.socket.as_ref()).shutdown(std::net::Shutdown::Write);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e.clone()));
+        }
+        let _ = flush(conn, &self.socket);
+        match processed {
+            Ok(_) => Ok(n),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
         }
     }
 
@@ -240,20 +250,13 @@ impl Transport {
         }
         self.socket.readable().await?;
         let tls = self.tls.get().expect("a handshake is TLS");
-        let mut conn = Self::lock(tls);
-        match conn.read_tls(&mut Raw(&self.socket)) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(_) => {}
+        match self.receive_tls(&mut Self::lock(tls)) {
+            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => Ok(()),
             // Readiness was stale, and is cleared now.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(e),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(e),
         }
-        let processed = conn.process_new_packets();
-        // Handshake replies, or the alert telling the peer what went wrong.
-        let _ = flush(&mut conn, &self.socket);
-        processed
-            .map(drop)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
     /// Whether TLS is still handshaking with nothing to send: the client must speak next.
