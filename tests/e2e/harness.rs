@@ -240,6 +240,17 @@ impl Client {
         assert_eq!(self.line().as_deref(), Some(line));
     }
 
+    /// Whether the server has sent something not read yet, without waiting for it.
+    pub fn has_answer(&mut self) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return true;
+        }
+        self.writer.set_nonblocking(true).unwrap();
+        let peeked = self.writer.peek(&mut [0u8; 1]);
+        self.writer.set_nonblocking(false).unwrap();
+        matches!(peeked, Ok(n) if n > 0)
+    }
+
     /// The buffered reader, for raw reads.
     pub fn reader_mut(&mut self) -> &mut BufReader<TcpStream> {
         &mut self.reader

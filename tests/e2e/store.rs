@@ -296,6 +296,53 @@ fn a_persisted_store_survives_a_restart() {
     assert_eq!(ask(&mut client, "GET kept"), "VALUE across restarts");
 }
 
+/// An operator's `sqlite3` holding a write transaction on the store's file makes a
+/// persisted write wait (then fail, after SQLite's busy timeout): that session alone waits.
+/// The module's other sessions, on the same single worker, are answered meanwhile.
+#[test]
+fn a_locked_store_file_holds_up_only_the_writing_session() {
+    let port = free_port();
+    let personality = personality(port, "  store_persist = true\n  min_threads = 1", "");
+    let mut server = Server::spawn(&["run"], personality.path(), &[]);
+    server.addr = ([127, 0, 0, 1], port).into();
+    server.wait_for_log("serving", Duration::from_secs(60));
+    let mut writer = server.client();
+    let mut reader = server.client();
+    assert_eq!(ask(&mut writer, "SET a 1"), "OK");
+    assert_eq!(ask(&mut reader, "GET a"), "VALUE 1");
+
+    let operator = rusqlite::Connection::open(personality.path().join("store/kv.sqlite")).unwrap();
+    operator.execute_batch("BEGIN IMMEDIATE").unwrap();
+    writer.send("SET b 2");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(ask(&mut reader, "GET a"), "VALUE 1", "{}", server.log());
+    assert!(
+        !writer.has_answer(),
+        "the reader was answered while the write waited, not after it gave up: {}",
+        server.log()
+    );
+    let refused = writer.line().expect("an answer");
+    assert!(
+        refused.starts_with("ERR") && refused.contains("locked"),
+        "{refused}"
+    );
+    assert_eq!(
+        ask(&mut reader, "GET b"),
+        "NONE",
+        "a failed write changes nothing"
+    );
+
+    operator.execute_batch("COMMIT").unwrap();
+    assert_eq!(ask(&mut writer, "SET b 2"), "OK");
+    assert_eq!(ask(&mut reader, "GET b"), "VALUE 2");
+    let stored: Vec<u8> = operator
+        .query_row("SELECT value FROM store WHERE key = 'b'", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(stored, b"2");
+}
+
 /// Resident memory of process `pid`, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -31,11 +31,11 @@ impl Host for StoreView<'_> {
         value: Vec<u8>,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<(), StoreError>> {
-        Ok(self.store.set(&key, &value, ttl_ms, now_ms()))
+        Ok(self.store.set(&key, &value, ttl_ms, now_ms()).await)
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<bool> {
-        Ok(self.store.delete(&key, now_ms()))
+        Ok(self.store.delete(&key, now_ms()).await)
     }
 
     async fn compare_and_swap(
@@ -47,7 +47,8 @@ impl Host for StoreView<'_> {
     ) -> wasmtime::Result<Result<bool, StoreError>> {
         Ok(self
             .store
-            .compare_and_swap(&key, expected.as_deref(), new.as_deref(), ttl_ms, now_ms()))
+            .compare_and_swap(&key, expected.as_deref(), new.as_deref(), ttl_ms, now_ms())
+            .await)
     }
 
     async fn list_keys(

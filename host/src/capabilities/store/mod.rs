@@ -7,10 +7,12 @@
 //! never the server's memory. Keys and values are bounded by `store_max_key_bytes` and
 //! `store_max_value_kb` before anything is charged.
 //!
-//! One mutex per store, never held across an await: every call is a few map operations
-//! (and, when persisted, one SQLite statement), so two sessions' writes are ordered and
-//! compare-and-swap is atomic. Expired keys are dropped when they are read, and up to
-//! [`SWEEP_PER_CALL`] of them by each write; all of them before a write is refused.
+//! One mutex over the entries, never held across an await or a file write: every call
+//! is a few map operations, so two sessions' writes are ordered and compare-and-swap is
+//! atomic. A persisted store's writes also take its file's lock (an async one) and run on
+//! a blocking thread, so SQLite's waits never stall a worker. Expired keys read as absent;
+//! each write sweeps up to [`SWEEP_PER_CALL`] of them, and all of them before it is
+//! refused.
 
 pub mod host;
 pub mod persist;
@@ -65,8 +67,17 @@ pub struct StoreGrant {
 
 /// A module's keyed store.
 pub struct ModuleStore {
+    shared: Arc<Shared>,
+    /// The SQLite copy, when persisted. Its lock orders the writes: a write holds it from
+    /// its decision (sweep, charge, compare-and-swap's check) until memory has changed,
+    /// awaiting it rather than blocking a worker. Reads never take it.
+    disk: Option<Arc<tokio::sync::Mutex<Persisted>>>,
+}
+
+/// What a write running on a blocking thread reaches: the entries and the meter.
+struct Shared {
     meter: Arc<ModuleMeter>,
-    inner: Mutex<Entries>,
+    entries: Mutex<Entries>,
 }
 
 #[derive(Default)]
@@ -76,7 +87,6 @@ struct Entries {
     expiring: BTreeSet<(u64, String)>,
     /// Bytes charged to the meter.
     charged: usize,
-    db: Option<Persisted>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,12 +133,51 @@ pub struct StoreStats {
     pub persisted: bool,
 }
 
+/// One change a write asks for, owned so it can run on a blocking thread.
+#[derive(Debug, Clone)]
+enum Change {
+    /// Set `key` to `value`, expiring at `expires`.
+    Put {
+        key: String,
+        value: Vec<u8>,
+        expires: Option<u64>,
+    },
+    /// Delete `key`.
+    Delete { key: String },
+    /// When `key` holds `expected` (`None`: absent), make the change.
+    Swap {
+        expected: Option<Vec<u8>>,
+        then: Box<Change>,
+    },
+}
+
+impl Change {
+    fn key(&self) -> &str {
+        match self {
+            Change::Put { key, .. } | Change::Delete { key } => key,
+            Change::Swap { then, .. } => then.key(),
+        }
+    }
+}
+
+/// What a write did.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    /// The change was made; for a delete, whether the key held a live value.
+    Done { was_live: bool },
+    /// Compare-and-swap found another value.
+    Unchanged,
+}
+
 impl ModuleStore {
     /// An empty store in memory, charged to `meter`.
     pub fn in_memory(meter: Arc<ModuleMeter>) -> Self {
         ModuleStore {
-            meter,
-            inner: Mutex::default(),
+            shared: Arc::new(Shared {
+                meter,
+                entries: Mutex::default(),
+            }),
+            disk: None,
         }
     }
 
@@ -136,66 +185,54 @@ impl ModuleStore {
     /// missing) with every live entry loaded and charged. Fails if what is kept no longer
     /// fits `store_mb`.
     pub fn open(module: &str, grant: &StoreGrant, meter: Arc<ModuleMeter>) -> Result<Self> {
-        let store = ModuleStore::in_memory(meter);
+        let mut store = ModuleStore::in_memory(meter);
         let Some(path) = &grant.persist else {
             return Ok(store);
         };
         let db = Persisted::open(path)?;
-        let now = now_ms();
         {
-            let mut entries = store.lock();
-            for (key, value, expires) in db.load(now)? {
+            let meter = &store.shared.meter;
+            let mut entries = store.shared.lock();
+            for (key, value, expires) in db.load(now_ms())? {
                 let bytes = cost(&key, &value, expires);
-                if !store
-                    .meter
-                    .store
-                    .charge_within(bytes, store.meter.budgets.store)
-                {
+                if !meter.store.charge_within(bytes, meter.budgets.store) {
                     bail!(
                         "module `{module}`: its persisted store `{}` holds more than {} allows; raise it or delete keys",
                         path.display(),
-                        store.meter.setting(crate::meter::Limit::Store)
+                        meter.setting(crate::meter::Limit::Store)
                     );
                 }
                 entries.charged += bytes;
                 entries.insert(key, Entry { value, expires });
             }
-            entries.db = Some(db);
         }
+        store.disk = Some(Arc::new(tokio::sync::Mutex::new(db)));
         Ok(store)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Entries> {
-        // Each mutation's bookkeeping completes before anything that could panic.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Figures for the report.
     pub fn stats(&self) -> StoreStats {
-        let entries = self.lock();
+        let entries = self.shared.lock();
         StoreStats {
             keys: entries.map.len(),
             bytes: entries.charged,
-            budget: self.meter.budgets.store,
-            persisted: entries.db.is_some(),
+            budget: self.shared.meter.budgets.store,
+            persisted: self.disk.is_some(),
         }
     }
 
-    /// The value of `key` at time `now`.
+    /// The value of `key` at time `now`. An expired key reads as absent; writes sweep it.
     pub fn get(&self, key: &str, now: u64) -> Option<Vec<u8>> {
-        let mut entries = self.lock();
-        match entries.map.get(key) {
-            Some(entry) if entry.live(now) => Some(entry.value.clone()),
-            Some(_) => {
-                entries.remove(key, &self.meter);
-                None
-            }
-            None => None,
-        }
+        let entries = self.shared.lock();
+        entries
+            .map
+            .get(key)
+            .filter(|entry| entry.live(now))
+            .map(|entry| entry.value.clone())
     }
 
     /// Sets `key` to `value`, expiring `ttl_ms` after `now` if given.
-    pub fn set(
+    pub async fn set(
         &self,
         key: &str,
         value: &[u8],
@@ -203,21 +240,26 @@ impl ModuleStore {
         now: u64,
     ) -> Result<(), StoreError> {
         self.check(key, Some(value))?;
-        let mut entries = self.lock();
-        entries.sweep(now, SWEEP_PER_CALL, &self.meter);
-        entries.put(key, value, deadline(now, ttl_ms), now, &self.meter)
+        let change = Change::Put {
+            key: key.into(),
+            value: value.into(),
+            expires: deadline(now, ttl_ms),
+        };
+        self.write(change, now).await.map(drop)
     }
 
     /// Deletes `key`; whether it held a live value.
-    pub fn delete(&self, key: &str, now: u64) -> bool {
-        let mut entries = self.lock();
-        let live = entries.map.get(key).is_some_and(|e| e.live(now));
-        entries.remove(key, &self.meter);
-        live
+    pub async fn delete(&self, key: &str, now: u64) -> bool {
+        let change = Change::Delete { key: key.into() };
+        // A delete's failure on disk is logged by the write; memory forgets the key.
+        matches!(
+            self.write(change, now).await,
+            Ok(Outcome::Done { was_live: true })
+        )
     }
 
     /// Sets `key` to `new` (deletes it for `None`) if it holds `expected` now.
-    pub fn compare_and_swap(
+    pub async fn compare_and_swap(
         &self,
         key: &str,
         expected: Option<&[u8]>,
@@ -226,29 +268,43 @@ impl ModuleStore {
         now: u64,
     ) -> Result<bool, StoreError> {
         self.check(key, new)?;
-        let mut entries = self.lock();
-        entries.sweep(now, SWEEP_PER_CALL, &self.meter);
-        let current = entries
-            .map
-            .get(key)
-            .filter(|e| e.live(now))
-            .map(|e| e.value.as_slice());
-        if current != expected {
-            return Ok(false);
-        }
-        match new {
-            Some(value) => entries.put(key, value, deadline(now, ttl_ms), now, &self.meter)?,
-            None => {
-                entries.remove(key, &self.meter);
-            }
-        }
-        Ok(true)
+        let then = match new {
+            Some(value) => Change::Put {
+                key: key.into(),
+                value: value.into(),
+                expires: deadline(now, ttl_ms),
+            },
+            None => Change::Delete { key: key.into() },
+        };
+        let change = Change::Swap {
+            expected: expected.map(<[u8]>::to_vec),
+            then: Box::new(then),
+        };
+        Ok(self.write(change, now).await? != Outcome::Unchanged)
+    }
+
+    /// Makes `change`: in memory at once, or, when persisted, on a blocking thread (the
+    /// file first, then memory) under the disk's lock, so a write that waits for SQLite
+    /// (a checkpoint's sync, a lock an operator's `sqlite3` holds) waits off the worker and
+    /// every other session of the module goes on. Once started on that thread the write
+    /// completes even if the session goes, so memory, file and meter stay in step.
+    async fn write(&self, change: Change, now: u64) -> Result<Outcome, StoreError> {
+        let Some(disk) = &self.disk else {
+            let mut entries = self.shared.lock();
+            let plan = entries.plan(&change, now, &self.shared.meter)?;
+            return Ok(entries.commit(change, plan, now, &self.shared.meter));
+        };
+        let db = disk.clone().lock_owned().await;
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || shared.write_through(&db, change, now))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Io(format!("the store's write failed: {e}"))))
     }
 
     /// Live keys starting with `prefix`, after `after`, at most `limit` (and
     /// [`MAX_LIST`]).
     pub fn list(&self, prefix: &str, after: Option<&str>, limit: u32, now: u64) -> Vec<String> {
-        let entries = self.lock();
+        let entries = self.shared.lock();
         let start = match after {
             Some(after) if after >= prefix => Bound::Excluded(after),
             _ => Bound::Included(prefix),
@@ -265,7 +321,7 @@ impl ModuleStore {
 
     /// Refuses a key or value past the section's bounds, before anything is charged.
     fn check(&self, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
-        let budgets = &self.meter.budgets;
+        let budgets = &self.shared.meter.budgets;
         if key.is_empty() {
             return Err(StoreError::InvalidKey("the key is empty".into()));
         }
@@ -289,7 +345,63 @@ impl ModuleStore {
     }
 }
 
-impl Drop for ModuleStore {
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Entries> {
+        // Each mutation's bookkeeping completes before anything that could panic.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A persisted write, on a blocking thread holding the disk's lock: decide and
+    /// charge in memory, write the file, then change memory. The entries' lock is taken
+    /// only for the two memory steps, never across the file's write, so reads go on.
+    fn write_through(
+        &self,
+        db: &Persisted,
+        change: Change,
+        now: u64,
+    ) -> Result<Outcome, StoreError> {
+        let plan = self.lock().plan(&change, now, &self.meter)?;
+        let mut deletes: Vec<&str> = plan.swept().iter().map(String::as_str).collect();
+        let mut put = None;
+        match (&plan, &change) {
+            (Plan::Skip { .. }, _) => {}
+            (_, Change::Swap { then, .. }) => match then.as_ref() {
+                Change::Put {
+                    key,
+                    value,
+                    expires,
+                } => put = Some((key.as_str(), &value[..], *expires)),
+                other => deletes.push(other.key()),
+            },
+            (
+                _,
+                Change::Put {
+                    key,
+                    value,
+                    expires,
+                },
+            ) => put = Some((key.as_str(), &value[..], *expires)),
+            (_, Change::Delete { key }) => deletes.push(key),
+        }
+        if (put.is_some() || !deletes.is_empty())
+            && let Err(e) = db.apply(&deletes, put)
+        {
+            if put.is_some() {
+                // The file is written before memory changes, so a failed put leaves both
+                // as they were (keys its sweep removed had expired: the next start drops
+                // them from the file).
+                self.meter.release_store(plan.growth());
+                return Err(StoreError::Io(format!("{e:#}")));
+            }
+            // A delete has no error to carry: memory forgets the key, the file keeps it
+            // until it is written again, and a restart brings it back.
+            tracing::warn!("store: failed to delete persisted keys: {e:#}");
+        }
+        Ok(self.lock().commit(change, plan, now, &self.meter))
+    }
+}
+
+impl Drop for Shared {
     fn drop(&mut self) {
         let charged = self.lock().charged;
         self.meter.release_store(charged);
@@ -298,6 +410,35 @@ impl Drop for ModuleStore {
 
 fn deadline(now: u64, ttl_ms: Option<u64>) -> Option<u64> {
     ttl_ms.map(|ttl| now.saturating_add(ttl))
+}
+
+/// What a write decided before anything is written: the keys its sweep removed from
+/// memory (to delete from the file too) and what it charged.
+#[derive(Debug)]
+enum Plan {
+    /// Compare-and-swap found another value: nothing to change but what was swept.
+    Skip { swept: Vec<String> },
+    /// Make the change; `growth` is charged already, `shrink` given back at the commit.
+    Make {
+        swept: Vec<String>,
+        growth: usize,
+        shrink: usize,
+    },
+}
+
+impl Plan {
+    fn swept(&self) -> &[String] {
+        match self {
+            Plan::Skip { swept } | Plan::Make { swept, .. } => swept,
+        }
+    }
+
+    fn growth(&self) -> usize {
+        match self {
+            Plan::Skip { .. } => 0,
+            Plan::Make { growth, .. } => *growth,
+        }
+    }
 }
 
 impl Entries {
@@ -320,22 +461,39 @@ impl Entries {
             .map_or(0, |e| cost(key, &e.value, e.expires))
     }
 
-    /// Puts `key`, charging the difference in cost first; persisted before memory
-    /// changes, so a failed write leaves both as they were.
-    fn put(
-        &mut self,
-        key: &str,
-        value: &[u8],
-        expires: Option<u64>,
-        now: u64,
-        meter: &ModuleMeter,
-    ) -> Result<(), StoreError> {
-        let new = cost(key, value, expires);
+    /// Decides `change`: sweeps up to [`SWEEP_PER_CALL`] expired keys, checks
+    /// compare-and-swap's expectation and charges a put's growth (sweeping every expired
+    /// key before refusing it).
+    fn plan(&mut self, change: &Change, now: u64, meter: &ModuleMeter) -> Result<Plan, StoreError> {
+        let mut swept = self.sweep(now, SWEEP_PER_CALL, meter);
+        let change = match change {
+            Change::Swap { expected, then } => {
+                let current = self.map.get(then.key()).filter(|e| e.live(now));
+                if current.map(|e| &e.value) != expected.as_ref() {
+                    return Ok(Plan::Skip { swept });
+                }
+                then
+            }
+            change => change,
+        };
+        let Change::Put {
+            key,
+            value,
+            expires,
+        } = change
+        else {
+            return Ok(Plan::Make {
+                swept,
+                growth: 0,
+                shrink: 0,
+            });
+        };
+        let new = cost(key, value, *expires);
         let mut old = self.cost_of(key);
         let mut growth = new.saturating_sub(old);
         if growth > 0 && !meter.store.charge_within(growth, meter.budgets.store) {
             // Room held by expired keys is the module's before it is refused.
-            self.sweep(now, usize::MAX, meter);
+            swept.extend(self.sweep(now, usize::MAX, meter));
             old = self.cost_of(key);
             growth = new.saturating_sub(old);
             if !meter.charge_store(growth) {
@@ -347,58 +505,67 @@ impl Entries {
                 )));
             }
         }
-        if let Some(db) = &self.db
-            && let Err(e) = db.put(key, value, expires)
-        {
-            meter.release_store(growth);
-            return Err(StoreError::Io(format!("{e:#}")));
-        }
-        self.charged += growth;
-        let shrink = old.saturating_sub(new);
-        self.charged -= shrink;
-        meter.release_store(shrink);
-        self.insert(
-            key.to_string(),
-            Entry {
-                value: value.to_vec(),
-                expires,
-            },
-        );
-        Ok(())
+        Ok(Plan::Make {
+            swept,
+            growth,
+            shrink: old.saturating_sub(new),
+        })
     }
 
-    /// Removes `key` and gives back its cost; whether it was there.
-    fn remove(&mut self, key: &str, meter: &ModuleMeter) -> bool {
-        let Some(entry) = self.map.remove(key) else {
-            return false;
+    /// Makes in memory what [`Entries::plan`] decided.
+    fn commit(&mut self, change: Change, plan: Plan, now: u64, meter: &ModuleMeter) -> Outcome {
+        let Plan::Make { growth, shrink, .. } = plan else {
+            return Outcome::Unchanged;
         };
+        let change = match change {
+            Change::Swap { then, .. } => *then,
+            change => change,
+        };
+        match change {
+            Change::Put {
+                key,
+                value,
+                expires,
+            } => {
+                self.charged += growth;
+                self.charged -= shrink;
+                meter.release_store(shrink);
+                self.insert(key, Entry { value, expires });
+                Outcome::Done { was_live: true }
+            }
+            Change::Delete { key } => Outcome::Done {
+                was_live: self.remove(&key, meter).is_some_and(|e| e.live(now)),
+            },
+            Change::Swap { .. } => unreachable!("a swap's change is a put or a delete"),
+        }
+    }
+
+    /// Removes `key` from memory and gives back its cost; its entry if it was there.
+    fn remove(&mut self, key: &str, meter: &ModuleMeter) -> Option<Entry> {
+        let entry = self.map.remove(key)?;
         if let Some(at) = entry.expires {
             self.expiring.remove(&(at, key.to_string()));
-        }
-        if let Some(db) = &self.db
-            && let Err(e) = db.delete(key)
-        {
-            // Memory and disk differ until the key is written again; a restart brings it
-            // back. Logged, since the guest's call has no error to carry it.
-            tracing::warn!("store: failed to delete a persisted key: {e:#}");
         }
         let bytes = cost(key, &entry.value, entry.expires);
         self.charged -= bytes;
         meter.release_store(bytes);
-        true
+        Some(entry)
     }
 
-    /// Removes up to `most` entries expired at `now`.
-    fn sweep(&mut self, now: u64, most: usize, meter: &ModuleMeter) {
-        for _ in 0..most {
+    /// Removes up to `most` entries expired at `now`; their keys.
+    fn sweep(&mut self, now: u64, most: usize, meter: &ModuleMeter) -> Vec<String> {
+        let mut swept = Vec::new();
+        while swept.len() < most {
             let Some((at, key)) = self.expiring.first().cloned() else {
-                return;
+                break;
             };
             if at > now {
-                return;
+                break;
             }
             self.remove(&key, meter);
+            swept.push(key);
         }
+        swept
     }
 }
 

@@ -7,10 +7,10 @@
 //! files, so the connection keeps every descriptor it needs after the privilege drop and
 //! never has to create a file in a directory the service user may not write.
 //!
-//! Writes run on the calling session's worker thread, under the store's lock, so the file
-//! is changed in the order memory is: about 65 µs a `set` in a debug build (2 µs in
-//! memory), no fsync but at a checkpoint. A write-behind thread would take that off the
-//! serving path at the price of a flush at shutdown; not needed yet.
+//! Writes run on the module's blocking threads, one at a time under the file's lock, so
+//! the file is changed in the order memory is, and a write that waits (a checkpoint's
+//! fsync, a lock another connection holds, up to [`BUSY_TIMEOUT`]) holds up only the
+//! sessions writing this store, never a worker. No fsync but at a checkpoint.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
@@ -67,6 +67,13 @@ impl Persisted {
         Ok(Persisted { conn })
     }
 
+    /// How long a write waits for another connection's lock (tests: longer than the
+    /// default, so a test decides when the lock goes).
+    #[cfg(test)]
+    pub fn wait_for_locks(&self, wait: std::time::Duration) {
+        self.conn.busy_timeout(wait).unwrap();
+    }
+
     /// Every entry not expired at `now` (milliseconds since the epoch); expired ones are
     /// deleted.
     pub fn load(&self, now: u64) -> Result<Vec<Row>> {
@@ -88,24 +95,29 @@ impl Persisted {
         Ok(rows)
     }
 
-    /// Writes one entry.
-    pub fn put(&self, key: &str, value: &[u8], expires: Option<u64>) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO store (key, value, expires) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
-            )?
-            .execute(params![key, value, expires.map(|e| e as i64)])
-            .context("failed to write the persisted store")?;
-        Ok(())
-    }
-
-    /// Deletes one entry.
-    pub fn delete(&self, key: &str) -> Result<()> {
-        self.conn
-            .prepare_cached("DELETE FROM store WHERE key = ?1")?
-            .execute([key])
-            .context("failed to delete from the persisted store")?;
-        Ok(())
+    /// In one transaction: deletes `deletes`, then writes `put` (key, value, deadline).
+    pub fn apply(&self, deletes: &[&str], put: Option<(&str, &[u8], Option<u64>)>) -> Result<()> {
+        let transaction = self
+            .conn
+            .unchecked_transaction()
+            .context("failed to begin a write of the persisted store")?;
+        for key in deletes {
+            transaction
+                .prepare_cached("DELETE FROM store WHERE key = ?1")?
+                .execute([key])
+                .context("failed to delete from the persisted store")?;
+        }
+        if let Some((key, value, expires)) = put {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO store (key, value, expires) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
+                )?
+                .execute(params![key, value, expires.map(|e| e as i64)])
+                .context("failed to write the persisted store")?;
+        }
+        transaction
+            .commit()
+            .context("failed to commit a write of the persisted store")
     }
 }
