@@ -190,6 +190,17 @@ impl Databases {
     }
 }
 
+/// What a cell costs in host memory: its `Value`, then its text or bytes. An empty string
+/// costs its `Value` too: a result of millions of empty cells is as large as any other.
+fn cell_bytes(value: &Value) -> usize {
+    std::mem::size_of::<Value>()
+        + match value {
+            Value::Text(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            _ => 0,
+        }
+}
+
 /// Counts the text and bytes of a result, refusing it past [`MAX_RESULT_BYTES`] or
 /// [`MAX_ROWS`].
 pub(crate) struct ResultBudget {
@@ -208,18 +219,36 @@ impl ResultBudget {
                 "more than {MAX_ROWS} rows; add a LIMIT"
             )));
         }
-        for value in row {
-            self.bytes += match value {
-                Value::Text(s) => s.len(),
-                Value::Bytes(b) => b.len(),
-                _ => 8,
-            };
-        }
+        self.bytes += row.iter().map(cell_bytes).sum::<usize>();
         if self.bytes > MAX_RESULT_BYTES {
             return Err(QueryError::TooLarge(format!(
                 "result larger than {MAX_RESULT_BYTES} bytes"
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod result_budget_tests {
+    use super::*;
+
+    #[test]
+    fn empty_cells_count_against_the_result_budget() {
+        let row = vec![Value::Text(String::new()); 2000];
+        let mut budget = ResultBudget::new();
+        let mut rows = 0;
+        let refused = loop {
+            match budget.row(rows, &row) {
+                Ok(()) => rows += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(refused, QueryError::TooLarge(_)), "{refused:?}");
+        let cells = rows * row.len();
+        assert!(
+            cells * std::mem::size_of::<Value>() <= MAX_RESULT_BYTES,
+            "{rows} rows of empty cells passed"
+        );
     }
 }

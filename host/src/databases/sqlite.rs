@@ -64,21 +64,36 @@ impl LitePool {
         .await?
     }
 
-    /// Runs one query on a blocking thread.
+    /// Runs one query on a blocking thread, by [`QUERY_TIMEOUT`] from now.
+    ///
+    /// The permit goes with the job, not with this call: a caller that gives up (its
+    /// timeout, its session's end) cannot free a connection whose query still runs, so
+    /// no more than `pool_max` jobs ever hold or wait for the blocking threads. A job
+    /// that starts late runs only what is left of the deadline, and one that starts
+    /// after it does nothing.
     pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Rows, QueryError> {
-        let _permit = self
+        let deadline = Instant::now() + QUERY_TIMEOUT;
+        let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|e| QueryError::Unavailable(e.to_string()))?;
         let (path, idle, sql) = (self.path.clone(), self.idle.clone(), sql.to_string());
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let Some(limit) = deadline.checked_duration_since(Instant::now()) else {
+                return Err(QueryError::Unavailable(format!(
+                    "no thread free within {}s",
+                    QUERY_TIMEOUT.as_secs()
+                )));
+            };
             let taken = idle.lock().ok().and_then(|mut idle| idle.pop());
             let conn = match taken {
                 Some(conn) => conn,
                 None => open(&path).map_err(|e| QueryError::Unavailable(format!("{e:#}")))?,
             };
-            let result = run(&conn, &sql, &params, QUERY_TIMEOUT);
+            let result = run(&conn, &sql, &params, limit);
             if !sqlite_policy::is_clean(&conn) {
                 tracing::warn!(
                     "a sqlite connection was left inside a transaction: closed, not pooled"
@@ -247,5 +262,33 @@ mod tests {
             vec![vec![Value::Int(1)]],
             "the next query is not interrupted"
         );
+    }
+
+    /// A caller that gives up on a query (its timeout, its session's end) leaves the
+    /// permit with the query still running: the pool counts that connection busy until
+    /// the query ends, so abandoned queries cannot pile up beyond `pool_max`.
+    #[tokio::test]
+    async fn an_abandoned_query_keeps_its_connection_until_it_ends() {
+        let (dir, _conn) = pooled();
+        let pool = LitePool::new(&PoolConfig {
+            name: "users".into(),
+            driver: super::super::Driver::Sqlite,
+            database: Some(dir.path().join("users.db").to_str().unwrap().into()),
+            user: None,
+            password: None,
+            host: None,
+            port: None,
+            socket: None,
+            min: 0,
+            max: 1,
+        });
+        // About a second of work: long enough to be abandoned, short enough to end.
+        let slow = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) SELECT count(*) FROM n";
+        let abandoned = tokio::time::timeout(Duration::from_millis(100), pool.query(slow, vec![]));
+        assert!(abandoned.await.is_err(), "given up on");
+        assert_eq!(pool.figures().0, 1, "its connection is still busy");
+        let rows = pool.query("SELECT count(*) FROM users", vec![]).await.unwrap();
+        assert_eq!(rows.rows, vec![vec![Value::Int(1)]], "the next query waited for it");
+        assert_eq!(pool.figures(), (0, 1));
     }
 }

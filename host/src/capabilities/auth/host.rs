@@ -139,21 +139,26 @@ impl AuthView<'_> {
             return Err(wit::Refusal::TooLong);
         }
         let cost = schemes::cost(&schemes::split(stored, default_scheme), &CAPS).map_err(to_wit)?;
-        let _turn = {
+        let turn = {
             let _waiting = self.meter.waits.enter(Channel::PasswordCheck);
             self.logins
                 .checks
-                .acquire()
+                .clone()
+                .acquire_owned()
                 .await
                 .map_err(|_| wit::Refusal::Busy)?
         };
-        let _memory = match cost.memory_bytes {
+        let memory = match cost.memory_bytes {
             0 => None,
             bytes => Some(self.meter.charge(bytes).ok_or(wit::Refusal::Busy)?),
         };
         let (stored, default_scheme) = (stored.to_string(), default_scheme.to_string());
         let _waiting = self.meter.waits.enter(Channel::PasswordCheck);
+        // The turn and the memory charge go with the hash, not with this call: a session
+        // that ends mid-check (its client gone, reclaimed) must not free them while the
+        // hash still runs and holds the memory.
         tokio::task::spawn_blocking(move || {
+            let _held = (turn, memory);
             schemes::verify(&schemes::split(&stored, &default_scheme), &password, &CAPS)
         })
         .await

@@ -24,8 +24,8 @@ pub const CHECKS_AT_ONCE: usize = 2;
 pub struct Logins {
     /// Failures and unauthenticated sessions per client address.
     pub book: Arc<AddressBook>,
-    /// Turns for password checks.
-    pub checks: Semaphore,
+    /// Turns for password checks, each held by the hashing thread until it is done.
+    pub checks: Arc<Semaphore>,
     /// The last stored value checked, the model for an unknown user's check.
     last_stored: Mutex<Option<(String, String)>>,
 }
@@ -34,7 +34,7 @@ impl Default for Logins {
     fn default() -> Self {
         Logins {
             book: Arc::default(),
-            checks: Semaphore::new(CHECKS_AT_ONCE),
+            checks: Arc::new(Semaphore::new(CHECKS_AT_ONCE)),
             last_stored: Mutex::new(None),
         }
     }
