@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use wasmtime::component::Instance;
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 use super::state::InstanceState;
@@ -43,7 +44,45 @@ pub async fn create(
     pre: &ModulePre<InstanceState>,
     state: InstanceState,
 ) -> Result<(Store<InstanceState>, Module)> {
+    let mut store = new_store(engine, state);
+    let module = pre
+        .instantiate_async(&mut store)
+        .await
+        .map_err(anyhow::Error::from)
+        .context("failed to instantiate the module")?;
+    Ok((store, module))
+}
+
+/// Like [`create`], but the bare component instance: for an export whose result the host
+/// must read piece by piece from guest memory (`WasmList`, `WasmStr`) rather than have
+/// wasmtime lift all of it first.
+pub async fn create_bare(
+    engine: &Engine,
+    pre: &ModulePre<InstanceState>,
+    state: InstanceState,
+) -> Result<(Store<InstanceState>, Instance)> {
+    let mut store = new_store(engine, state);
+    let instance = pre
+        .instance_pre()
+        .instantiate_async(&mut store)
+        .await
+        .map_err(anyhow::Error::from)
+        .context("failed to instantiate the module")?;
+    Ok((store, instance))
+}
+
+/// A store for `state`: its memory limiter, its CPU budget, and its hostcall fuel.
+///
+/// Hostcall fuel bounds what one call copies from the guest into the host (strings and
+/// lists, the arguments of an import or the result of an export): the instance's
+/// `instance_memory_mb`, not wasmtime's 128 MiB. Copies beyond the guest's memory are
+/// possible only by entries of a list that overlap (a million strings over one buffer),
+/// so no honest call is refused, and a session makes the host hold at most its own
+/// memory's worth of copies at once.
+fn new_store(engine: &Engine, state: InstanceState) -> Store<InstanceState> {
+    let fuel = state.meter.module.budgets.instance_memory;
     let mut store = Store::new(engine, state);
+    store.set_hostcall_fuel(fuel);
     store.limiter(|state| &mut state.limiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|cx| {
@@ -53,10 +92,5 @@ pub async fn create(
             UpdateDeadline::Yield(1)
         })
     });
-    let module = pre
-        .instantiate_async(&mut store)
-        .await
-        .map_err(anyhow::Error::from)
-        .context("failed to instantiate the module")?;
-    Ok((store, module))
+    store
 }

@@ -10,5 +10,5 @@ pub mod create;
 pub mod linker;
 pub mod state;
 
-pub use create::{HOOK_CPU_BUDGET, HOOK_WALL_TIMEOUT, create, within_hook_wall};
+pub use create::{HOOK_CPU_BUDGET, HOOK_WALL_TIMEOUT, create, create_bare, within_hook_wall};
 pub use state::{InstanceState, Phase};

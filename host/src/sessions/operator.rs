@@ -11,6 +11,7 @@ use wasmtime::Engine;
 
 use super::describe_failure;
 use super::slot::ModuleSlot;
+use crate::capabilities::log::{MAX_LOG_MESSAGE_BYTES, truncate};
 use crate::instance::{self, InstanceState, Phase};
 use crate::meter::{CpuBudget, Refill, Verdict};
 
@@ -61,7 +62,10 @@ async fn run_once(engine: &Engine, slot: &ModuleSlot) -> bool {
             tracing::debug!(module = %slot.name, "operator finished");
             return true;
         }
-        Ok(Err(message)) => tracing::error!(module = %slot.name, "operator failed: {message}"),
+        Ok(Err(message)) => {
+            let message = truncate(&message, MAX_LOG_MESSAGE_BYTES);
+            tracing::error!(module = %slot.name, "operator failed: {message}")
+        }
         Err(e) => match verdict.and_then(|v| v.of(&e)) {
             Some(limit) => {
                 let setting = holdings.meter.setting(limit);

@@ -8,14 +8,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tokio::runtime::Runtime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use wasmtime::Engine;
+use wasmtime::component::Instance;
+use wasmtime::{Engine, Store};
 
 use super::slot::{ModuleSlot, SessionRecord};
 use super::{describe_failure, operator, proxy, session};
 use crate::capabilities::connection::Activity;
 use crate::capabilities::listen::BoundListener;
 use crate::capabilities::tls::TlsSource;
-use crate::instance::{self, Phase};
+use crate::contract::bounded::BoundedLines;
+use crate::instance::{self, InstanceState, Phase};
 use crate::modules::load::hook_state;
 
 /// Longest wait for a module's `report` hook.
@@ -256,6 +258,19 @@ async fn session_permit(
     (acquire().await, Some(accepted))
 }
 
+/// Calls `report` and keeps the first [`MAX_REPORT_LINES`] lines, each cut to
+/// [`MAX_REPORT_LINE_BYTES`]: no more of the result is ever copied out of guest memory
+/// ([`BoundedLines`]).
+async fn report_lines(
+    store: &mut Store<InstanceState>,
+    instance: &Instance,
+) -> Result<Vec<String>> {
+    type Lines = BoundedLines<MAX_REPORT_LINES, MAX_REPORT_LINE_BYTES>;
+    let report = instance.get_typed_func::<(), (Lines,)>(&mut *store, "report")?;
+    let (BoundedLines(lines),) = report.call_async(&mut *store, ()).await?;
+    Ok(lines)
+}
+
 /// Runs the module's `report` hook in a fresh instance on the module's own pool (`pool`),
 /// waiting at most [`REPORT_HOOK_TIMEOUT`], after which the hook is aborted and its
 /// instance given back: a slow or broken hook costs its own lines only. One hook per
@@ -274,19 +289,15 @@ pub async fn report_hook_lines(
         let _running = running;
         let version = slot.current.load_full();
         let state = hook_state(version.context.clone(), Phase::Unprivileged)?;
-        let (mut store, module) = instance::create(&engine, version.pre(), state).await?;
-        anyhow::Ok(module.call_report(&mut store).await?)
+        let (mut store, instance) = instance::create_bare(&engine, version.pre(), state).await?;
+        report_lines(&mut store, &instance).await
     });
     let answer = tokio::time::timeout(REPORT_HOOK_TIMEOUT, &mut hook).await;
     if answer.is_err() {
         hook.abort();
     }
     match answer {
-        Ok(Ok(Ok(lines))) => lines
-            .into_iter()
-            .take(MAX_REPORT_LINES)
-            .map(|line| crate::text::truncate(&line, MAX_REPORT_LINE_BYTES).to_string())
-            .collect(),
+        Ok(Ok(Ok(lines))) => lines,
         Ok(Ok(Err(e))) => vec![format!(
             "(the report hook failed: {})",
             describe_failure(&e)

@@ -17,6 +17,7 @@ use super::describe_failure;
 use super::live::LiveSession;
 use super::stats::SessionStats;
 use crate::capabilities::connection::{Activity, ClientConnection};
+use crate::capabilities::log::{MAX_LOG_MESSAGE_BYTES, truncate};
 use crate::instance::{self, InstanceState, Phase};
 use crate::meter::{CpuBudget, Limit, Refill};
 use crate::modules::ModuleVersion;
@@ -139,7 +140,8 @@ async fn run(
     let outcome = tokio::select! {
         result = module.call_session(&mut store, conn) => result.map(|r| match r {
             Ok(()) => Outcome::Ok,
-            Err(message) => Outcome::GuestError(message),
+            // Logged: only the first MAX_LOG_MESSAGE_BYTES of what the guest returned.
+            Err(message) => Outcome::GuestError(truncate(&message, MAX_LOG_MESSAGE_BYTES).into()),
         }),
         () = idle(&activity, options.idle_timeout) => Ok(Outcome::IdleTimeout(options.idle_timeout)),
         () = wall(options.budgets.wall, &activity) => Ok(Outcome::Limit(Limit::Wall, None)),

@@ -7,6 +7,7 @@ use wasmtime::Engine;
 use super::HeldModule;
 use crate::capabilities::listen::BoundListener;
 use crate::capabilities::listen::host::PrestartResults;
+use crate::capabilities::log::{MAX_LOG_MESSAGE_BYTES, truncate};
 use crate::instance::{self, Phase};
 use crate::modules::load::hook_state;
 
@@ -45,6 +46,7 @@ pub async fn prestart_one(engine: &Engine, held: &HeldModule) -> Result<Vec<Boun
     };
     if let Err(message) = outcome {
         // Keep the operating system's error as the cause: it decides the exit code.
+        let message = truncate(&message, MAX_LOG_MESSAGE_BYTES);
         let context = format!("module `{name}` failed in prestart: {message}");
         return Err(match results.failures.pop() {
             Some(cause) => cause.context(context),

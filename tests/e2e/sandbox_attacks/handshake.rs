@@ -1,7 +1,7 @@
 //! A write that must wait for the TLS handshake: a module that writes more than rustls
 //! holds before the client's hello (after STARTTLS here) waits for the client's bytes
 //! without spinning its worker, echo is served meanwhile, and the session ends when the
-//! client goes rather than at the idle timeout.
+//! client goes rather than at the idle timeout. A read after TLS failed fails at once.
 
 use std::time::Duration;
 
@@ -43,4 +43,35 @@ fn a_write_before_the_clients_hello_waits_without_spinning() {
     bystander_served(&server, "while a write waits for a hello");
     drop(session);
     server.wait_for_log("session ended with an error", Duration::from_secs(10));
+}
+
+/// A client that sends no TLS after STARTTLS fails the module's read; rustls keeps that
+/// error, so the socket's readiness never clears. The module's next read must fail at
+/// once, not loop on the worker waiting for plaintext that cannot come (a loop the read's
+/// own timeout could not end, charged to no budget).
+#[test]
+fn a_read_after_tls_failed_fails_at_once_instead_of_spinning() {
+    let pem = make_pem(false, false);
+    let keys = format!(
+        "  cert = {}\n  key = {}",
+        pem.cert().display(),
+        pem.key().display()
+    );
+    let (mut server, intruder) = start(&keys, "");
+    let mut session = Intruder::connect(intruder);
+    session.client().send("starttls-then-read");
+    assert_eq!(session.client().line().as_deref(), Some("go"));
+    let before = cpu_ms(&server);
+    // Plain text where the client's hello should be; the socket stays open.
+    session.client().send("this is no TLS record");
+    server.wait_for_log(
+        "after STARTTLS: first failed; second failed.",
+        Duration::from_secs(10),
+    );
+    let used = cpu_ms(&server) - before;
+    assert!(
+        used < 1000,
+        "the server used {used} ms of CPU on two failed reads"
+    );
+    bystander_served(&server, "after a session's TLS failed");
 }

@@ -1,13 +1,14 @@
 //! Beyond the list: a module's `report` hook runs in an instance of the shared
 //! pool each time anyone asks for the report (SIGUSR1, or any module's `stats` call). One
 //! that never returns must not let the module take instances from the pool beyond its
-//! share, or echo's sessions can no longer be created.
+//! share, or echo's sessions can no longer be created. One whose `list<string>` entries all
+//! point at the same buffer must not make the host copy the buffer once per entry.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use super::{Intruder, personality};
+use super::{Intruder, bystander_served, personality, report, start};
 use crate::harness::{Server, free_port};
 
 /// Whether a fresh echo session at `addr` echoes a line.
@@ -65,4 +66,42 @@ fn report_hooks_that_never_return_cannot_take_the_instance_pool() {
         server.log()
     );
     drop(sessions);
+}
+
+/// Peak resident memory of the server (`VmHWM`), in KiB.
+fn peak_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+/// The hook returns 64 strings over one 16 MiB buffer: lifted whole, 1 GiB of host memory
+/// for one report. The host copies at most its 100 lines of 200 bytes.
+#[test]
+fn a_report_hook_returning_overlapping_strings_costs_the_host_only_its_lines() {
+    let (mut server, _) = start("  report_hook = alias", "");
+    let before = peak_kib(&server);
+    let report = report(&mut server);
+    let peak = peak_kib(&server);
+    let block = &report[report
+        .find("Module intruder")
+        .expect("the intruder's block")..];
+    eprintln!(
+        "peak RSS {before} -> {peak} KiB; the intruder's block:\n{}",
+        &block[..block.len().min(600)]
+    );
+    assert!(
+        peak < before + 48 * 1024,
+        "the report took the server from {before} to {peak} KiB at its peak"
+    );
+    // The guest frees the one buffer 64 times in its post-return: a trap, reported as
+    // the hook's failure; or, if its allocator lets that pass, the cut lines.
+    assert!(
+        block.contains("(the report hook failed") || block.contains(&"a".repeat(200)),
+        "{block}"
+    );
+    bystander_served(&server, "after the overlapping report");
 }

@@ -1,6 +1,7 @@
 //! Issue 12 item 8: what a module writes to the log (`log` calls, stdout, stderr) cannot
 //! forge a line: every control character is escaped and each event stays one line; stdout
-//! lines count against `max_log_events` like `log` calls.
+//! lines count against `max_log_events` like `log` calls. The error a session, operator or
+//! prestart returns is logged cut to 4 KiB, like a `log` call.
 
 use std::time::Duration;
 
@@ -59,4 +60,23 @@ fn a_module_cannot_forge_log_lines_or_flood_through_stdout() {
     let flood = server.log().matches("stdout flood ").count();
     assert_eq!(flood, 50, "stdout counts against max_log_events");
     bystander_served(&server, "after the log attacks");
+}
+
+/// 16 MiB of control characters as a session's error: logged escaped (four bytes each)
+/// it would be a 64 MiB line per session, a flood that no `max_log_events` counted.
+#[test]
+fn a_sessions_error_is_logged_cut_to_4_kib() {
+    let (mut server, intruder) = start("", "");
+    let mut session = Intruder::connect(intruder);
+    session.client().send("fail-with 16777216");
+    assert_eq!(session.client().line(), None, "the session ended");
+    server.wait_for_log("session ended with an error", Duration::from_secs(10));
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("session ended with an error"))
+        .unwrap();
+    assert!(line.contains("\\x01\\x01"), "{line}");
+    assert!(line.len() < 4 * 4096 + 200, "{} bytes", line.len());
+    bystander_served(&server, "after a session's huge error");
 }

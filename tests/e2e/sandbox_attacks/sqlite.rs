@@ -1,6 +1,7 @@
 //! Issue 12 item 7: a module granted a SQLite pool reaches that database's tables and
 //! nothing else: no file written or attached, no setting, transaction, temporary object or
-//! extension left on a connection that pop, sharing the pool, borrows next.
+//! extension left on a connection that pop, sharing the pool, borrows next. Parameters
+//! that overlap in guest memory cost the host no more than the instance's memory.
 
 use super::{Intruder, echo_served_at, install_intruder, sections};
 use crate::harness::free_port;
@@ -78,4 +79,44 @@ fn a_sqlite_pool_is_no_door_to_the_file_system() {
     let log = server.server.log();
     assert!(!log.contains("OTHER-SECRET"), "{log}");
     echo_served_at(echo, "after the SQL attacks");
+}
+
+/// Peak resident memory of process `pid` (`VmHWM`), in KiB.
+fn peak_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+/// Six parameters over one 16 MiB buffer: 96 MiB for the host to copy, more than the
+/// instance's 32 MiB of memory. The call is refused while copying (the host copies at
+/// most `instance_memory_mb` a call), the session traps, and the peak stays far below.
+#[test]
+fn overlapping_query_parameters_copy_no_more_than_the_instance_holds() {
+    let setup = PopSetup::new(Backend::Sqlite);
+    let dir = setup.personality.path().to_path_buf();
+    install_intruder(&dir);
+    let (intruder_port, echo_port) = (free_port(), free_port());
+    let intruder_section = "  db = MAIL\n  instance_memory_mb = 32";
+    let server = setup.start_beside("", &sections(intruder_port, intruder_section, echo_port));
+    let echo = ([127, 0, 0, 1], echo_port).into();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], intruder_port).into();
+    assert_eq!(
+        Intruder::connect(addr).answer("db-alias 1 1"),
+        "ok 1 rows",
+        "one is fine"
+    );
+    let before = peak_kib(server.server.pid());
+    let answer = Intruder::connect(addr).ask("db-alias 6 16");
+    let peak = peak_kib(server.server.pid());
+    eprintln!("peak RSS {before} -> {peak} KiB; the answer: {answer:?}");
+    assert_eq!(answer, None, "the session trapped");
+    assert!(
+        peak < before + 64 * 1024,
+        "the call took the server from {before} to {peak} KiB at its peak"
+    );
+    echo_served_at(echo, "after the overlapping parameters");
 }

@@ -10,6 +10,8 @@
 //!   host `TIMES` times, behind `HEAD` bytes each;
 //! - `starttls-then-write N`: STARTTLS (the host answers `go`), then N bytes written
 //!   before anything is read, more than rustls holds before the client's hello;
+//! - `starttls-then-read`: STARTTLS (the host answers `go`), then two receives of what
+//!   the client sends next, logged (a session whose TLS failed cannot answer);
 //! - `db SQL`: the SQL on the pool option `db` names;
 //! - `log-forge`: log events, stdout and stderr lines carrying newlines, CR and ESC;
 //! - `stdout-flood N`: N lines on stdout.
@@ -17,7 +19,7 @@
 use std::io::Write;
 
 use serverkit_sdk::heap::{self, HeapError, HeapSpec};
-use serverkit_sdk::{Connection, config, database, filesystem, log, stats};
+use serverkit_sdk::{Connection, config, connection, database, filesystem, log, stats};
 
 /// Answers one of the attacks above.
 pub fn run(words: &[&str]) -> String {
@@ -170,6 +172,59 @@ pub fn starttls_then_write(conn: &Connection, output: &mut impl Write, bytes: us
     match output.write_all(&vec![b'x'; bytes]) {
         Ok(()) => "written".into(),
         Err(e) => format!("write {e}"),
+    }
+}
+
+/// `count` strings sharing one buffer of `bytes`: the canonical ABI allows entries of a
+/// list to overlap, so a host that copied every string would copy `count * bytes`. (The
+/// guest's `post-return` then frees the buffer `count` times: its own memory's problem.)
+pub fn aliased_lines(count: usize, bytes: usize) -> Vec<String> {
+    let buffer = std::mem::ManuallyDrop::new("a".repeat(bytes));
+    let (ptr, len, capacity) = (buffer.as_ptr().cast_mut(), buffer.len(), buffer.capacity());
+    (0..count)
+        // SAFETY: not sound (the strings alias), which is the attack; nothing in this
+        // instance reads them before the host does.
+        .map(|_| unsafe { String::from_raw_parts(ptr, len, capacity) })
+        .collect()
+}
+
+/// `starttls-then-read`: after STARTTLS, two receives of the client's next bytes, each
+/// waiting at most 5 s; the log gets what each gave. A client sending no TLS fails the
+/// first: the second must fail too, at once, not wait (or spin) for bytes.
+pub fn starttls_then_read(conn: &Connection) -> String {
+    if let Err(e) = conn.start_tls(b"go\n") {
+        return format!("start-tls {e}");
+    }
+    const FIVE_SECONDS: u64 = 5_000_000_000;
+    let what = |received: Result<Vec<u8>, connection::ReceiveError>| match received {
+        Ok(bytes) => format!("{} bytes", bytes.len()),
+        Err(connection::ReceiveError::Closed) => "closed".into(),
+        Err(connection::ReceiveError::TimedOut) => "timed out".into(),
+        Err(connection::ReceiveError::Failed(_)) => "failed".into(),
+    };
+    let first = what(conn.receive(4096, FIVE_SECONDS, false));
+    let second = what(conn.receive(4096, FIVE_SECONDS, false));
+    let outcome = format!("after STARTTLS: first {first}; second {second}.");
+    log::log(log::Level::Info, &outcome);
+    outcome
+}
+
+/// `db-alias COUNT MIB`: the length of each of COUNT byte parameters sharing one buffer
+/// of MIB MiB, on the pool option `db` names.
+pub fn query_aliased(count: usize, mib: usize) -> String {
+    let pool = config::text("db").unwrap_or_default();
+    let buffer = std::mem::ManuallyDrop::new(vec![7u8; mib << 20]);
+    let (ptr, len, capacity) = (buffer.as_ptr().cast_mut(), buffer.len(), buffer.capacity());
+    let params: Vec<database::Value> = (0..count)
+        // SAFETY: not sound (the vectors alias), which is the attack; they are never
+        // dropped, and the host only reads them.
+        .map(|_| database::Value::Bytes(unsafe { Vec::from_raw_parts(ptr, len, capacity) }))
+        .collect();
+    let params = std::mem::ManuallyDrop::new(params);
+    let lengths: Vec<String> = (1..=count).map(|n| format!("length(?{n})")).collect();
+    match database::query(&pool, &format!("SELECT {}", lengths.join(", ")), &params) {
+        Ok(rows) => format!("ok {} rows", rows.rows.len()),
+        Err(e) => format!("err {e:?}"),
     }
 }
 

@@ -52,7 +52,7 @@ impl Module for Intruder {
             option("cert", OptionType::Certificate, "A certificate"),
             option("key", OptionType::PrivateKey, "A private key"),
             option("operator", OptionType::Text, "none, heap or spin").default_text("none"),
-            option("report_hook", OptionType::Text, "none or sleep").default_text("none"),
+            option("report_hook", OptionType::Text, "none, sleep or alias").default_text("none"),
         ])
     }
 
@@ -101,8 +101,10 @@ impl Module for Intruder {
     }
 
     fn report() -> Vec<String> {
-        if config::text("report_hook").as_deref() == Some("sleep") {
-            subscribe_duration(3600 * 1_000_000_000).block();
+        match config::text("report_hook").as_deref() {
+            Some("sleep") => subscribe_duration(3600 * 1_000_000_000).block(),
+            Some("alias") => return attacks::aliased_lines(64, 16 << 20),
+            _ => {}
         }
         vec!["intruder report line".into()]
     }
@@ -119,6 +121,8 @@ impl Module for Intruder {
             let words: Vec<&str> = line.split_whitespace().collect();
             let answer = match words.as_slice() {
                 ["quit"] => return Ok(()),
+                // The session's error, N bytes of control characters: the host logs it.
+                ["fail-with", n] => return Err("\u{1}".repeat(num(n) as usize)),
                 ["addresses"] => {
                     format!(
                         "peer {} local {}",
@@ -152,6 +156,10 @@ impl Module for Intruder {
                 ),
                 ["starttls-then-write", bytes] => {
                     attacks::starttls_then_write(&conn, &mut output, num(bytes) as usize)
+                }
+                ["starttls-then-read"] => attacks::starttls_then_read(&conn),
+                ["db-alias", count, mib] => {
+                    attacks::query_aliased(num(count) as usize, num(mib) as usize)
                 }
                 ["db", ..] => attacks::query(line.trim_start()["db".len()..].trim()),
                 ["plant", seed] => residue::plant(num(seed)),

@@ -46,6 +46,9 @@ impl Receive<'_> {
                 if let Some(done) = self.take(max) {
                     return done;
                 }
+                // Readiness that finds nothing again and again must still let the
+                // timeout, and the worker's other sessions, run.
+                tokio::task::consume_budget().await;
             }
         };
         tokio::time::timeout(timeout, wait)

@@ -19,6 +19,10 @@ pub struct Transport {
     /// Whether the TLS offers HTTP/1.1: a client that sends plain HTTP instead of a
     /// handshake then gets a readable `400` rather than a TLS alert, as nginx answers.
     speaks_http: std::sync::atomic::AtomicBool,
+    /// Set when TLS failed (a record that was no TLS, a bad handshake): rustls keeps its
+    /// error, so readiness stays set, and a read that waited for more bytes would loop
+    /// on the worker forever. Every later read returns the failure at once instead.
+    tls_failed: std::sync::atomic::AtomicBool,
 }
 
 /// What a client that sends plain HTTP to an HTTPS port gets.
@@ -50,6 +54,7 @@ impl Transport {
             socket: Arc::new(socket),
             tls: OnceLock::new(),
             speaks_http: std::sync::atomic::AtomicBool::new(false),
+            tls_failed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -129,6 +134,12 @@ impl Transport {
         mut take: impl FnMut(&mut rustls::Reader<'_>) -> io::Result<usize>,
     ) -> io::Result<usize> {
         let mut conn = Self::lock(tls);
+        if self.tls_failed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the TLS session failed earlier",
+            ));
+        }
         loop {
             match take(&mut conn.reader()) {
                 Ok(n) => return Ok(n),
@@ -151,6 +162,10 @@ impl Transport {
             return Ok(0);
         }
         let processed = conn.process_new_packets();
+        if processed.is_err() {
+            self.tls_failed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Err(e) = &processed
             && self.plain_http(conn, e)
         {
