@@ -287,8 +287,15 @@ mod tests {
         let abandoned = tokio::time::timeout(Duration::from_millis(100), pool.query(slow, vec![]));
         assert!(abandoned.await.is_err(), "given up on");
         assert_eq!(pool.figures().0, 1, "its connection is still busy");
-        let rows = pool.query("SELECT count(*) FROM users", vec![]).await.unwrap();
-        assert_eq!(rows.rows, vec![vec![Value::Int(1)]], "the next query waited for it");
+        let rows = pool
+            .query("SELECT count(*) FROM users", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            rows.rows,
+            vec![vec![Value::Int(1)]],
+            "the next query waited for it"
+        );
         assert_eq!(pool.figures(), (0, 1));
     }
 }
