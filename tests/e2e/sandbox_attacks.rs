@@ -172,12 +172,22 @@ pub fn descriptor_targets(server: &Server) -> Vec<String> {
 
 /// The server's resident memory, in KiB.
 pub fn rss_kib(server: &Server) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    memory_kib(server.pid(), "VmRSS:")
+}
+
+/// The server's peak resident memory so far (`VmHWM`), in KiB.
+pub fn peak_kib(server: &Server) -> u64 {
+    memory_kib(server.pid(), "VmHWM:")
+}
+
+/// A `/proc/PID/status` figure in KiB (`field` with its colon).
+fn memory_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS in /proc/PID/status")
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
 
 /// A fresh status report (SIGUSR1), from its first line to the end of the log.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{Intruder, bystander_served, start};
 use crate::harness::Server;
-use crate::tls::make_pem;
+use crate::tls::{Pem, make_pem};
 
 /// CPU time the server has used, user and system, in milliseconds.
 fn cpu_ms(server: &Server) -> u64 {
@@ -19,16 +19,22 @@ fn cpu_ms(server: &Server) -> u64 {
     ticks * 10
 }
 
-#[test]
-fn a_write_before_the_clients_hello_waits_without_spinning() {
+/// The server with the intruder holding a certificate and key for STARTTLS, a session of
+/// it, and the key files (kept while the test runs).
+fn session_with_keys() -> (Server, Intruder, Pem) {
     let pem = make_pem(false, false);
     let keys = format!(
         "  cert = {}\n  key = {}",
         pem.cert().display(),
         pem.key().display()
     );
-    let (mut server, intruder) = start(&keys, "");
-    let mut session = Intruder::connect(intruder);
+    let (server, intruder) = start(&keys, "");
+    (server, Intruder::connect(intruder), pem)
+}
+
+#[test]
+fn a_write_before_the_clients_hello_waits_without_spinning() {
+    let (mut server, mut session, _pem) = session_with_keys();
     session.client().send("starttls-then-write 1000000");
     assert_eq!(session.client().line().as_deref(), Some("go"));
     // The client never sends its hello: the module's write can only wait for it.
@@ -51,14 +57,7 @@ fn a_write_before_the_clients_hello_waits_without_spinning() {
 /// own timeout could not end, charged to no budget).
 #[test]
 fn a_read_after_tls_failed_fails_at_once_instead_of_spinning() {
-    let pem = make_pem(false, false);
-    let keys = format!(
-        "  cert = {}\n  key = {}",
-        pem.cert().display(),
-        pem.key().display()
-    );
-    let (mut server, intruder) = start(&keys, "");
-    let mut session = Intruder::connect(intruder);
+    let (mut server, mut session, _pem) = session_with_keys();
     session.client().send("starttls-then-read");
     assert_eq!(session.client().line().as_deref(), Some("go"));
     let before = cpu_ms(&server);

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use super::{Intruder, bystander_served, personality, report, start};
+use super::{Intruder, bystander_served, peak_kib, personality, report, start};
 use crate::harness::{Server, free_port};
 
 /// Whether a fresh echo session at `addr` echoes a line.
@@ -66,16 +66,6 @@ fn report_hooks_that_never_return_cannot_take_the_instance_pool() {
         server.log()
     );
     drop(sessions);
-}
-
-/// Peak resident memory of the server (`VmHWM`), in KiB.
-fn peak_kib(server: &Server) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmHWM in /proc/PID/status")
 }
 
 /// The hook returns 64 strings over one 16 MiB buffer: lifted whole, 1 GiB of host memory

@@ -3,7 +3,7 @@
 //! extension left on a connection that pop, sharing the pool, borrows next. Parameters
 //! that overlap in guest memory cost the host no more than the instance's memory.
 
-use super::{Intruder, echo_served_at, install_intruder, sections};
+use super::{Intruder, echo_served_at, install_intruder, peak_kib, sections};
 use crate::harness::free_port;
 use crate::pop_fixture::{Backend, PopSetup};
 
@@ -81,16 +81,6 @@ fn a_sqlite_pool_is_no_door_to_the_file_system() {
     echo_served_at(echo, "after the SQL attacks");
 }
 
-/// Peak resident memory of process `pid` (`VmHWM`), in KiB.
-fn peak_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmHWM in /proc/PID/status")
-}
-
 /// Six parameters over one 16 MiB buffer: 96 MiB for the host to copy, more than the
 /// instance's 32 MiB of memory. The call is refused while copying (the host copies at
 /// most `instance_memory_mb` a call), the session traps, and the peak stays far below.
@@ -109,9 +99,9 @@ fn overlapping_query_parameters_copy_no_more_than_the_instance_holds() {
         "ok 1 rows",
         "one is fine"
     );
-    let before = peak_kib(server.server.pid());
+    let before = peak_kib(&server.server);
     let answer = Intruder::connect(addr).ask("db-alias 6 16");
-    let peak = peak_kib(server.server.pid());
+    let peak = peak_kib(&server.server);
     eprintln!("peak RSS {before} -> {peak} KiB; the answer: {answer:?}");
     assert_eq!(answer, None, "the session trapped");
     assert!(
