@@ -190,16 +190,21 @@ impl Databases {
     }
 }
 
-/// What a cell costs in host memory: its `Value`, then its text or bytes. An empty string
-/// costs its `Value` too: a result of millions of empty cells is as large as any other.
+/// What a cell counts against [`MAX_RESULT_BYTES`]: its text or bytes, and at least
+/// [`MIN_CELL_BYTES`], so a result of millions of empty strings is not free: its cells
+/// cost the host their `Value`s (32 bytes each) whatever they hold.
 fn cell_bytes(value: &Value) -> usize {
-    std::mem::size_of::<Value>()
-        + match value {
-            Value::Text(s) => s.len(),
-            Value::Bytes(b) => b.len(),
-            _ => 0,
-        }
+    match value {
+        Value::Text(s) => s.len(),
+        Value::Bytes(b) => b.len(),
+        _ => 0,
+    }
+    .max(MIN_CELL_BYTES)
 }
+
+/// The least a cell counts: a number's. The host then holds at most four times
+/// [`MAX_RESULT_BYTES`] in `Value`s for a result it accepts.
+const MIN_CELL_BYTES: usize = 8;
 
 /// Counts the text and bytes of a result, refusing it past [`MAX_RESULT_BYTES`] or
 /// [`MAX_ROWS`].
@@ -247,7 +252,7 @@ mod result_budget_tests {
         assert!(matches!(refused, QueryError::TooLarge(_)), "{refused:?}");
         let cells = rows * row.len();
         assert!(
-            cells * std::mem::size_of::<Value>() <= MAX_RESULT_BYTES,
+            cells * MIN_CELL_BYTES <= MAX_RESULT_BYTES,
             "{rows} rows of empty cells passed"
         );
     }

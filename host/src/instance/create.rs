@@ -74,11 +74,13 @@ pub async fn create_bare(
 /// A store for `state`: its memory limiter, its CPU budget, and its hostcall fuel.
 ///
 /// Hostcall fuel bounds what one call copies from the guest into the host (strings and
-/// lists, the arguments of an import or the result of an export): the instance's
-/// `instance_memory_mb`, not wasmtime's 128 MiB. Copies beyond the guest's memory are
-/// possible only by entries of a list that overlap (a million strings over one buffer),
-/// so no honest call is refused, and a session makes the host hold at most its own
-/// memory's worth of copies at once.
+/// lists, the arguments of an import or the result of an export; never what the host
+/// hands the guest): the instance's `instance_memory_mb`, not wasmtime's 128 MiB. A
+/// list's entries count at their host size (24 bytes a string, 32 a database value), so
+/// a call could in theory need more than the guest holds; no call of the contract comes
+/// near it (256 query parameters, 100 000 Maildir names: under 8 MiB). Beyond that only
+/// entries that overlap (a million strings over one buffer) ask for more, and a session
+/// makes the host hold at most its own memory's worth of copies at once.
 fn new_store(engine: &Engine, state: InstanceState) -> Store<InstanceState> {
     let fuel = state.meter.module.budgets.instance_memory;
     let mut store = Store::new(engine, state);

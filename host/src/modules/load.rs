@@ -9,6 +9,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 use super::source::ModuleSource;
+use crate::capabilities::log::{MAX_LOG_MESSAGE_BYTES, truncate};
 use crate::contract::bindings::ModulePre;
 use crate::contract::bindings::types::Descriptor;
 use crate::contract::version;
@@ -138,6 +139,7 @@ impl LoadedModule {
         instance::within_hook_wall(&label, "construct", call)
             .await?
             .map_err(|message| {
+                let message = truncate(&message, MAX_LOG_MESSAGE_BYTES);
                 anyhow::anyhow!("module `{}` failed to construct: {message}", self.name())
             })
     }

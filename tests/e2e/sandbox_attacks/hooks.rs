@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use super::{Intruder, bystander_served, peak_kib, personality, report, start};
+use super::{Intruder, bystander_served, peak_kib, personality, report, reset_peak, start};
 use crate::harness::{Server, free_port};
 
 /// Whether a fresh echo session at `addr` echoes a line.
@@ -73,7 +73,7 @@ fn report_hooks_that_never_return_cannot_take_the_instance_pool() {
 #[test]
 fn a_report_hook_returning_overlapping_strings_costs_the_host_only_its_lines() {
     let (mut server, _) = start("  report_hook = alias", "");
-    let before = peak_kib(&server);
+    let before = reset_peak(&server);
     let report = report(&mut server);
     let peak = peak_kib(&server);
     let block = &report[report

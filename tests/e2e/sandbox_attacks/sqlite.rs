@@ -3,7 +3,7 @@
 //! extension left on a connection that pop, sharing the pool, borrows next. Parameters
 //! that overlap in guest memory cost the host no more than the instance's memory.
 
-use super::{Intruder, echo_served_at, install_intruder, peak_kib, sections};
+use super::{Intruder, echo_served_at, install_intruder, peak_kib, reset_peak, sections};
 use crate::harness::free_port;
 use crate::pop_fixture::{Backend, PopSetup};
 
@@ -99,7 +99,7 @@ fn overlapping_query_parameters_copy_no_more_than_the_instance_holds() {
         "ok 1 rows",
         "one is fine"
     );
-    let before = peak_kib(&server.server);
+    let before = reset_peak(&server.server);
     let answer = Intruder::connect(addr).ask("db-alias 6 16");
     let peak = peak_kib(&server.server);
     eprintln!("peak RSS {before} -> {peak} KiB; the answer: {answer:?}");

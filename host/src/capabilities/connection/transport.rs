@@ -134,18 +134,19 @@ impl Transport {
         mut take: impl FnMut(&mut rustls::Reader<'_>) -> io::Result<usize>,
     ) -> io::Result<usize> {
         let mut conn = Self::lock(tls);
-        if self.tls_failed.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the TLS session failed earlier",
-            ));
-        }
         loop {
             match take(&mut conn.reader()) {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
+            }
+            // What was decrypted before the failure has been taken; nothing more can come.
+            if self.tls_failed.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the TLS session failed earlier",
+                ));
             }
             if self.receive_tls(&mut conn)? == 0 {
                 return Ok(0);

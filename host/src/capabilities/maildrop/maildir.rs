@@ -231,7 +231,7 @@ impl Maildir {
         Ok(deleted)
     }
 
-    /// Every visible entry of `cur/` and `new/` by its unique name (the part before `:`):
+    /// Every visible message of `cur/` and `new/` by its unique name (the part before `:`):
     /// the folder and the entry's name now. The first found wins, `cur/` before `new/`.
     fn by_unique_name(&self) -> Result<HashMap<String, (&'static str, String)>, MaildropError> {
         let mut index = HashMap::new();
@@ -243,7 +243,7 @@ impl Maildir {
                 let Ok(name) = entry.file_name().to_str() else {
                     continue;
                 };
-                if name.starts_with('.') {
+                if name.starts_with('.') || !is_regular(&fd, name, entry.file_type()) {
                     continue;
                 }
                 if index.len() > 2 * MAX_MESSAGES {
@@ -269,6 +269,17 @@ impl Maildir {
             "new" | "cur" => Ok((self.folder(folder)?, file)),
             _ => Err(invalid()),
         }
+    }
+}
+
+/// Whether `name` in `folder` is a regular file, as its directory entry says (or, where
+/// the file system does not say, as `stat` without following a symlink does): a link or
+/// a fifo is no message to delete.
+fn is_regular(folder: &OwnedFd, name: &str, listed: FileType) -> bool {
+    match listed {
+        FileType::Unknown => rustix::fs::statat(folder, name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile),
+        listed => listed == FileType::RegularFile,
     }
 }
 

@@ -291,7 +291,9 @@ impl ModuleStore {
     async fn write(&self, change: Change, now: u64) -> Result<Outcome, StoreError> {
         let Some(disk) = &self.disk else {
             let mut entries = self.shared.lock();
-            let plan = entries.plan(&change, now, &self.shared.meter)?;
+            let plan = entries
+                .plan(&change, now, &self.shared.meter)
+                .map_err(|refused| refused.error)?;
             return Ok(entries.commit(change, plan, now, &self.shared.meter));
         };
         let db = disk.clone().lock_owned().await;
@@ -360,7 +362,20 @@ impl Shared {
         change: Change,
         now: u64,
     ) -> Result<Outcome, StoreError> {
-        let plan = self.lock().plan(&change, now, &self.meter)?;
+        let plan = match self.lock().plan(&change, now, &self.meter) {
+            Ok(plan) => plan,
+            Err(Refused { swept, error }) => {
+                // What its sweep removed from memory goes from the file too: left there,
+                // refused writes could grow the file past `store_mb` without end.
+                let swept: Vec<&str> = swept.iter().map(String::as_str).collect();
+                if !swept.is_empty()
+                    && let Err(e) = db.apply(&swept, None)
+                {
+                    tracing::warn!("store: failed to delete expired keys from the file: {e:#}");
+                }
+                return Err(error);
+            }
+        };
         let mut deletes: Vec<&str> = plan.swept().iter().map(String::as_str).collect();
         let mut put = None;
         match (&plan, &change) {
@@ -410,6 +425,13 @@ impl Drop for Shared {
 
 fn deadline(now: u64, ttl_ms: Option<u64>) -> Option<u64> {
     ttl_ms.map(|ttl| now.saturating_add(ttl))
+}
+
+/// A write refused while deciding, with the expired keys its sweep removed from memory
+/// all the same.
+struct Refused {
+    swept: Vec<String>,
+    error: StoreError,
 }
 
 /// What a write decided before anything is written: the keys its sweep removed from
@@ -464,7 +486,7 @@ impl Entries {
     /// Decides `change`: sweeps up to [`SWEEP_PER_CALL`] expired keys, checks
     /// compare-and-swap's expectation and charges a put's growth (sweeping every expired
     /// key before refusing it).
-    fn plan(&mut self, change: &Change, now: u64, meter: &ModuleMeter) -> Result<Plan, StoreError> {
+    fn plan(&mut self, change: &Change, now: u64, meter: &ModuleMeter) -> Result<Plan, Refused> {
         let mut swept = self.sweep(now, SWEEP_PER_CALL, meter);
         let change = match change {
             Change::Swap { expected, then } => {
@@ -497,12 +519,13 @@ impl Entries {
             old = self.cost_of(key);
             growth = new.saturating_sub(old);
             if !meter.charge_store(growth) {
-                return Err(StoreError::Full(format!(
+                let error = StoreError::Full(format!(
                     "the store holds {} KiB of {}; this entry needs {} bytes more",
                     self.charged >> 10,
                     meter.setting(crate::meter::Limit::Store),
                     growth
-                )));
+                ));
+                return Err(Refused { swept, error });
             }
         }
         Ok(Plan::Make {

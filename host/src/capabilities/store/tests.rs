@@ -367,3 +367,42 @@ async fn a_persisted_write_that_cannot_get_the_lock_changes_nothing() {
     assert!(s.delete("k", now).await, "and later writes go through");
     assert_eq!(s.shared.meter.store.used(), 0);
 }
+
+/// A write refused for room still sweeps expired keys from the file, not only from
+/// memory: else a module alternating an expiring key and a refused write would grow the
+/// file past `store_mb` without end.
+#[tokio::test]
+async fn a_refused_persisted_write_deletes_what_it_swept_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store/m.sqlite");
+    let grant = StoreGrant {
+        persist: Some(path.clone()),
+    };
+    let s = ModuleStore::open("m", &grant, meter(8, None, 1)).unwrap();
+    let now = now_ms();
+    // The 1 MiB budget filled for good, but for room for one small expiring key.
+    let mut n = 0;
+    while s
+        .set(&format!("kept{n}"), &[1; 4000], None, now)
+        .await
+        .is_ok()
+    {
+        n += 1;
+    }
+    while s.set(&format!("small{n}"), b"1", None, now).await.is_ok() {
+        n += 1;
+    }
+    for gone in [n - 1, n - 2] {
+        assert!(s.delete(&format!("small{gone}"), now).await);
+    }
+    s.set("brief", b"2", Some(1), now).await.unwrap();
+    let refused = s.set("big", &[3; 4096], None, now + 10).await;
+    assert!(matches!(refused, Err(StoreError::Full(_))), "{refused:?}");
+    let file = rusqlite::Connection::open(&path).unwrap();
+    let brief: i64 = file
+        .query_row("SELECT count(*) FROM store WHERE key = 'brief'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(brief, 0, "swept from the file too");
+}
