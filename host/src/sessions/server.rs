@@ -23,6 +23,12 @@ use crate::modules::load::hook_state;
 /// Longest wait for a module's `report` hook.
 const REPORT_HOOK_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long a module's report lines are given again before its hook runs anew. Any
+/// module may ask for the report (`stats`) as often as it likes, and each asking ran
+/// every module's hook in a fresh instance on that module's workers: work one module
+/// could make all the others do without end.
+pub const REPORT_LINES_REUSED: Duration = Duration::from_secs(1);
+
 /// Most lines a module adds to the report: what it defends is the report (and the log)
 /// against a module returning a flood.
 const MAX_REPORT_LINES: usize = 100;
@@ -247,6 +253,10 @@ async fn session_permit(
         permit = acquire() => return (permit, None),
         accepted = socket.accept() => accepted,
     };
+    if accepted.is_err() {
+        // No client came (EMFILE, say): no idle session is ended for it.
+        return (acquire().await, Some(accepted));
+    }
     match slot.live.reclaim_longest_idle() {
         Some(idle) => {
             tracing::debug!(module = %slot.name, idle_ms = idle.as_millis() as u64, "at max_sessions: ending the longest-idle keep-alive session")
@@ -275,8 +285,32 @@ async fn report_lines(
 /// waiting at most [`REPORT_HOOK_TIMEOUT`], after which the hook is aborted and its
 /// instance given back: a slow or broken hook costs its own lines only. One hook per
 /// module runs at a time, whoever asks for the report (SIGUSR1, any module's `stats`), so
-/// a module cannot pile up instances by making its hook slow.
+/// a module cannot pile up instances by making its hook slow; and its lines are given
+/// again for [`REPORT_LINES_REUSED`], so no module can make the others run their hooks
+/// without end by asking for the report in a loop.
 pub async fn report_hook_lines(
+    engine: &Engine,
+    slot: &Arc<ModuleSlot>,
+    pool: &tokio::runtime::Handle,
+) -> Vec<String> {
+    let kept = slot
+        .report_lines
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < REPORT_LINES_REUSED)
+        .map(|(_, lines)| lines.clone());
+    if let Some(lines) = kept {
+        return lines;
+    }
+    let lines = run_report_hook(engine, slot, pool).await;
+    *slot.report_lines.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some((Instant::now(), lines.clone()));
+    lines
+}
+
+/// Runs the hook (see [`report_hook_lines`]).
+async fn run_report_hook(
     engine: &Engine,
     slot: &Arc<ModuleSlot>,
     pool: &tokio::runtime::Handle,

@@ -32,6 +32,9 @@ pub struct ModuleSlot {
     pub live: Arc<LiveSessions>,
     /// Held while its `report` hook runs: one at a time.
     pub report_hook: Arc<tokio::sync::Semaphore>,
+    /// The hook's last lines and when they came, given again for a while
+    /// (`sessions::server::REPORT_LINES_REUSED`).
+    pub report_lines: std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>,
     /// When the last hot swap was tried and how it ended, for the report.
     pub last_swap: std::sync::Mutex<Option<SwapRecord>>,
     /// Versions replaced by a swap, while sessions still run on them.
@@ -137,6 +140,7 @@ impl ModuleSlot {
             records,
             live: Arc::default(),
             report_hook: Arc::new(tokio::sync::Semaphore::new(1)),
+            report_lines: std::sync::Mutex::new(None),
             last_swap: std::sync::Mutex::new(None),
             retired: std::sync::Mutex::new(Vec::new()),
         }

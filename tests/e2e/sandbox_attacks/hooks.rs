@@ -95,3 +95,26 @@ fn a_report_hook_returning_overlapping_strings_costs_the_host_only_its_lines() {
     );
     bystander_served(&server, "after the overlapping report");
 }
+
+/// Any module may ask for the report as often as it likes, and each asking ran every
+/// module's hook anew, in a fresh instance on that module's own workers. A module's lines
+/// are now given again for a second.
+#[test]
+fn asking_for_the_report_in_a_loop_runs_each_hook_at_most_once_a_second() {
+    let (server, intruder) = start("", "");
+    let mut session = Intruder::connect(intruder);
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        let answer = session.answer("stats");
+        assert!(answer.starts_with("report "), "{answer}");
+    }
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_millis(200));
+    let runs = server.log().matches("intruder report hook ran").count();
+    eprintln!("20 reports in {took:?} ran the intruder's hook {runs} times");
+    assert!(runs >= 1, "{}", server.log());
+    assert!(
+        runs <= took.as_secs() as usize + 2,
+        "20 reports in {took:?} ran the intruder's hook {runs} times"
+    );
+}

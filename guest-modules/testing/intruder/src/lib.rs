@@ -106,6 +106,7 @@ impl Module for Intruder {
             Some("alias") => return attacks::aliased_lines(64, 16 << 20),
             _ => {}
         }
+        log::log(log::Level::Info, "intruder report hook ran");
         vec!["intruder report line".into()]
     }
 
