@@ -64,7 +64,11 @@ fn read_module(path: &Path) -> Result<Vec<u8>> {
     let mut wasm = Vec::with_capacity(meta.len() as usize);
     // Bounded again while reading: the file may grow after the `fstat`.
     file.take(MAX_MODULE_BYTES + 1).read_to_end(&mut wasm)?;
-    anyhow::ensure!(wasm.len() as u64 <= MAX_MODULE_BYTES, "it grew past {} MiB while read", MAX_MODULE_BYTES >> 20);
+    anyhow::ensure!(
+        wasm.len() as u64 <= MAX_MODULE_BYTES,
+        "it grew past {} MiB while read",
+        MAX_MODULE_BYTES >> 20
+    );
     Ok(wasm)
 }
 
@@ -103,7 +107,10 @@ mod tests {
         let err = format!("{:#}", ModuleSource::file(&fifo).err().unwrap());
         assert!(err.contains("not a regular file"), "{err}");
         let big = dir.path().join("big.wasm");
-        std::fs::File::create(&big).unwrap().set_len(MAX_MODULE_BYTES + 1).unwrap();
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_MODULE_BYTES + 1)
+            .unwrap();
         let err = format!("{:#}", ModuleSource::file(&big).err().unwrap());
         assert!(err.contains("more than the 256 MiB"), "{err}");
         let small = dir.path().join("small.wasm");
