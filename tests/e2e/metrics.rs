@@ -195,6 +195,24 @@ fn anything_but_get_metrics_is_refused_and_a_bad_client_costs_only_itself() {
         scrape(metrics, None);
     }
     drop(silent);
+    // Silent clients on every slot are closed after the head timeout (2 s), not the
+    // exchange's 10 s: a scrape waits in the backlog that long at most.
+    let silent: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let mut s = TcpStream::connect(metrics).unwrap();
+            s.write_all(b"GET /met").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    scrape(metrics, None);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(6),
+        "a scrape waited {waited:?} behind 16 silent clients"
+    );
+    drop(silent);
 }
 
 #[test]

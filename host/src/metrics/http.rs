@@ -26,6 +26,11 @@ const MAX_HEADERS: usize = 32;
 /// defends is a connection slot held by a client that sends or reads nothing.
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest wait for the request head: Prometheus sends its ~300 bytes at once, so a
+/// client still silent after this holds a slot for nothing (the slowloris of 16
+/// connections renewed every `EXCHANGE_TIMEOUT` kept every scrape out).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Connections served at once; more wait in the listen backlog. What it defends is the
 /// host runtime, which also carries every database query, against a flood of scrapes.
 pub const MAX_CONNECTIONS: usize = 16;
@@ -112,7 +117,10 @@ async fn exchange(
     reporter: &Reporter,
     scrapes: &Scrapes,
 ) -> std::io::Result<()> {
-    let response = match read_head(&mut stream).await? {
+    let head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request head"))?;
+    let response = match head? {
         Some(head) => answer(&head, |format| scrapes.render(reporter, format)),
         None => Response::plain(
             431,
