@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             serverkit::inspect::inspect(&module).map(|text| print!("{text}"))
         }
     };
+    serverkit::logging::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

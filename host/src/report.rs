@@ -88,6 +88,13 @@ pub fn render(
         let (sent, dropped) = syslog.counts();
         let _ = writeln!(out, "Syslog datagrams sent {sent} dropped {dropped}");
     }
+    let dropped = crate::logging::lines_dropped();
+    if dropped > 0 {
+        let _ = writeln!(
+            out,
+            "Log lines dropped {dropped} (stderr's reader fell behind)"
+        );
+    }
     for module in modules {
         module_lines(&mut out, module);
     }

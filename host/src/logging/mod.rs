@@ -7,17 +7,44 @@
 mod escape;
 mod event_text;
 mod log_bridge;
+pub mod queue;
 pub mod stderr;
 pub mod syslog;
 
-use std::io::{IsTerminal, Write};
-use std::sync::Arc;
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
 pub use escape::{escape, escape_into};
+use queue::LineQueue;
+
+/// The queue in front of stderr ([`queue`]), made by [`init`].
+static STDERR: OnceLock<LineQueue> = OnceLock::new();
+
+fn stderr_queue() -> &'static LineQueue {
+    STDERR.get_or_init(|| LineQueue::new(Box::new(std::io::stderr())))
+}
+
+/// Starts writing stderr from its own thread, so no thread that logs waits for the pipe.
+/// Call once the process may have more threads (after the privilege drop).
+pub fn start_writer() -> anyhow::Result<()> {
+    stderr_queue().start()
+}
+
+/// Waits until every queued stderr line is written: call before the process exits.
+pub fn flush() {
+    if let Some(queue) = STDERR.get() {
+        queue.flush();
+    }
+}
+
+/// Stderr lines dropped because its reader fell behind (the report shows them).
+pub fn lines_dropped() -> u64 {
+    STDERR.get().map_or(0, LineQueue::dropped)
+}
 pub use syslog::Syslog;
 
 /// Where events go, switchable once the configuration is read.
@@ -45,7 +72,7 @@ pub fn init() -> LogSwitch {
     let switch = LogSwitch::default();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let stderr_off = switch.stderr_off.clone();
-    let stderr = stderr::layer(std::io::stderr, std::io::stderr().is_terminal()).with_filter(
+    let stderr = stderr::layer(stderr_queue(), std::io::stderr().is_terminal()).with_filter(
         tracing_subscriber::filter::filter_fn(move |_| !stderr_off.load(Ordering::Relaxed)),
     );
     let subscriber = tracing_subscriber::registry()
@@ -70,7 +97,7 @@ pub fn print_report(text: &str, syslog: Option<&Syslog>) {
         escape_into(&mut escaped, line);
         escaped.push('\n');
     }
-    let _ = std::io::stderr().lock().write_all(escaped.as_bytes());
+    stderr_queue().push_always(escaped.into_bytes());
     if let Some(syslog) = syslog {
         syslog.report(text);
     }

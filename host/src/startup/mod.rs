@@ -221,6 +221,7 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
     //    which every later thread inherits.
     privileges::apply(&plan)?;
     seccomp::apply(globals.bool(seccomp::OPTION).unwrap_or(true))?;
+    crate::logging::start_writer()?;
     if let Some(syslog) = &syslog {
         syslog.start_sender()?;
     }

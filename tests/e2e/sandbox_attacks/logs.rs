@@ -1,11 +1,13 @@
 //! Issue 12 item 8: what a module writes to the log (`log` calls, stdout, stderr) cannot
 //! forge a line: every control character is escaped and each event stays one line; stdout
 //! lines count against `max_log_events` like `log` calls. The error a session, operator or
-//! prestart returns is logged cut to 4 KiB, like a `log` call.
+//! prestart returns is logged cut to 4 KiB, like a `log` call. A reader of stderr that
+//! stops reading costs log lines, never a module's worker.
 
 use std::time::Duration;
 
-use super::{Intruder, bystander_served, start};
+use super::{Intruder, bystander_served, personality, sections, start};
+use crate::harness::{binary, free_port};
 
 #[test]
 fn a_module_cannot_forge_log_lines_or_flood_through_stdout() {
@@ -79,4 +81,47 @@ fn a_sessions_error_is_logged_cut_to_4_kib() {
     assert!(line.contains("\\x01\\x01"), "{line}");
     assert!(line.len() < 4 * 4096 + 200, "{} bytes", line.len());
     bystander_served(&server, "after a session's huge error");
+}
+
+/// multilog stalled (a full disk, a stopped logger): stderr's pipe fills and stays full.
+/// A module logging 5000 lines (about 400 KB, six pipes' worth) must still answer, and
+/// so must its next session: no thread waits for the pipe.
+#[test]
+fn a_stalled_log_reader_stalls_no_session() {
+    let (intruder_port, echo_port) = (free_port(), free_port());
+    let text = sections(
+        intruder_port,
+        "  max_log_events = 6000\n  min_threads = 2",
+        echo_port,
+    );
+    let personality = personality(&text);
+    let mut child = std::process::Command::new(binary())
+        .arg("run")
+        .arg(personality.path())
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped()) // never read
+        .spawn()
+        .unwrap();
+    let intruder = std::net::SocketAddr::from(([127, 0, 0, 1], intruder_port));
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(intruder).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "never served");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let flood = Intruder::connect(intruder).ask("stdout-flood 5000");
+    let forged = Intruder::connect(intruder).ask("log-forge");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        flood.as_deref(),
+        Some("flooded"),
+        "a session waited for the full pipe"
+    );
+    assert_eq!(
+        forged.as_deref(),
+        Some("forged"),
+        "the next session waited too"
+    );
 }
