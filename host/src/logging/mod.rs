@@ -3,6 +3,8 @@
 //! every event as a syslog datagram over UDP instead (`syslog`). Both sinks write the
 //! same text for an event, with every control character escaped ([`escape`]): whatever a
 //! module or a client puts in an event, it stays one line and cannot drive a terminal.
+//! Stderr is written from a queue by one thread once serving ([`queue`]), so no thread
+//! waits for a reader that stalls.
 
 mod escape;
 mod event_text;
@@ -20,8 +22,9 @@ use tracing_subscriber::{EnvFilter, Layer as _};
 
 pub use escape::{escape, escape_into};
 use queue::LineQueue;
+pub use syslog::Syslog;
 
-/// The queue in front of stderr ([`queue`]), made by [`init`].
+/// The queue in front of stderr ([`queue`]), made at first use (by [`init`]).
 static STDERR: OnceLock<LineQueue> = OnceLock::new();
 
 fn stderr_queue() -> &'static LineQueue {
@@ -45,7 +48,6 @@ pub fn flush() {
 pub fn lines_dropped() -> u64 {
     STDERR.get().map_or(0, LineQueue::dropped)
 }
-pub use syslog::Syslog;
 
 /// Where events go, switchable once the configuration is read.
 #[derive(Clone, Default)]
