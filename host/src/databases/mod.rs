@@ -11,6 +11,7 @@ mod config;
 mod mysql;
 mod postgres;
 mod runtime;
+pub mod share;
 mod sqlite;
 mod sqlite_policy;
 
@@ -102,6 +103,8 @@ pub struct NamedPool {
     pub pool: Pool,
     /// Connection errors so far (the report's Errors column).
     pub errors: AtomicU64,
+    /// What each module naming it may hold at once.
+    pub shares: share::Shares,
 }
 
 impl NamedPool {
@@ -162,21 +165,28 @@ impl Databases {
 
     /// Runs `sql` on pool `name`, on the host runtime (the pool's connections belong to
     /// it), from any runtime: the caller's task waits without holding a thread.
+    /// `module` waits for one of its turns first ([`share`]); the turn is held by the
+    /// task, so a session that gives up does not free it while its query runs.
     pub async fn query(
         &self,
         name: &str,
+        module: &str,
         sql: String,
         params: Vec<Value>,
     ) -> Result<Rows, QueryError> {
         let pool = self
             .get(name)
             .ok_or_else(|| QueryError::NoSuchPool(name.to_string()))?;
+        let turns = pool.shares.of(module);
         // The task's future stays small: a session polls this on its fiber stack, and a
         // future spawned by value is built there first, so a driver's multi-KiB query
         // state would touch stack pages that stay resident for the session's life (8 KiB
         // of every idle POP3 session). Boxed, that state is built on the host runtime.
         let task = self.runtime.spawn(async move {
-            let query = Box::pin(pool.query(&sql, params));
+            let query = Box::pin(async move {
+                let _turn = turns.acquire_owned().await;
+                pool.query(&sql, params).await
+            });
             match tokio::time::timeout(QUERY_TIMEOUT, query).await {
                 Ok(result) => result,
                 Err(_) => Err(QueryError::Unavailable(format!(

@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicU64;
 
 use anyhow::{Context, Result};
 
+use super::share::Shares;
 use super::{Databases, Driver, NamedPool, Pool, PoolConfig, RETRY_INTERVAL};
 use super::{mysql, postgres, sqlite};
 
@@ -28,9 +29,13 @@ pub struct HostRuntime {
 }
 
 impl HostRuntime {
-    /// Starts the runtime and creates every pool on it. Never fails on a database that is
+    /// Starts the runtime and creates every pool on it, shared among the modules
+    /// `named_by` lists for it ([`super::share`]). Never fails on a database that is
     /// down: its pool keeps retrying in the background.
-    pub fn start(configs: Vec<PoolConfig>) -> Result<Self> {
+    pub fn start(
+        configs: Vec<PoolConfig>,
+        named_by: &HashMap<String, Vec<String>>,
+    ) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(HOST_WORKER_THREADS)
             .max_blocking_threads(HOST_BLOCKING_THREADS)
@@ -46,8 +51,10 @@ impl HostRuntime {
             let pool = runtime
                 .block_on(async { create(&config) })
                 .with_context(|| format!("failed to set up database pool `{name}`"))?;
+            let modules = named_by.get(&name).cloned().unwrap_or_default();
             let pool = Arc::new(NamedPool {
                 name: name.clone(),
+                shares: Shares::new(config.max, modules),
                 config,
                 pool,
                 errors: AtomicU64::new(0),

@@ -2,6 +2,7 @@
 //! SIGUSR1 or SIGALRM, hot-swap changed modules (file watcher) and configuration (SIGHUP),
 //! and on SIGTERM or SIGINT drain and stop.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,7 @@ pub fn serve(
     let reload_tools = reloader.make_tools()?;
     // The host runtime next: it owns the pools every module's sessions query, and it is
     // stopped last.
-    let host = HostRuntime::start(pools)?;
+    let host = HostRuntime::start(pools, &modules_by_pool(&modules))?;
     // Watch the stop signals before serving, so an early SIGTERM still drains.
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -160,4 +161,18 @@ impl Signals {
             _ = self.hup.recv() => Event::Reload("SIGHUP"),
         }
     }
+}
+
+/// The modules each pool is named by, for their shares of it.
+fn modules_by_pool(modules: &[(HeldModule, Vec<BoundListener>)]) -> HashMap<String, Vec<String>> {
+    let mut by_pool: HashMap<String, Vec<String>> = HashMap::new();
+    for (held, _) in modules {
+        for pool in &held.context.holdings.grants.databases.pools {
+            by_pool
+                .entry(pool.clone())
+                .or_default()
+                .push(held.context.name.clone());
+        }
+    }
+    by_pool
 }

@@ -1,7 +1,8 @@
 //! Issue 12 item 7: a module granted a SQLite pool reaches that database's tables and
 //! nothing else: no file written or attached, no setting, transaction, temporary object or
 //! extension left on a connection that pop, sharing the pool, borrows next. Parameters
-//! that overlap in guest memory cost the host no more than the instance's memory.
+//! that overlap in guest memory cost the host no more than the instance's memory, and a
+//! module sharing pop's pool cannot take all of it.
 
 use super::{Intruder, echo_served_at, install_intruder, peak_kib, reset_peak, sections};
 use crate::harness::free_port;
@@ -109,4 +110,45 @@ fn overlapping_query_parameters_copy_no_more_than_the_instance_holds() {
         "the call took the server from {before} to {peak} KiB at its peak"
     );
     echo_served_at(echo, "after the overlapping parameters");
+}
+
+/// pop's pool (`pool_max = 4`) named by the intruder too: four intruder sessions each run
+/// a query of several seconds. The intruder may hold three of the four connections at
+/// once, so pop's logins still find one and are answered at once, not after the 10 s a
+/// query may take, with `-ERR [SYS/TEMP]`.
+#[test]
+fn a_module_sharing_a_pool_cannot_take_all_of_it() {
+    let setup = PopSetup::new(Backend::Sqlite);
+    let dir = setup.personality.path().to_path_buf();
+    install_intruder(&dir);
+    let (intruder_port, echo_port) = (free_port(), free_port());
+    let server = setup.start_beside("", &sections(intruder_port, "  db = MAIL", echo_port));
+    let intruder: std::net::SocketAddr = ([127, 0, 0, 1], intruder_port).into();
+    let slow = "db WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000000) SELECT count(*) FROM n";
+    let hogs: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || Intruder::connect(intruder).answer(slow)))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let mut alice = server.client();
+    alice.ok("USER alice");
+    let answer = alice.cmd("PASS secret");
+    let waited = started.elapsed();
+    assert!(
+        answer.starts_with("+OK 3 messages"),
+        "{answer} after {waited:?}"
+    );
+    assert!(
+        hogs.iter().filter(|h| !h.is_finished()).count() >= 3,
+        "the intruder's queries were still running when alice logged in in {waited:?}"
+    );
+    // Each hog ends one way or another within the 10 s a query has (the fourth waited
+    // for one of the intruder's turns).
+    for hog in hogs {
+        let answer = hog.join().unwrap();
+        assert!(
+            answer.starts_with("ok ") || answer.starts_with("err "),
+            "{answer}"
+        );
+    }
 }

@@ -60,7 +60,7 @@ impl Host for DatabaseView<'_> {
         };
         let params = params.into_iter().map(from_wit).collect();
         let waiting = self.waits.enter(Channel::DatabaseQuery);
-        let result = dbs.query(&pool, sql, params).await;
+        let result = dbs.query(&pool, self.module, sql, params).await;
         drop(waiting);
         Ok(match result {
             Ok(rows) => Ok(Rows {
