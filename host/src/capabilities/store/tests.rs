@@ -288,17 +288,24 @@ async fn a_persisted_store_comes_back_with_its_deadlines() {
     assert!(format!("{err:#}").contains("store_mb = 0"), "{err:#}");
 }
 
-/// A module runs its sessions on `min_threads` workers, one by default: like this test's
-/// runtime. A write waiting for the file's lock (an operator's `sqlite3` holding a write
-/// transaction) must leave that worker to the module's other sessions.
-#[tokio::test(flavor = "current_thread")]
-async fn a_persisted_write_waiting_for_a_lock_leaves_the_worker_to_other_sessions() {
+/// A persisted store (`store_mb = 1`) in a fresh directory, and its file.
+fn persisted() -> (tempfile::TempDir, std::path::PathBuf, ModuleStore) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store/m.sqlite");
     let grant = StoreGrant {
         persist: Some(path.clone()),
     };
-    let s = Arc::new(ModuleStore::open("m", &grant, meter(8, None, 1)).unwrap());
+    let store = ModuleStore::open("m", &grant, meter(8, None, 1)).unwrap();
+    (dir, path, store)
+}
+
+/// A module runs its sessions on `min_threads` workers, one by default: like this test's
+/// runtime. A write waiting for the file's lock (an operator's `sqlite3` holding a write
+/// transaction) must leave that worker to the module's other sessions.
+#[tokio::test(flavor = "current_thread")]
+async fn a_persisted_write_waiting_for_a_lock_leaves_the_worker_to_other_sessions() {
+    let (_dir, path, s) = persisted();
+    let s = Arc::new(s);
     let now = now_ms();
     s.set("before", b"1", None, now).await.unwrap();
     // Long enough that the write can only finish by the lock's release below: on a
@@ -339,12 +346,7 @@ async fn a_persisted_write_waiting_for_a_lock_leaves_the_worker_to_other_session
 /// file and meter as they were.
 #[tokio::test]
 async fn a_persisted_write_that_cannot_get_the_lock_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store/m.sqlite");
-    let grant = StoreGrant {
-        persist: Some(path.clone()),
-    };
-    let s = ModuleStore::open("m", &grant, meter(8, None, 1)).unwrap();
+    let (_dir, path, s) = persisted();
     let now = now_ms();
     s.set("k", b"old", None, now).await.unwrap();
     let used = s.shared.meter.store.used();
@@ -373,12 +375,7 @@ async fn a_persisted_write_that_cannot_get_the_lock_changes_nothing() {
 /// file past `store_mb` without end.
 #[tokio::test]
 async fn a_refused_persisted_write_deletes_what_it_swept_from_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store/m.sqlite");
-    let grant = StoreGrant {
-        persist: Some(path.clone()),
-    };
-    let s = ModuleStore::open("m", &grant, meter(8, None, 1)).unwrap();
+    let (_dir, path, s) = persisted();
     let now = now_ms();
     // The 1 MiB budget filled for good, but for room for one small expiring key.
     let mut n = 0;
