@@ -133,7 +133,7 @@ fn utf8_prefix(bytes: &[u8], max: usize) -> String {
     }
     // Three more bytes finish a character the bound cuts.
     let end = bytes.len().min(max + 3);
-    cut(String::from_utf8_lossy(&bytes[..end]).chars(), max)
+    crate::text::truncate(&String::from_utf8_lossy(&bytes[..end]), max).to_string()
 }
 
 /// The characters of `chars` that fit in `max` bytes of UTF-8.

@@ -37,10 +37,13 @@ impl Shares {
     /// The turns of `module`.
     pub fn of(&self, module: &str) -> Arc<Semaphore> {
         let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
-        turns
-            .entry(module.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.size(module))))
-            .clone()
+        // Every query asks: no key is allocated but the module's first time.
+        if let Some(turns) = turns.get(module) {
+            return turns.clone();
+        }
+        let made = Arc::new(Semaphore::new(self.size(module)));
+        turns.insert(module.to_string(), made.clone());
+        made
     }
 }
 

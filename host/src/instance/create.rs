@@ -54,8 +54,7 @@ pub async fn create(
 }
 
 /// Like [`create`], but the bare component instance: for an export whose result the host
-/// must read piece by piece from guest memory (`WasmList`, `WasmStr`) rather than have
-/// wasmtime lift all of it first.
+/// lifts with its own type (`contract::bounded`) rather than the bindings' whole copy.
 pub async fn create_bare(
     engine: &Engine,
     pre: &ModulePre<InstanceState>,

@@ -4,9 +4,22 @@
 //! that overlap in guest memory cost the host no more than the instance's memory, and a
 //! module sharing pop's pool cannot take all of it.
 
+use std::net::SocketAddr;
+
 use super::{Intruder, echo_served_at, install_intruder, peak_kib, reset_peak, sections};
 use crate::harness::free_port;
-use crate::pop_fixture::{Backend, PopSetup};
+use crate::pop_fixture::{Backend, PopServer, PopSetup};
+
+/// pop on SQLite with the intruder (its section's extra lines `intruder`) and echo beside
+/// it: the server, the intruder's address and echo's.
+fn intruder_beside_pop(intruder: &str) -> (PopServer, SocketAddr, SocketAddr) {
+    let setup = PopSetup::new(Backend::Sqlite);
+    install_intruder(setup.personality.path());
+    let (intruder_port, echo_port) = (free_port(), free_port());
+    let server = setup.start_beside("", &sections(intruder_port, intruder, echo_port));
+    let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    (server, at(intruder_port), at(echo_port))
+}
 
 #[test]
 fn a_sqlite_pool_is_no_door_to_the_file_system() {
@@ -87,14 +100,7 @@ fn a_sqlite_pool_is_no_door_to_the_file_system() {
 /// most `instance_memory_mb` a call), the session traps, and the peak stays far below.
 #[test]
 fn overlapping_query_parameters_copy_no_more_than_the_instance_holds() {
-    let setup = PopSetup::new(Backend::Sqlite);
-    let dir = setup.personality.path().to_path_buf();
-    install_intruder(&dir);
-    let (intruder_port, echo_port) = (free_port(), free_port());
-    let intruder_section = "  db = MAIL\n  instance_memory_mb = 32";
-    let server = setup.start_beside("", &sections(intruder_port, intruder_section, echo_port));
-    let echo = ([127, 0, 0, 1], echo_port).into();
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], intruder_port).into();
+    let (server, addr, echo) = intruder_beside_pop("  db = MAIL\n  instance_memory_mb = 32");
     assert_eq!(
         Intruder::connect(addr).answer("db-alias 1 1"),
         "ok 1 rows",
@@ -118,12 +124,7 @@ fn overlapping_query_parameters_copy_no_more_than_the_instance_holds() {
 /// query may take, with `-ERR [SYS/TEMP]`.
 #[test]
 fn a_module_sharing_a_pool_cannot_take_all_of_it() {
-    let setup = PopSetup::new(Backend::Sqlite);
-    let dir = setup.personality.path().to_path_buf();
-    install_intruder(&dir);
-    let (intruder_port, echo_port) = (free_port(), free_port());
-    let server = setup.start_beside("", &sections(intruder_port, "  db = MAIL", echo_port));
-    let intruder: std::net::SocketAddr = ([127, 0, 0, 1], intruder_port).into();
+    let (server, intruder, _echo) = intruder_beside_pop("  db = MAIL");
     let slow = "db WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000000) SELECT count(*) FROM n";
     let hogs: Vec<_> = (0..4)
         .map(|_| std::thread::spawn(move || Intruder::connect(intruder).answer(slow)))
