@@ -242,6 +242,13 @@ fn module_lines(out: &mut String, module: &ModuleReport<'_>) {
             "log events dropped (over the per-session budget) {dropped}"
         );
     }
+    let crowded = meter.log_queue.dropped();
+    if crowded > 0 {
+        let _ = writeln!(
+            out,
+            "log lines dropped (its share of stderr's queue full) {crowded}"
+        );
+    }
     if let Some(swap) = slot.last_swap() {
         let at = humantime_utc(swap.at);
         let _ = writeln!(out, "Last swap at {at}: {}", swap.outcome);

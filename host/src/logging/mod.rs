@@ -4,11 +4,13 @@
 //! same text for an event, with every control character escaped ([`escape`]): whatever a
 //! module or a client puts in an event, it stays one line and cannot drive a terminal.
 //! Stderr is written from a queue by one thread once serving ([`queue`]), so no thread
-//! waits for a reader that stalls.
+//! waits for a reader that stalls; a module's lines may hold only its share of that
+//! queue, and of syslog's ([`owner`]).
 
 mod escape;
 mod event_text;
 mod log_bridge;
+pub mod owner;
 pub mod queue;
 pub mod stderr;
 pub mod syslog;

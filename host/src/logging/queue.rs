@@ -8,20 +8,36 @@
 //! one thread) lines are written directly, in order. After it, a line that would take the
 //! queue past [`MAX_QUEUED_BYTES`] is dropped and counted (the report's `Log lines
 //! dropped` line). [`LineQueue::flush`] waits for what is queued, at exit.
+//!
+//! A module's lines, written under its [`LogShare`] (`super::owner`), may hold at most
+//! [`MAX_QUEUED_BYTES_PER_OWNER`] of the queue: a module flooding the log while the reader
+//! lags loses its own lines, not the host's or other modules'.
+//!
+//! The writer batches what is waiting into one `write(2)` and flushes whenever the queue
+//! is empty, so a line is never held back behind an idle queue.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
+
+use super::owner::{self, LogShare};
 
 /// The most bytes of lines waiting for the writer: what it defends is host memory while
 /// the reader of stderr does not read.
 pub const MAX_QUEUED_BYTES: usize = 8 << 20;
 
+/// The most bytes of one owner's lines waiting: a quarter of the queue, so it takes four
+/// modules flooding at once to crowd out the host's lines and everyone else's.
+pub const MAX_QUEUED_BYTES_PER_OWNER: usize = MAX_QUEUED_BYTES / 4;
+
+/// Bytes of the writer's batch: what it hands `write(2)` at most at once.
+const WRITE_BATCH_BYTES: usize = 64 << 10;
+
 enum Message {
-    Line(Vec<u8>),
+    Line(Vec<u8>, Option<Arc<LogShare>>),
     /// Answered once everything sent before it is written.
     Flush(SyncSender<()>),
 }
@@ -64,21 +80,7 @@ impl LineQueue {
         let queued = self.queued_bytes.clone();
         std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || {
-                for message in receiver {
-                    match message {
-                        Message::Line(line) => {
-                            // Nothing to tell a failed write to but the log itself.
-                            let _ = output.write_all(&line);
-                            queued.fetch_sub(line.len(), Ordering::Relaxed);
-                        }
-                        Message::Flush(done) => {
-                            let _ = output.flush();
-                            let _ = done.send(());
-                        }
-                    }
-                }
-            })
+            .spawn(move || write_lines(&receiver, &mut output, &queued))
             .context("failed to start the log writer thread")?;
         self.started.store(true, Ordering::Release);
         Ok(())
@@ -97,6 +99,7 @@ impl LineQueue {
     }
 
     fn send(&self, line: Vec<u8>, always: bool) {
+        let owner = if always { None } else { owner::current() };
         if !self.started.load(Ordering::Acquire)
             && let Some(output) = self
                 .output
@@ -108,14 +111,29 @@ impl LineQueue {
             return;
         }
         let len = line.len();
+        if let Some(share) = &owner
+            && !share.take(&share.stderr_bytes, len, MAX_QUEUED_BYTES_PER_OWNER)
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
         if !always && before + len > MAX_QUEUED_BYTES {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            if let Some(share) = &owner {
+                share.stderr_bytes.fetch_sub(len, Ordering::Relaxed);
+                share.count_dropped();
+            }
             return;
         }
-        if self.sender.send(Message::Line(line)).is_err() {
+        if let Err(mpsc::SendError(Message::Line(_, owner))) =
+            self.sender.send(Message::Line(line, owner))
+        {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            if let Some(share) = owner {
+                share.stderr_bytes.fetch_sub(len, Ordering::Relaxed);
+            }
         }
     }
 
@@ -135,6 +153,44 @@ impl LineQueue {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+}
+
+/// The writer thread: lines in order, batched into `output` while more are waiting, each
+/// line's bytes given back to the queue's and its owner's counts once it is batched.
+fn write_lines(
+    receiver: &Receiver<Message>,
+    output: &mut Box<dyn Write + Send>,
+    queued: &AtomicUsize,
+) {
+    let mut batch = BufWriter::with_capacity(WRITE_BATCH_BYTES, output);
+    loop {
+        let message = match receiver.try_recv() {
+            Ok(message) => message,
+            Err(TryRecvError::Empty) => {
+                // Nothing to tell a failed write to but the log itself.
+                let _ = batch.flush();
+                match receiver.recv() {
+                    Ok(message) => message,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        match message {
+            Message::Line(line, owner) => {
+                let _ = batch.write_all(&line);
+                queued.fetch_sub(line.len(), Ordering::Relaxed);
+                if let Some(share) = owner {
+                    share.stderr_bytes.fetch_sub(line.len(), Ordering::Relaxed);
+                }
+            }
+            Message::Flush(done) => {
+                let _ = batch.flush();
+                let _ = done.send(());
+            }
+        }
+    }
+    let _ = batch.flush();
 }
 
 /// One event's bytes, queued when the formatter is done with it.
@@ -231,5 +287,42 @@ mod tests {
             written.len(),
             34 + (20 - queue.dropped() as usize) * (1 << 20) + 11
         );
+    }
+
+    #[test]
+    fn an_owner_flooding_a_stalled_queue_loses_only_its_own_lines() {
+        let output = Stalled::default();
+        let queue = LineQueue::new(Box::new(output.clone()));
+        queue.start().unwrap();
+        let flooder = Arc::new(LogShare::default());
+        let line = vec![b'x'; 64 << 10];
+        owner::as_owner(&flooder, || {
+            for _ in 0..(MAX_QUEUED_BYTES >> 16) {
+                queue.push(line.clone());
+            }
+        });
+        let flooded = flooder.dropped();
+        assert!(
+            flooded >= ((MAX_QUEUED_BYTES - MAX_QUEUED_BYTES_PER_OWNER) >> 16) as u64 - 1,
+            "{flooded} dropped"
+        );
+        assert_eq!(queue.dropped(), flooded, "only the flooder's lines");
+        let other = Arc::new(LogShare::default());
+        owner::as_owner(&other, || queue.push(b"another module\n".to_vec()));
+        queue.push(b"the host\n".to_vec());
+        assert_eq!(other.dropped(), 0);
+        assert_eq!(queue.dropped(), flooded);
+        let (open, changed) = &*output.open;
+        *open.lock().unwrap() = true;
+        changed.notify_all();
+        queue.flush();
+        let written = output.written.lock().unwrap();
+        assert!(written.ends_with(b"another module\nthe host\n"));
+        assert_eq!(
+            flooder.stderr_bytes.load(Ordering::Relaxed),
+            0,
+            "all given back"
+        );
+        assert_eq!(queue.queued_bytes.load(Ordering::Relaxed), 0);
     }
 }

@@ -5,7 +5,8 @@
 //! Logging never blocks serving: an event is formatted into a unit of the
 //! `log_entry_heap` (at most [`QUEUE_UNITS`]) and queued; a sender thread, started after the
 //! privilege drop, sends the queue. When the heap is full, or a send fails (no listener,
-//! network down), the entry is dropped and counted.
+//! network down), the entry is dropped and counted. A module's entries may hold at most
+//! [`QUEUE_UNITS_PER_OWNER`] of the queue (`super::owner`).
 //!
 //! A collector that is down makes the kernel answer with an ICMP port unreachable, which
 //! the connected socket reports on the *next* send as `ECONNREFUSED`, and that send does
@@ -28,10 +29,14 @@ use time::format_description::well_known::Rfc3339;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 
+use super::owner::{self, LogShare};
 use crate::heaps::{Heap, HeapOptions, HeapRegistry, HeapSpec, Unit};
 
 /// Most log entries waiting to be sent; beyond it new entries are dropped and counted.
 pub const QUEUE_UNITS: usize = 1000;
+
+/// Most entries of one owner (a module) waiting: a quarter of the queue.
+pub const QUEUE_UNITS_PER_OWNER: usize = QUEUE_UNITS / 4;
 
 /// Longest message sent, once escaped; what it defends is the datagram size (and the
 /// collector).
@@ -40,6 +45,9 @@ const MAX_MESSAGE_BYTES: usize = 2048;
 /// The RFC 5424 MSGID of the status report's lines, so a collector can tell them from
 /// events (`-`, none, for events).
 const REPORT_MSGID: &str = "report";
+
+/// A datagram waiting for the sender, and whose share it holds.
+type Entry = (Unit<String>, Option<Arc<LogShare>>);
 
 /// The syslog port when the address names none.
 const DEFAULT_PORT: u16 = 514;
@@ -71,8 +79,8 @@ pub struct Syslog {
     app: String,
     hostname: String,
     queue: Arc<Heap<String>>,
-    sender: Sender<Unit<String>>,
-    receiver: Mutex<Option<Receiver<Unit<String>>>>,
+    sender: Sender<Entry>,
+    receiver: Mutex<Option<Receiver<Entry>>>,
     sent: AtomicU64,
     dropped: AtomicU64,
 }
@@ -134,8 +142,12 @@ impl Syslog {
         std::thread::Builder::new()
             .name("syslog-sender".into())
             .spawn(move || {
-                for entry in receiver {
+                for (entry, owner) in receiver {
                     let sent = entry.with(|datagram| syslog.send(datagram.as_bytes()));
+                    drop(entry);
+                    if let Some(share) = owner {
+                        share.syslog_entries.fetch_sub(1, Ordering::Relaxed);
+                    }
                     let counter = if sent { &syslog.sent } else { &syslog.dropped };
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
@@ -184,13 +196,25 @@ impl Syslog {
     }
 
     fn enqueue_as(&self, level: &Level, msgid: &str, message: &str) {
-        let datagram = self.datagram(level, msgid, message, OffsetDateTime::now_utc());
-        let queued = self
-            .queue
-            .alloc(datagram)
-            .map(|unit| self.sender.send(unit).is_ok());
-        if !matches!(queued, Ok(true)) {
+        let owner = owner::current();
+        if let Some(share) = &owner
+            && !share.take(&share.syslog_entries, 1, QUEUE_UNITS_PER_OWNER)
+        {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let datagram = self.datagram(level, msgid, message, OffsetDateTime::now_utc());
+        let unit = self.queue.alloc(datagram);
+        let refused = match unit {
+            Ok(unit) => self.sender.send((unit, owner)).err().map(|e| e.0.1),
+            Err(_) => Some(owner),
+        };
+        if let Some(owner) = refused {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            if let Some(share) = owner {
+                share.syslog_entries.fetch_sub(1, Ordering::Relaxed);
+                share.count_dropped();
+            }
         }
     }
 
@@ -419,6 +443,36 @@ mod tests {
             s.enqueue(&Level::INFO, "x");
         }
         assert_eq!(s.counts(), (0, 5));
+    }
+
+    #[test]
+    fn a_module_flooding_the_queue_fills_only_its_share() {
+        let (s, collector) = syslog(Format::Rfc5424);
+        let flooder = Arc::new(LogShare::default());
+        owner::as_owner(&flooder, || {
+            for _ in 0..QUEUE_UNITS {
+                s.enqueue(&Level::INFO, "flood");
+            }
+        });
+        let over = (QUEUE_UNITS - QUEUE_UNITS_PER_OWNER) as u64;
+        assert_eq!((s.counts(), flooder.dropped()), ((0, over), over));
+        s.enqueue(&Level::WARN, "the host's own");
+        assert_eq!(s.counts(), (0, over), "the host's entry was queued");
+        s.start_sender().unwrap();
+        collector
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        for _ in 0..QUEUE_UNITS_PER_OWNER {
+            collector.recv(&mut buf).unwrap();
+        }
+        let n = collector.recv(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).ends_with("the host's own"));
+        let started = std::time::Instant::now();
+        while flooder.syslog_entries.load(Ordering::Relaxed) > 0 {
+            assert!(started.elapsed().as_secs() < 5, "its share was given back");
+            std::thread::yield_now();
+        }
     }
 
     #[test]

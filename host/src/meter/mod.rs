@@ -13,6 +13,8 @@ pub mod waits;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use crate::logging::owner::LogShare;
+
 pub use cpu::{CpuBudget, Refill, STRETCH_BYTES};
 pub use descriptors::{DescriptorPermit, Descriptors, ProcessDescriptors};
 pub use limit::{Budgets, FirstLimit, Limit};
@@ -45,6 +47,8 @@ pub struct ModuleMeter {
     pub waits: Arc<WaitChannels>,
     /// Log events its instances emitted past their budget, dropped.
     pub log_dropped: AtomicU64,
+    /// Its part of the stderr queue: what its lines may hold while the reader lags.
+    pub log_queue: Arc<LogShare>,
     hits: [AtomicU64; Limit::ALL.len()],
 }
 
@@ -59,6 +63,7 @@ impl ModuleMeter {
             descriptors: Descriptors::new(budgets.descriptors, process),
             waits: Arc::default(),
             log_dropped: AtomicU64::new(0),
+            log_queue: Arc::default(),
             hits: Default::default(),
         })
     }

@@ -125,3 +125,75 @@ fn a_stalled_log_reader_stalls_no_session() {
         "the next session waited too"
     );
 }
+
+/// stderr's reader lags while a module floods the log: the queue in front of it fills,
+/// and before each module had a share of it, the flood took all of it, so another
+/// module's lines were dropped. The intruder writes 12 MB of log lines into a pipe nobody
+/// reads yet, then 3000 short ones; echo's warning after them must still reach the log
+/// once the reader reads.
+#[test]
+fn a_module_flooding_a_lagging_log_cannot_crowd_out_another_modules_lines() {
+    let (intruder_port, echo_port) = (free_port(), free_port());
+    let text = format!(
+        "intruder {{\n  address = 127.0.0.1\n  port = {intruder_port}\n  max_log_events = 5000\n}}\n\
+         echo {{\n  address = 127.0.0.1\n  port = {echo_port}\n  fault_injection = on\n}}\n"
+    );
+    let personality = personality(&text);
+    let mut child = std::process::Command::new(binary())
+        .arg("run")
+        .arg(personality.path())
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped()) // not read until the flood is over
+        .spawn()
+        .unwrap();
+    let [intruder, echo] =
+        [intruder_port, echo_port].map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)));
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(echo).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "never served");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Large lines fill the queue, then one-byte lines fill what room they leave, so no
+    // line longer than the shortest flood line could fit any more.
+    for flood in ["log-flood 3000 4000", "log-flood 3000 1"] {
+        let answer = Intruder::connect(intruder).ask(flood);
+        assert_eq!(answer.as_deref(), Some("flooded"), "{flood}");
+    }
+    let mut bystander = std::net::TcpStream::connect(echo).unwrap();
+    std::io::Write::write_all(&mut bystander, b"!trap\n").unwrap();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut bystander, &mut rest); // closed by the trap
+
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 1 << 16];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut stderr, &mut chunk) {
+            sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    let wanted = "fault injection: trapping on request";
+    let seen = |text: &str| text.contains(wanted);
+    let started = std::time::Instant::now();
+    let text = loop {
+        let text = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+        if seen(&text) || started.elapsed() > Duration::from_secs(20) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let flooded = text.lines().filter(|l| l.contains("INFO f module")).count();
+    assert!(
+        flooded < 3000 && text.contains("INFO ffff"),
+        "the flood overran the queue, or the test proves nothing: {flooded} lines"
+    );
+    assert!(
+        seen(&text),
+        "echo's warning was dropped behind the intruder's flood ({flooded} flood lines logged)"
+    );
+}

@@ -14,7 +14,8 @@
 //!   the client sends next, logged (a session whose TLS failed cannot answer);
 //! - `db SQL`: the SQL on the pool option `db` names;
 //! - `log-forge`: log events, stdout and stderr lines carrying newlines, CR and ESC;
-//! - `stdout-flood N`: N lines on stdout.
+//! - `stdout-flood N`: N lines on stdout;
+//! - `log-flood N SIZE`: N `log` calls at `info`, each SIZE bytes.
 
 use std::io::Write;
 
@@ -54,6 +55,13 @@ pub fn run(words: &[&str]) -> String {
         ["stdout-flood", _] => {
             for i in 0..n(1) {
                 println!("stdout flood {i}");
+            }
+            "flooded".into()
+        }
+        ["log-flood", _, _] => {
+            let line = "f".repeat(n(2) as usize);
+            for _ in 0..n(1) {
+                log::log(log::Level::Info, &line);
             }
             "flooded".into()
         }

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use wasmtime::component::HasData;
 
 use crate::contract::bindings::log::{Host, Level};
+use crate::logging::owner::as_owner;
 use crate::meter::{InstanceMeter, Limit, LogEvent, ModuleMeter};
 pub use crate::text::truncate;
 
@@ -38,21 +39,24 @@ impl Host for LogView<'_> {
     /// At most the module's `max_log_events` per instance are logged: what the budget
     /// defends is the host log, and the disk or syslog behind it, against a module that
     /// floods it. Further events are dropped and counted per module (the report shows
-    /// them).
+    /// them). The lines are charged to the module's share of the stderr queue.
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let module = self.module;
-        if !written(module, &self.meter.module, self.meter.log_event()) {
-            return Ok(());
-        }
-        let message = truncate(&message, MAX_LOG_MESSAGE_BYTES);
-        let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
-        match level {
-            Level::Trace => tracing::trace!(module, peer, "{message}"),
-            Level::Debug => tracing::debug!(module, peer, "{message}"),
-            Level::Info => tracing::info!(module, peer, "{message}"),
-            Level::Warn => tracing::warn!(module, peer, "{message}"),
-            Level::Error => tracing::error!(module, peer, "{message}"),
-        }
+        let meter = &self.meter.module;
+        as_owner(&meter.log_queue, || {
+            if !written(module, meter, self.meter.log_event()) {
+                return;
+            }
+            let message = truncate(&message, MAX_LOG_MESSAGE_BYTES);
+            let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
+            match level {
+                Level::Trace => tracing::trace!(module, peer, "{message}"),
+                Level::Debug => tracing::debug!(module, peer, "{message}"),
+                Level::Info => tracing::info!(module, peer, "{message}"),
+                Level::Warn => tracing::warn!(module, peer, "{message}"),
+                Level::Error => tracing::error!(module, peer, "{message}"),
+            }
+        });
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! A guest's stdout and stderr: each line becomes one host log event, labelled with the
 //! module, so a Rust guest's panic message lands in the log before its trap. Lines count
-//! against the same `max_log_events` budget as `log` calls.
+//! against the same `max_log_events` budget as `log` calls, and are charged to the
+//! module's share of the stderr queue.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use super::{MAX_LOG_MESSAGE_BYTES, truncate, written};
+use crate::logging::owner::as_owner;
 use crate::meter::{ModuleMeter, log_event};
 
 /// Which of the guest's output streams.
@@ -103,18 +105,20 @@ impl LineLogger {
     }
 
     fn emit(&mut self) {
-        let event = log_event(&self.budget.meter, &self.budget.events);
-        if !written(&self.module, &self.budget.meter, event) {
-            self.partial.clear();
-            return;
-        }
-        let text = String::from_utf8_lossy(&self.partial);
-        let line = truncate(&text, MAX_LOG_MESSAGE_BYTES);
-        let module = &*self.module;
-        match self.stream {
-            Stream::Stdout => tracing::info!(module, stream = "stdout", "{line}"),
-            Stream::Stderr => tracing::warn!(module, stream = "stderr", "{line}"),
-        }
+        let meter = &self.budget.meter;
+        as_owner(&meter.log_queue, || {
+            let event = log_event(meter, &self.budget.events);
+            if !written(&self.module, meter, event) {
+                return;
+            }
+            let text = String::from_utf8_lossy(&self.partial);
+            let line = truncate(&text, MAX_LOG_MESSAGE_BYTES);
+            let module = &*self.module;
+            match self.stream {
+                Stream::Stdout => tracing::info!(module, stream = "stdout", "{line}"),
+                Stream::Stderr => tracing::warn!(module, stream = "stderr", "{line}"),
+            }
+        });
         self.partial.clear();
     }
 }
