@@ -246,7 +246,7 @@ fn module_lines(out: &mut String, module: &ModuleReport<'_>) {
     if crowded > 0 {
         let _ = writeln!(
             out,
-            "log lines dropped (its share of stderr's queue full) {crowded}"
+            "log lines dropped (its share of the log's queue full) {crowded}"
         );
     }
     if let Some(swap) = slot.last_swap() {

@@ -23,15 +23,17 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
-use super::owner::{self, LogShare};
+use super::owner::{self, LogShare, OwnerLimits};
 
 /// The most bytes of lines waiting for the writer: what it defends is host memory while
 /// the reader of stderr does not read.
 pub const MAX_QUEUED_BYTES: usize = 8 << 20;
 
-/// The most bytes of one owner's lines waiting: a quarter of the queue, so it takes four
-/// modules flooding at once to crowd out the host's lines and everyone else's.
+/// The most bytes of one owner's (a module's) lines waiting: a quarter of the queue.
 pub const MAX_QUEUED_BYTES_PER_OWNER: usize = MAX_QUEUED_BYTES / 4;
+
+/// The most bytes of all owners' lines waiting: the last quarter is the host's own.
+pub const MAX_QUEUED_BYTES_ALL_OWNERS: usize = MAX_QUEUED_BYTES / 4 * 3;
 
 /// Bytes of the writer's batch: what it hands `write(2)` at most at once.
 const WRITE_BATCH_BYTES: usize = 64 << 10;
@@ -48,8 +50,25 @@ pub struct LineQueue {
     receiver: Mutex<Option<Receiver<Message>>>,
     output: Mutex<Option<Box<dyn Write + Send>>>,
     started: AtomicBool,
-    queued_bytes: Arc<AtomicUsize>,
+    counts: Arc<Counts>,
+}
+
+/// What the queue holds and has dropped; shared with the writer, which gives back.
+struct Counts {
+    /// Bytes of waiting lines (their allocations' capacity: what the host pays).
+    queued_bytes: AtomicUsize,
+    owners: OwnerLimits,
     dropped: AtomicU64,
+}
+
+impl Counts {
+    /// Gives back a line of `len` bytes once it left the queue, or never entered it.
+    fn release(&self, len: usize, owner: Option<&LogShare>) {
+        self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+        if let Some(share) = owner {
+            self.owners.give_back(share, len);
+        }
+    }
 }
 
 impl LineQueue {
@@ -61,8 +80,15 @@ impl LineQueue {
             receiver: Mutex::new(Some(receiver)),
             output: Mutex::new(Some(output)),
             started: AtomicBool::new(false),
-            queued_bytes: Arc::default(),
-            dropped: AtomicU64::new(0),
+            counts: Arc::new(Counts {
+                queued_bytes: AtomicUsize::new(0),
+                owners: OwnerLimits::new(
+                    MAX_QUEUED_BYTES_PER_OWNER,
+                    MAX_QUEUED_BYTES_ALL_OWNERS,
+                    |share| &share.stderr_bytes,
+                ),
+                dropped: AtomicU64::new(0),
+            }),
         }
     }
 
@@ -77,10 +103,10 @@ impl LineQueue {
         let (Some(receiver), Some(mut output)) = (receiver, output) else {
             return Ok(());
         };
-        let queued = self.queued_bytes.clone();
+        let counts = self.counts.clone();
         std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || write_lines(&receiver, &mut output, &queued))
+            .spawn(move || write_lines(&receiver, &mut output, &counts))
             .context("failed to start the log writer thread")?;
         self.started.store(true, Ordering::Release);
         Ok(())
@@ -110,19 +136,19 @@ impl LineQueue {
             let _ = output.write_all(&line);
             return;
         }
-        let len = line.len();
+        let counts = &self.counts;
+        let len = line.capacity();
         if let Some(share) = &owner
-            && !share.take(&share.stderr_bytes, len, MAX_QUEUED_BYTES_PER_OWNER)
+            && !counts.owners.take(share, len)
         {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            counts.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        let before = counts.queued_bytes.fetch_add(len, Ordering::Relaxed);
         if !always && before + len > MAX_QUEUED_BYTES {
-            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            counts.release(len, owner.as_deref());
+            counts.dropped.fetch_add(1, Ordering::Relaxed);
             if let Some(share) = &owner {
-                share.stderr_bytes.fetch_sub(len, Ordering::Relaxed);
                 share.count_dropped();
             }
             return;
@@ -130,10 +156,7 @@ impl LineQueue {
         if let Err(mpsc::SendError(Message::Line(_, owner))) =
             self.sender.send(Message::Line(line, owner))
         {
-            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-            if let Some(share) = owner {
-                share.stderr_bytes.fetch_sub(len, Ordering::Relaxed);
-            }
+            counts.release(len, owner.as_deref());
         }
     }
 
@@ -149,25 +172,23 @@ impl LineQueue {
         }
     }
 
-    /// Lines dropped because the queue was full.
+    /// Lines dropped because the queue, or their owner's part of it, was full, or
+    /// because writing them failed.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.counts.dropped.load(Ordering::Relaxed)
     }
 }
 
 /// The writer thread: lines in order, batched into `output` while more are waiting, each
-/// line's bytes given back to the queue's and its owner's counts once it is batched.
-fn write_lines(
-    receiver: &Receiver<Message>,
-    output: &mut Box<dyn Write + Send>,
-    queued: &AtomicUsize,
-) {
+/// line's bytes given back to the queue's and its owner's counts once it is batched. A
+/// line whose write fails (stderr closed) is counted dropped: nothing else can be told.
+fn write_lines(receiver: &Receiver<Message>, output: &mut Box<dyn Write + Send>, counts: &Counts) {
     let mut batch = BufWriter::with_capacity(WRITE_BATCH_BYTES, output);
     loop {
         let message = match receiver.try_recv() {
             Ok(message) => message,
             Err(TryRecvError::Empty) => {
-                // Nothing to tell a failed write to but the log itself.
+                // A failed flush keeps its bytes; the next line's write fails and counts.
                 let _ = batch.flush();
                 match receiver.recv() {
                     Ok(message) => message,
@@ -178,11 +199,10 @@ fn write_lines(
         };
         match message {
             Message::Line(line, owner) => {
-                let _ = batch.write_all(&line);
-                queued.fetch_sub(line.len(), Ordering::Relaxed);
-                if let Some(share) = owner {
-                    share.stderr_bytes.fetch_sub(line.len(), Ordering::Relaxed);
+                if batch.write_all(&line).is_err() {
+                    counts.dropped.fetch_add(1, Ordering::Relaxed);
                 }
+                counts.release(line.capacity(), owner.as_deref());
             }
             Message::Flush(done) => {
                 let _ = batch.flush();
@@ -290,39 +310,52 @@ mod tests {
     }
 
     #[test]
-    fn an_owner_flooding_a_stalled_queue_loses_only_its_own_lines() {
+    fn owners_flooding_a_stalled_queue_lose_only_their_own_lines() {
         let output = Stalled::default();
         let queue = LineQueue::new(Box::new(output.clone()));
         queue.start().unwrap();
-        let flooder = Arc::new(LogShare::default());
         let line = vec![b'x'; 64 << 10];
+        let lines_in = |bytes: usize| (bytes >> 16) as u64;
+        let flooder = Arc::new(LogShare::default());
         owner::as_owner(&flooder, || {
-            for _ in 0..(MAX_QUEUED_BYTES >> 16) {
+            for _ in 0..lines_in(MAX_QUEUED_BYTES) {
                 queue.push(line.clone());
             }
         });
+        // The writer may hold one line in its stalled write.
         let flooded = flooder.dropped();
-        assert!(
-            flooded >= ((MAX_QUEUED_BYTES - MAX_QUEUED_BYTES_PER_OWNER) >> 16) as u64 - 1,
-            "{flooded} dropped"
-        );
+        assert!(flooded >= lines_in(MAX_QUEUED_BYTES - MAX_QUEUED_BYTES_PER_OWNER) - 1);
         assert_eq!(queue.dropped(), flooded, "only the flooder's lines");
         let other = Arc::new(LogShare::default());
         owner::as_owner(&other, || queue.push(b"another module\n".to_vec()));
-        queue.push(b"the host\n".to_vec());
         assert_eq!(other.dropped(), 0);
-        assert_eq!(queue.dropped(), flooded);
+        // Three more flooders: all owners together keep to three quarters.
+        let more: Vec<_> = (0..3).map(|_| Arc::new(LogShare::default())).collect();
+        for share in &more {
+            owner::as_owner(share, || {
+                for _ in 0..lines_in(MAX_QUEUED_BYTES_PER_OWNER) {
+                    queue.push(line.clone());
+                }
+            });
+        }
+        assert!(more[2].dropped() > 0, "the owners' part was full");
+        queue.push(b"the host\n".to_vec());
+        let dropped = queue.dropped();
+        assert_eq!(
+            dropped,
+            flooded + more.iter().map(|s| s.dropped()).sum::<u64>(),
+            "the host's line was queued"
+        );
         let (open, changed) = &*output.open;
         *open.lock().unwrap() = true;
         changed.notify_all();
         queue.flush();
         let written = output.written.lock().unwrap();
-        assert!(written.ends_with(b"another module\nthe host\n"));
-        assert_eq!(
-            flooder.stderr_bytes.load(Ordering::Relaxed),
-            0,
-            "all given back"
-        );
-        assert_eq!(queue.queued_bytes.load(Ordering::Relaxed), 0);
+        assert!(written.ends_with(b"the host\n"));
+        assert!(String::from_utf8_lossy(&written).contains("another module\n"));
+        for share in more.iter().chain([&flooder, &other]) {
+            assert_eq!(share.stderr_bytes.load(Ordering::Relaxed), 0, "given back");
+        }
+        assert_eq!(queue.counts.queued_bytes.load(Ordering::Relaxed), 0);
     }
 }

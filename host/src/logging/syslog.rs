@@ -6,7 +6,8 @@
 //! `log_entry_heap` (at most [`QUEUE_UNITS`]) and queued; a sender thread, started after the
 //! privilege drop, sends the queue. When the heap is full, or a send fails (no listener,
 //! network down), the entry is dropped and counted. A module's entries may hold at most
-//! [`QUEUE_UNITS_PER_OWNER`] of the queue (`super::owner`).
+//! [`QUEUE_UNITS_PER_OWNER`] of the queue, and all modules' [`QUEUE_UNITS_ALL_OWNERS`]
+//! (`super::owner`).
 //!
 //! A collector that is down makes the kernel answer with an ICMP port unreachable, which
 //! the connected socket reports on the *next* send as `ECONNREFUSED`, and that send does
@@ -29,7 +30,7 @@ use time::format_description::well_known::Rfc3339;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 
-use super::owner::{self, LogShare};
+use super::owner::{self, LogShare, OwnerLimits};
 use crate::heaps::{Heap, HeapOptions, HeapRegistry, HeapSpec, Unit};
 
 /// Most log entries waiting to be sent; beyond it new entries are dropped and counted.
@@ -37,6 +38,9 @@ pub const QUEUE_UNITS: usize = 1000;
 
 /// Most entries of one owner (a module) waiting: a quarter of the queue.
 pub const QUEUE_UNITS_PER_OWNER: usize = QUEUE_UNITS / 4;
+
+/// Most entries of all owners waiting: the last quarter is the host's own.
+pub const QUEUE_UNITS_ALL_OWNERS: usize = QUEUE_UNITS / 4 * 3;
 
 /// Longest message sent, once escaped; what it defends is the datagram size (and the
 /// collector).
@@ -81,6 +85,7 @@ pub struct Syslog {
     queue: Arc<Heap<String>>,
     sender: Sender<Entry>,
     receiver: Mutex<Option<Receiver<Entry>>>,
+    owners: OwnerLimits,
     sent: AtomicU64,
     dropped: AtomicU64,
 }
@@ -123,6 +128,9 @@ impl Syslog {
             queue,
             sender,
             receiver: Mutex::new(Some(receiver)),
+            owners: OwnerLimits::new(QUEUE_UNITS_PER_OWNER, QUEUE_UNITS_ALL_OWNERS, |share| {
+                &share.syslog_entries
+            }),
             sent: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         }))
@@ -146,7 +154,7 @@ impl Syslog {
                     let sent = entry.with(|datagram| syslog.send(datagram.as_bytes()));
                     drop(entry);
                     if let Some(share) = owner {
-                        share.syslog_entries.fetch_sub(1, Ordering::Relaxed);
+                        syslog.owners.give_back(&share, 1);
                     }
                     let counter = if sent { &syslog.sent } else { &syslog.dropped };
                     counter.fetch_add(1, Ordering::Relaxed);
@@ -198,7 +206,7 @@ impl Syslog {
     fn enqueue_as(&self, level: &Level, msgid: &str, message: &str) {
         let owner = owner::current();
         if let Some(share) = &owner
-            && !share.take(&share.syslog_entries, 1, QUEUE_UNITS_PER_OWNER)
+            && !self.owners.take(share, 1)
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -212,7 +220,7 @@ impl Syslog {
         if let Some(owner) = refused {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             if let Some(share) = owner {
-                share.syslog_entries.fetch_sub(1, Ordering::Relaxed);
+                self.owners.give_back(&share, 1);
                 share.count_dropped();
             }
         }

@@ -18,6 +18,7 @@ use crate::capabilities::listen::BoundListener;
 use crate::capabilities::tls::TlsSource;
 use crate::contract::bounded::BoundedLines;
 use crate::instance::{self, InstanceState, Phase};
+use crate::logging::owner::owned;
 use crate::modules::load::hook_state;
 
 /// Longest wait for a module's `report` hook.
@@ -89,7 +90,10 @@ impl ModuleServer {
                 accepting.subscribe(),
             ));
         }
-        runtime.spawn(operator::supervise(engine.clone(), slot.clone()));
+        runtime.spawn(owned(
+            slot.log_share(),
+            operator::supervise(engine.clone(), slot.clone()),
+        ));
         Ok(ModuleServer {
             slot,
             runtime,
@@ -202,7 +206,7 @@ async fn accept_loop(
         let tls = tls.as_ref().map(|source| source.config());
         let (engine, slot) = (engine.clone(), slot.clone());
         let (registration, live) = slot.live.register(Activity::new());
-        tokio::spawn(async move {
+        tokio::spawn(owned(slot.log_share(), async move {
             let options = slot.options.clone();
             let mut stream = stream;
             let client =
@@ -222,7 +226,7 @@ async fn accept_loop(
             .await;
             drop((registration, record));
             drop((descriptor, permit));
-        });
+        }));
     }
 }
 
@@ -319,13 +323,13 @@ async fn run_report_hook(
         return vec!["(the report hook is still running for another caller)".into()];
     };
     let (engine, slot) = (engine.clone(), slot.clone());
-    let mut hook = pool.spawn(async move {
+    let mut hook = pool.spawn(owned(slot.log_share(), async move {
         let _running = running;
         let version = slot.current.load_full();
         let state = hook_state(version.context.clone(), Phase::Unprivileged)?;
         let (mut store, instance) = instance::create_bare(&engine, version.pre(), state).await?;
         report_lines(&mut store, &instance).await
-    });
+    }));
     let answer = tokio::time::timeout(REPORT_HOOK_TIMEOUT, &mut hook).await;
     if answer.is_err() {
         hook.abort();

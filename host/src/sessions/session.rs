@@ -19,7 +19,6 @@ use super::stats::SessionStats;
 use crate::capabilities::connection::{Activity, ClientConnection};
 use crate::capabilities::log::{MAX_LOG_MESSAGE_BYTES, truncate};
 use crate::instance::{self, InstanceState, Phase};
-use crate::logging::owner::as_owner;
 use crate::meter::{CpuBudget, Limit, Refill};
 use crate::modules::ModuleVersion;
 use crate::options::session::SessionOptions;
@@ -63,11 +62,7 @@ pub async fn serve(
     )
     .await
     .unwrap_or_else(Outcome::Trap);
-    // The lines a session's end writes are the module's doing: charged to its share.
-    let share = version.context.holdings.meter.log_queue.clone();
-    as_owner(&share, || {
-        record_end(outcome, (&module, peer), &version, stats)
-    });
+    record_end(outcome, (&module, peer), &version, stats);
 }
 
 /// Counts how a session ended and logs it.

@@ -10,6 +10,7 @@ use super::live::LiveSessions;
 use super::stats::SessionStats;
 use super::threads::ThreadCounts;
 use crate::heaps::{Heap, HeapOptions, HeapRegistry, HeapSpec};
+use crate::logging::owner::LogShare;
 use crate::modules::ModuleVersion;
 use crate::options::session::SessionOptions;
 
@@ -51,6 +52,12 @@ pub struct SwapRecord {
 }
 
 impl ModuleSlot {
+    /// Its share of the log's queues, which its sessions, operator and hooks are charged
+    /// (the same for every version: the meter is carried across swaps).
+    pub fn log_share(&self) -> Arc<LogShare> {
+        self.current.load().context.holdings.meter.log_queue.clone()
+    }
+
     /// Records a swap attempt for the report.
     pub fn record_swap(&self, outcome: String) {
         let record = SwapRecord {

@@ -2,7 +2,8 @@
 //! forge a line: every control character is escaped and each event stays one line; stdout
 //! lines count against `max_log_events` like `log` calls. The error a session, operator or
 //! prestart returns is logged cut to 4 KiB, like a `log` call. A reader of stderr that
-//! stops reading costs log lines, never a module's worker.
+//! stops reading costs log lines, never a module's worker, and a module flooding it
+//! loses only its own lines.
 
 use std::time::Duration;
 
@@ -133,9 +134,49 @@ fn a_stalled_log_reader_stalls_no_session() {
 /// once the reader reads.
 #[test]
 fn a_module_flooding_a_lagging_log_cannot_crowd_out_another_modules_lines() {
+    // Large lines fill the queue, then one-byte lines fill what room they leave, so no
+    // line longer than the shortest flood line could fit any more.
+    let text = echo_warning_after(
+        "  max_log_events = 5000",
+        &[
+            ("log-flood 3000 4000", "flooded"),
+            ("log-flood 3000 1", "flooded"),
+        ],
+    );
+    let flooded = text.lines().filter(|l| l.contains("INFO f module")).count();
+    assert!(
+        flooded < 3000 && text.contains("INFO ffff"),
+        "the flood overran the queue, or the test proves nothing: {flooded} lines"
+    );
+}
+
+/// The lines the host writes because of a module's calls are the module's too: a refused
+/// password check logs the refusal, scheme name included (16 KB escaped here), and a
+/// module checking in a loop filled the lagging queue with host lines, past its
+/// `max_log_events` and outside its share (short lines then fill what room is left).
+#[test]
+fn host_lines_a_modules_calls_cause_count_as_its_own() {
+    let text = echo_warning_after(
+        "  max_log_events = 5000",
+        &[
+            ("auth-refusals 1000", "refused 1000"),
+            ("log-flood 3000 1", "flooded"),
+        ],
+    );
+    let refusals = text.matches("stored password refused").count();
+    assert!(
+        refusals < 1000 && refusals > 0,
+        "the refusals overran the queue, or the test proves nothing: {refusals} lines"
+    );
+}
+
+/// Runs `floods` on an intruder (its section's extra lines `intruder`) while nobody reads
+/// the server's stderr, then makes echo log a warning, then reads stderr: what it held,
+/// once echo's warning is in it (the test fails if it never comes).
+fn echo_warning_after(intruder: &str, floods: &[(&str, &str)]) -> String {
     let (intruder_port, echo_port) = (free_port(), free_port());
     let text = format!(
-        "intruder {{\n  address = 127.0.0.1\n  port = {intruder_port}\n  max_log_events = 5000\n}}\n\
+        "intruder {{\n  address = 127.0.0.1\n  port = {intruder_port}\n{intruder}\n}}\n\
          echo {{\n  address = 127.0.0.1\n  port = {echo_port}\n  fault_injection = on\n}}\n"
     );
     let personality = personality(&text);
@@ -155,11 +196,9 @@ fn a_module_flooding_a_lagging_log_cannot_crowd_out_another_modules_lines() {
         assert!(started.elapsed() < Duration::from_secs(60), "never served");
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Large lines fill the queue, then one-byte lines fill what room they leave, so no
-    // line longer than the shortest flood line could fit any more.
-    for flood in ["log-flood 3000 4000", "log-flood 3000 1"] {
-        let answer = Intruder::connect(intruder).ask(flood);
-        assert_eq!(answer.as_deref(), Some("flooded"), "{flood}");
+    for (flood, answer) in floods {
+        let answered = Intruder::connect(intruder).ask(flood);
+        assert_eq!(answered.as_deref(), Some(*answer), "{flood}");
     }
     let mut bystander = std::net::TcpStream::connect(echo).unwrap();
     std::io::Write::write_all(&mut bystander, b"!trap\n").unwrap();
@@ -176,24 +215,20 @@ fn a_module_flooding_a_lagging_log_cannot_crowd_out_another_modules_lines() {
         }
     });
     let wanted = "fault injection: trapping on request";
-    let seen = |text: &str| text.contains(wanted);
     let started = std::time::Instant::now();
     let text = loop {
         let text = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
-        if seen(&text) || started.elapsed() > Duration::from_secs(20) {
+        if text.contains(wanted) || started.elapsed() > Duration::from_secs(20) {
             break text;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
     let _ = child.kill();
     let _ = child.wait();
-    let flooded = text.lines().filter(|l| l.contains("INFO f module")).count();
     assert!(
-        flooded < 3000 && text.contains("INFO ffff"),
-        "the flood overran the queue, or the test proves nothing: {flooded} lines"
+        text.contains(wanted),
+        "echo's warning was dropped behind the intruder's flood ({} bytes logged)",
+        text.len()
     );
-    assert!(
-        seen(&text),
-        "echo's warning was dropped behind the intruder's flood ({flooded} flood lines logged)"
-    );
+    text
 }

@@ -15,7 +15,9 @@
 //! - `db SQL`: the SQL on the pool option `db` names;
 //! - `log-forge`: log events, stdout and stderr lines carrying newlines, CR and ESC;
 //! - `stdout-flood N`: N lines on stdout;
-//! - `log-flood N SIZE`: N `log` calls at `info`, each SIZE bytes.
+//! - `log-flood N SIZE`: N `log` calls at `info`, each SIZE bytes;
+//! - `auth-refusals N`: N password checks of a stored password whose scheme is 4000
+//!   control characters, each refused (and logged by the host, escaped: 16 KB a line).
 
 use std::io::Write;
 
@@ -64,6 +66,13 @@ pub fn run(words: &[&str]) -> String {
                 log::log(log::Level::Info, &line);
             }
             "flooded".into()
+        }
+        ["auth-refusals", _] => {
+            let stored = format!("{{{}}}x", "\u{1}".repeat(4000));
+            let refused = (0..n(1))
+                .filter(|_| serverkit_sdk::auth::verify(&stored, "password", "").is_err())
+                .count();
+            format!("refused {refused}")
         }
         _ => format!("unknown command {words:?}"),
     }

@@ -10,6 +10,7 @@ use wasmtime::component::HasData;
 
 use super::schemes::{self, CAPS, MAX_INPUT_BYTES};
 use super::{Logins, Policy, Session};
+use crate::capabilities::log::written;
 use crate::contract::bindings::auth::{self as wit, Host};
 use crate::meter::{Channel, InstanceMeter};
 
@@ -54,12 +55,14 @@ impl Host for AuthView<'_> {
                 Ok(true)
             }
             None => {
-                tracing::info!(
-                    module = self.module,
-                    peer = %peer,
-                    limit = policy.max_unauthenticated,
-                    "session refused: too many unauthenticated sessions from this address"
-                );
+                if self.log_event() {
+                    tracing::info!(
+                        module = self.module,
+                        peer = %peer,
+                        limit = policy.max_unauthenticated,
+                        "session refused: too many unauthenticated sessions from this address"
+                    );
+                }
                 Ok(false)
             }
         }
@@ -106,11 +109,13 @@ impl Host for AuthView<'_> {
                     .counters
                     .hashes_refused
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    module = self.module,
-                    "stored password refused: {}",
-                    describe(refusal)
-                );
+                if self.log_event() {
+                    tracing::warn!(
+                        module = self.module,
+                        "stored password refused: {}",
+                        describe(refusal)
+                    );
+                }
             }
         }
         Ok(result)
@@ -124,6 +129,13 @@ impl Host for AuthView<'_> {
 }
 
 impl AuthView<'_> {
+    /// Whether a line the module's calls cause may be logged: such lines count against
+    /// its `max_log_events` like its own, or a module calling in a loop would flood the
+    /// log past its budget (the counters still count every refusal).
+    fn log_event(&self) -> bool {
+        written(self.module, &self.meter.module, self.meter.log_event())
+    }
+
     /// Checks `password` against `stored` on the blocking threads, in the module's turn,
     /// with a memory-hard scheme's memory charged to the module while it runs.
     async fn check(
