@@ -28,7 +28,10 @@ pub struct Transaction {
 
 impl Transaction {
     /// Lists the maildrop and learns each message's size: from a `,W=` name, else by
-    /// reading the message through once, chunk by chunk.
+    /// reading the message through once, chunk by chunk. A message the operating system
+    /// will not let it read (a bad sector, a file an MDA left unreadable) is logged and
+    /// left out of this session, so the rest of the maildrop stays reachable; unlisted, it
+    /// cannot be deleted either.
     pub fn open(maildir: Maildir) -> Result<Self, String> {
         let listed = maildir
             .messages()
@@ -42,6 +45,11 @@ impl Transaction {
                     // Deleted or moved by another program since the listing: it is not
                     // in the maildrop any more (a moved one is listed at the next login).
                     Err(Error::NotFound(_)) => continue,
+                    Err(Error::Io(e)) => {
+                        let why = format!("message `{}` cannot be read, left out: {e}", m.name);
+                        log::log(Level::Warn, &why);
+                        continue;
+                    }
                     Err(e) => return Err(format!("cannot read `{}`: {e:?}", m.name)),
                 },
             };

@@ -191,44 +191,69 @@ impl Maildir {
     /// Unlinks the messages; one renamed since listing is found by its unique name
     /// (the part before `:`) in either folder (blocking). The folders are read once per
     /// call, at the first name not where the listing had it, so the work is linear in the
-    /// names and the folders' entries (a name at a time, it was their product).
+    /// names and the folders' entries (a name at a time, it was their product). Every name
+    /// is checked before any is unlinked, and a message that cannot be unlinked does not
+    /// stop the rest: the first such failure is returned once all were tried.
     pub fn delete(&self, names: &[String]) -> Result<u32, MaildropError> {
         if names.len() > MAX_MESSAGES {
             return Err(MaildropError::TooLarge(format!(
                 "at most {MAX_MESSAGES} messages per call"
             )));
         }
+        let parsed = names
+            .iter()
+            .map(|name| parse_name(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (new, cur) = (self.folder("new")?, self.folder("cur")?);
         let mut renamed: Option<HashMap<String, (&'static str, String)>> = None;
-        let mut deleted = 0;
-        for name in names {
-            let (folder, file) = self.split(name)?;
-            match rustix::fs::unlinkat(folder.as_fd(), file, AtFlags::empty()) {
-                Ok(()) => deleted += 1,
+        let (mut deleted, mut failed) = (0, None);
+        for (name, (folder, file)) in names.iter().zip(parsed) {
+            let folder = if folder == "new" { &new } else { &cur };
+            let outcome = match rustix::fs::unlinkat(folder.as_fd(), file, AtFlags::empty()) {
                 Err(rustix::io::Errno::NOENT) => {
                     let index = match &mut renamed {
                         Some(index) => index,
                         None => renamed.insert(self.by_unique_name()?),
                     };
-                    let unique = file.split(':').next().unwrap_or(file);
-                    // Not there: another client deleted it, which is what was asked.
-                    let Some((folder, current)) = index.remove(unique) else {
-                        continue;
-                    };
-                    match rustix::fs::unlinkat(
-                        self.folder(folder)?.as_fd(),
-                        current.as_str(),
-                        AtFlags::empty(),
-                    ) {
-                        Ok(()) => deleted += 1,
-                        // Gone meanwhile, or a directory: no message.
-                        Err(rustix::io::Errno::NOENT | rustix::io::Errno::ISDIR) => {}
-                        Err(e) => return Err(MaildropError::io(&current, e)),
-                    }
+                    self.delete_renamed(index, file)
                 }
-                Err(e) => return Err(MaildropError::io(name, e)),
+                unlinked => unlinked
+                    .map(|()| true)
+                    .map_err(|e| MaildropError::io(name, e)),
+            };
+            match outcome {
+                Ok(true) => deleted += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
             }
         }
-        Ok(deleted)
+        failed.map_or(Ok(deleted), Err)
+    }
+
+    /// Unlinks the message whose unique name `file` has, wherever `index` found it now;
+    /// whether there was one. Not there: another client deleted it, which is what was
+    /// asked.
+    fn delete_renamed(
+        &self,
+        index: &mut HashMap<String, (&'static str, String)>,
+        file: &str,
+    ) -> Result<bool, MaildropError> {
+        let unique = file.split(':').next().unwrap_or(file);
+        let Some((folder, current)) = index.remove(unique) else {
+            return Ok(false);
+        };
+        match rustix::fs::unlinkat(
+            self.folder(folder)?.as_fd(),
+            current.as_str(),
+            AtFlags::empty(),
+        ) {
+            Ok(()) => Ok(true),
+            // Gone meanwhile, or a directory: no message.
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::ISDIR) => Ok(false),
+            Err(e) => Err(MaildropError::io(&current, e)),
+        }
     }
 
     /// Every visible message of `cur/` and `new/` by its unique name (the part before `:`):
@@ -260,15 +285,22 @@ impl Maildir {
 
     /// `new/NAME` or `cur/NAME` into the folder, opened, and a plain file name.
     fn split<'a>(&self, name: &'a str) -> Result<(OwnedFd, &'a str), MaildropError> {
-        let invalid = || MaildropError::InvalidName(name.to_string());
-        let (folder, file) = name.split_once('/').ok_or_else(invalid)?;
-        if file.is_empty() || file.starts_with('.') || file.contains('/') || file.contains('\0') {
-            return Err(invalid());
-        }
-        match folder {
-            "new" | "cur" => Ok((self.folder(folder)?, file)),
-            _ => Err(invalid()),
-        }
+        let (folder, file) = parse_name(name)?;
+        Ok((self.folder(folder)?, file))
+    }
+}
+
+/// The folder (`new` or `cur`) and file of a message name, or why the host refuses it.
+fn parse_name(name: &str) -> Result<(&'static str, &str), MaildropError> {
+    let invalid = || MaildropError::InvalidName(name.to_string());
+    let (folder, file) = name.split_once('/').ok_or_else(invalid)?;
+    if file.is_empty() || file.starts_with('.') || file.contains('/') || file.contains('\0') {
+        return Err(invalid());
+    }
+    match folder {
+        "new" => Ok(("new", file)),
+        "cur" => Ok(("cur", file)),
+        _ => Err(invalid()),
     }
 }
 
@@ -290,7 +322,9 @@ fn list(fd: &OwnedFd) -> Result<Vec<(String, u64)>, MaildropError> {
     while let Some(entry) = dir.read() {
         let entry = entry.map_err(|e| MaildropError::io("list", e))?;
         let Ok(name) = entry.file_name().to_str() else {
-            continue; // not UTF-8: no Maildir writer makes such names
+            // No Maildir writer makes such names, and the contract's names are strings.
+            tracing::warn!(file = ?entry.file_name(), "a Maildir entry's name is not UTF-8: skipped");
+            continue;
         };
         if name.starts_with('.') {
             continue;
@@ -299,7 +333,11 @@ fn list(fd: &OwnedFd) -> Result<Vec<(String, u64)>, MaildropError> {
         let stat = match rustix::fs::statat(fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) => stat,
             Err(rustix::io::Errno::NOENT) => continue, // deleted meanwhile
-            Err(e) => return Err(MaildropError::io(&name, e)),
+            Err(e) => {
+                // One bad entry (EIO) must not hide the whole maildrop.
+                tracing::warn!(file = %name, "a Maildir entry cannot be read, skipped: {e}");
+                continue;
+            }
         };
         if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile {
             out.push((name, stat.st_size as u64));
@@ -513,6 +551,31 @@ mod tests {
             left,
             ["new/1.M1.h", "cur/2.M2.h:2,S"],
             "only what was not asked for"
+        );
+    }
+
+    /// A message that cannot be unlinked (here a directory where a message was listed)
+    /// kept every message after it at every QUIT; a bad name deleted the ones before it.
+    #[test]
+    fn one_undeletable_message_keeps_no_other_and_a_bad_name_deletes_none() {
+        let (dir, root) = root_with_maildir();
+        std::fs::create_dir(dir.path().join("u/Maildir/new/0.M0.h")).unwrap();
+        let maildir = Maildir::open(&root, "u/Maildir", permit()).unwrap();
+        let bad = ["new/1.M1.h", "tmp/3.M3.h"].map(String::from);
+        assert!(matches!(
+            maildir.delete(&bad),
+            Err(MaildropError::InvalidName(_))
+        ));
+        assert_eq!(maildir.messages().unwrap().len(), 2, "nothing deleted");
+        let names = ["new/0.M0.h", "new/1.M1.h", "cur/2.M2.h:2,S"].map(String::from);
+        let error = maildir.delete(&names).unwrap_err();
+        assert!(
+            matches!(&error, MaildropError::Io(m) if m.contains("0.M0.h")),
+            "{error:?}"
+        );
+        assert!(
+            maildir.messages().unwrap().is_empty(),
+            "the two after it were deleted"
         );
     }
 }
