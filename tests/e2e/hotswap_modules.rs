@@ -164,3 +164,90 @@ fn a_pop3_session_held_across_a_swap_finishes_on_its_version() {
         assert!(start.elapsed() < Duration::from_secs(10), "{last}");
     }
 }
+
+/// A removed module's sessions hold pool instances until they end. A module added
+/// meanwhile was checked against the pool as if they had ended: here the intruder's 10
+/// draining sessions beside echo (2 sessions and 4 hook instances) and hostile (20 and 4)
+/// would need 40 of the pool's 30 instances, so hostile's 15th client would find none
+/// (nor would echo's). The add is now refused while the intruder drains, and succeeds
+/// once it has.
+#[test]
+fn a_module_added_while_another_drains_must_fit_beside_its_sessions() {
+    let (echo_port, intruder_port, hostile_port) = (free_port(), free_port(), free_port());
+    let personality = personality(echo_port, "");
+    let dir = personality.path().to_path_buf();
+    let section = |name: &str, port: u16, sessions: u16| {
+        format!(
+            "{name} {{\n  address = 127.0.0.1\n  port = {port}\n  max_sessions = {sessions}\n}}\n"
+        )
+    };
+    let capped = |sections: &str| {
+        format!(
+            "instance_capacity = 30\n{}{}{sections}",
+            echo_c11n(echo_port, "  max_sessions = 2"),
+            section("intruder", intruder_port, 10)
+        )
+    };
+    std::fs::write(dir.join("c11n"), capped("")).unwrap();
+    std::fs::copy(
+        test_module("intruder.wasm"),
+        dir.join("modules/intruder.wasm"),
+    )
+    .unwrap();
+    let mut server = Server::start(personality, echo_port);
+    let intruder: SocketAddr = ([127, 0, 0, 1], intruder_port).into();
+    let mut draining = Vec::new();
+    for n in 0..10 {
+        let (answer, stream) = held_ask(intruder, &format!("held {n}"));
+        assert!(answer.starts_with("unknown command"), "{answer:?}");
+        draining.push(stream);
+    }
+    std::fs::remove_file(dir.join("modules/intruder.wasm")).unwrap();
+    server.wait_for_log("module file removed", Duration::from_secs(30));
+
+    std::fs::write(
+        dir.join("c11n"),
+        capped(&section("hostile", hostile_port, 20)),
+    )
+    .unwrap();
+    std::fs::copy(
+        test_module("hostile.wasm"),
+        dir.join("modules/hostile.wasm"),
+    )
+    .unwrap();
+    server.wait_for_log(
+        "10 sessions of removed modules still hold instances",
+        Duration::from_secs(60),
+    );
+    let hostile: SocketAddr = ([127, 0, 0, 1], hostile_port).into();
+    assert_eq!(ask(hostile, "ping"), None, "not started");
+
+    drop(draining);
+    server.wait_for_log("removed module stopped", Duration::from_secs(30));
+    server.signal(Signal::SIGHUP);
+    server.wait_for_log(
+        "module added while serving: started",
+        Duration::from_secs(60),
+    );
+    for n in 0..20 {
+        let (answer, _) = held_ask(hostile, &format!("ping {n}"));
+        assert!(
+            answer.starts_with("unknown command"),
+            "session {n}: {answer:?}\n{}",
+            server.log()
+        );
+    }
+    assert_eq!(fresh_answer(server.addr), "ping", "echo serves beside it");
+}
+
+/// Connects, sends `line` and reads one answer, keeping the session open.
+fn held_ask(addr: SocketAddr, line: &str) -> (String, TcpStream) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    writeln!(stream, "{line}").unwrap();
+    let mut answer = String::new();
+    BufReader::new(&stream).read_line(&mut answer).unwrap();
+    (answer.trim_end().to_string(), stream)
+}

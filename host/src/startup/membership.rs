@@ -221,17 +221,23 @@ pub(super) async fn prepare_added(
 }
 
 /// Whether `added` more modules fit the instance pool (`pool`, sized at startup) beside
-/// `slots`. Room for modules added while serving is made with the global
+/// `slots` and the `draining` sessions of removed modules, which hold instances until
+/// they end. Room for modules added while serving is made with the global
 /// `instance_capacity`.
 pub(super) fn check_capacity(
     slots: &[Arc<ModuleSlot>],
     added: &[&HeldModule],
     pool: &PoolPlan,
+    draining: usize,
 ) -> Result<()> {
     let running = slots.iter().map(|s| (s.name.as_str(), &s.options));
     let new = added.iter().map(|m| (m.module.name(), &m.options));
-    match misfit(pool, running.chain(new)) {
+    match misfit(pool, running.chain(new), draining) {
         None => Ok(()),
+        Some(Misfit::Capacity { sessions, hooks }) if draining > 0 => bail!(
+            "the added modules would bring `max_sessions` to {sessions} (plus {hooks} instances for operators and hooks), and {draining} sessions of removed modules still hold instances while they drain: more than the {} instances of the pool sized at startup; add the module again (SIGHUP) once they have ended, or start with a larger `instance_capacity`",
+            pool.capacity
+        ),
         Some(Misfit::Capacity { sessions, hooks }) => bail!(
             "the added modules would bring `max_sessions` to {sessions} (plus {hooks} instances for operators and hooks), more than the {} instances of the pool sized at startup: restart needed, or start with a larger `instance_capacity`",
             pool.capacity

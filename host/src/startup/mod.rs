@@ -241,6 +241,7 @@ pub fn run(personality: &Personality, log: &LogSwitch) -> Result<()> {
         config: loaded.config.clone(),
         serving: None,
         removed: Vec::new(),
+        retiring: Vec::new(),
         files_at_load,
     };
     serve::serve(

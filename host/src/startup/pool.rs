@@ -94,11 +94,13 @@ pub(super) enum Misfit {
     Memory { module: String, asked_mb: usize },
 }
 
-/// Whether `modules` (name and session options) fit `plan`: every live session, operator
-/// and hook holds an instance, and every instance's memory limit must fit a slot.
+/// Whether `modules` (name and session options) fit `plan` beside `held` instances
+/// already taken (sessions of removed modules draining): every live session, operator and
+/// hook holds an instance, and every instance's memory limit must fit a slot.
 pub(super) fn misfit<'a>(
     plan: &PoolPlan,
     modules: impl IntoIterator<Item = (&'a str, &'a SessionOptions)>,
+    held: usize,
 ) -> Option<Misfit> {
     let (mut sessions, mut hooks) = (0, 0);
     for (name, options) in modules {
@@ -111,7 +113,8 @@ pub(super) fn misfit<'a>(
         sessions += options.max_sessions;
         hooks += HOOK_INSTANCES_PER_MODULE as usize;
     }
-    (sessions + hooks > plan.capacity as usize).then_some(Misfit::Capacity { sessions, hooks })
+    (sessions + hooks + held > plan.capacity as usize)
+        .then_some(Misfit::Capacity { sessions, hooks })
 }
 
 /// The checked options must fit the plan made from the text as written.
@@ -121,7 +124,7 @@ pub(super) fn check_capacity(
     plan: &PoolPlan,
 ) -> Result<()> {
     let options = modules.iter().map(|m| (m.module.name(), &m.options));
-    match misfit(plan, options) {
+    match misfit(plan, options, 0) {
         None => Ok(()),
         Some(Misfit::Capacity { sessions, hooks }) => bail!(
             "{file}: error: the modules' `max_sessions` add up to {sessions} sessions (plus {hooks} instances for operators and hooks), more than `{INSTANCE_CAPACITY_KEY}` = {}: raise `{INSTANCE_CAPACITY_KEY}` or lower `max_sessions`",

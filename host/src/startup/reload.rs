@@ -76,6 +76,9 @@ pub struct Reloader {
     /// Modules removed while serving: their sections may stay in `c11n` until it is
     /// edited, so their vocabulary still checks it (a restart would refuse them).
     pub removed: Vec<Arc<LoadedModule>>,
+    /// Modules removed while serving whose sessions may still be draining: their live
+    /// sessions hold pool instances that a module added meanwhile cannot have.
+    pub retiring: Vec<std::sync::Weak<ModuleSlot>>,
     /// `modules/` as it was just before startup loaded the modules: what the watcher
     /// compares with first.
     pub files_at_load: crate::modules::watch::Baseline,
@@ -209,6 +212,15 @@ impl Reloader {
         }
     }
 
+    /// Sessions of removed modules still running: each holds a pool instance.
+    fn draining_sessions(&self) -> usize {
+        self.retiring
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .map(|slot| slot.live.len())
+            .sum()
+    }
+
     /// Stops a module whose file was removed: no new sessions, live ones drain.
     fn remove(&mut self, slot: &Arc<ModuleSlot>) {
         let drain = self.drain_timeout();
@@ -216,6 +228,8 @@ impl Reloader {
             serving.servers.retire(&slot.name, drain);
         }
         self.slots.retain(|s| !Arc::ptr_eq(s, slot));
+        self.retiring.retain(|s| s.strong_count() > 0);
+        self.retiring.push(Arc::downgrade(slot));
         self.removed.push(slot.current.load().loaded.clone());
         let note = if self.config.sections_named(&slot.name).next().is_some() {
             format!(
@@ -339,7 +353,8 @@ impl Reloader {
                 }
             }
             let added: Vec<_> = plan.added.iter().map(|(m, _)| m).collect();
-            if let Err(e) = membership::check_capacity(&self.slots, &added, &self.pool) {
+            let draining = self.draining_sessions();
+            if let Err(e) = membership::check_capacity(&self.slots, &added, &self.pool, draining) {
                 problems.push(format!("{e:#}"));
             }
         }
