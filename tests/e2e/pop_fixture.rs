@@ -50,6 +50,8 @@ pub struct PopSetup {
     /// logins or open sessions by the dozen on purpose.
     pub auth_penalty_ms: u64,
     pub max_unauthenticated_per_address: u32,
+    /// The pool's `pool_max` (4 unless a test needs another).
+    pub pool_max: usize,
 }
 
 static TABLE_SEQ: AtomicU32 = AtomicU32::new(0);
@@ -75,6 +77,7 @@ impl PopSetup {
             auth_failure_delay_ms: 100,
             auth_penalty_ms: 0,
             max_unauthenticated_per_address: 0,
+            pool_max: 4,
         };
         for user in ["alice", "bob"] {
             for folder in ["new", "cur", "tmp"] {
@@ -226,11 +229,12 @@ impl PopSetup {
             ""
         };
         format!(
-            "identity = poptest\n{root}database MAIL {{\n{}pool_min = 1\npool_max = 4\n}}\n\
+            "identity = poptest\n{root}database MAIL {{\n{}pool_min = 1\npool_max = {}\n}}\n\
              pop {{\n  database = MAIL\n  address = 127.0.0.1\n  port = {}\n  maildrop_root = {}\n  \
              auth_failure_delay_ms = {}\n  auth_penalty_ms = {}\n  max_unauthenticated_per_address = {}\n  \
              maildrop_query_format_string = {}\n{extra}\n}}\n",
             self.database_section(),
+            self.pool_max,
             self.port,
             self.mail_root().display(),
             self.auth_failure_delay_ms,

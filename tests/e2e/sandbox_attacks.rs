@@ -31,6 +31,7 @@ mod maildrop;
 mod memory;
 mod residue;
 mod send_file;
+mod shared_pools;
 mod sqlite;
 
 use std::net::SocketAddr;

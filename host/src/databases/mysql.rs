@@ -1,11 +1,27 @@
 //! MySQL and MariaDB pools through mysql_async, with positional (`?`) parameters.
+//!
+//! Modules sharing a pool share its connections: a connection back in the pool is reset
+//! (`COM_RESET_CONNECTION`: variables, temporary tables, prepared statements,
+//! transactions, locks) before anyone else gets it, MariaDB stops a statement at the
+//! host's query timeout (`max_statement_time`, set again after every reset), and a query
+//! the host gives up on (its time passed, its result too large) is killed on the server
+//! (`KILL QUERY` from another connection) rather than left running or read to its end.
 
 use anyhow::Result;
 use mysql_async::consts::ColumnFlags;
 use mysql_async::prelude::Queryable;
 use mysql_async::{OptsBuilder, Params, PoolConstraints, PoolOpts};
 
-use super::{PoolConfig, QueryError, ResultBudget, Rows, Value};
+use super::{PoolConfig, QUERY_TIMEOUT, QueryError, ResultBudget, Rows, Value};
+
+/// Run on every new or reset connection. `max_statement_time` is MariaDB's (seconds):
+/// written in a MariaDB-only comment, so a MySQL server runs the harmless rest.
+fn session_setup() -> String {
+    format!(
+        "SET @serverkit = 1 /*M!, SESSION max_statement_time = {} */",
+        QUERY_TIMEOUT.as_secs()
+    )
+}
 
 /// MySQL's character set number for binary strings: such columns are bytes, not text.
 const BINARY_CHARSET: u16 = 63;
@@ -13,6 +29,9 @@ const BINARY_CHARSET: u16 = 63;
 /// A MySQL pool.
 pub struct MyPool {
     pool: mysql_async::Pool,
+    /// For the connection that kills an abandoned query: not the pool's, which may have
+    /// none free until that query's connection comes back.
+    opts: mysql_async::Opts,
 }
 
 impl MyPool {
@@ -28,12 +47,19 @@ impl MyPool {
             .pass(config.password.clone())
             .db_name(config.database.clone())
             .prefer_socket(false)
-            .pool_opts(PoolOpts::default().with_constraints(constraints));
+            .setup(vec![session_setup()])
+            .pool_opts(
+                PoolOpts::default()
+                    .with_constraints(constraints)
+                    .with_reset_connection(true),
+            );
         if let Some(socket) = &config.socket {
             opts = opts.socket(Some(socket.clone()));
         }
+        let opts = mysql_async::Opts::from(opts);
         MyPool {
-            pool: mysql_async::Pool::new(opts),
+            pool: mysql_async::Pool::new(opts.clone()),
+            opts,
         }
     }
 
@@ -68,7 +94,17 @@ impl MyPool {
         } else {
             Params::Positional(params.iter().map(to_mysql).collect())
         };
-        let mut result = conn.exec_iter(sql, bound).await.map_err(classify)?;
+        let mut running = KillOnDrop {
+            server: Some(self.opts.clone()),
+            id: conn.id(),
+        };
+        let mut result = match conn.exec_iter(sql, bound).await {
+            Ok(result) => result,
+            Err(e) => {
+                running.server = None; // the server answered: nothing runs
+                return Err(classify(e));
+            }
+        };
         let columns = result.columns();
         let binary: Vec<bool> = columns
             .as_deref()
@@ -88,17 +124,73 @@ impl MyPool {
             rows: Vec::new(),
         };
         let mut budget = ResultBudget::new();
-        while let Some(row) = result.next().await.map_err(classify)? {
+        loop {
+            let row = match result.next().await {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(e) => {
+                    running.server = None;
+                    return Err(classify(e));
+                }
+            };
             let values: Vec<Value> = row
                 .unwrap()
                 .into_iter()
                 .zip(&binary)
                 .map(|(v, binary)| from_mysql(v, *binary))
                 .collect();
-            budget.row(out.rows.len(), &values)?;
+            if let Err(refused) = budget.row(out.rows.len(), &values) {
+                // Killed before the result is dropped: dropping it reads the rest.
+                running.kill().await;
+                return Err(refused);
+            }
             out.rows.push(values);
         }
+        running.server = None;
         Ok(out)
+    }
+}
+
+/// The server thread of a running query, killed (`KILL QUERY`, from another connection)
+/// if the host stops waiting for it: dropped before the query ended (the host's timeout;
+/// mysql_async then closes the connection, but the server would go on), or told to.
+struct KillOnDrop {
+    /// The server to connect to for the kill; `None` once the query has ended.
+    server: Option<mysql_async::Opts>,
+    id: u32,
+}
+
+impl KillOnDrop {
+    /// Kills the query now and waits for the server to take it.
+    async fn kill(&mut self) {
+        if let Some(server) = self.server.take() {
+            kill_query(server, self.id).await;
+        }
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let Some(server) = self.server.take() else {
+            return;
+        };
+        let id = self.id;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(kill_query(server, id));
+        }
+    }
+}
+
+async fn kill_query(server: mysql_async::Opts, id: u32) {
+    let killed = async {
+        let mut conn = mysql_async::Conn::new(server).await?;
+        conn.query_drop(format!("KILL QUERY {id}")).await?;
+        conn.disconnect().await
+    };
+    match tokio::time::timeout(QUERY_TIMEOUT, killed).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("killing an abandoned MySQL query failed: {e}"),
+        Err(_) => tracing::warn!("killing an abandoned MySQL query timed out"),
     }
 }
 

@@ -1,15 +1,35 @@
 //! PostgreSQL pools through deadpool-postgres; values converted by the types the server
 //! inferred for each placeholder and column.
+//!
+//! Modules sharing a pool share its connections, so nothing one query leaves on a
+//! connection may reach the next: every checkout first ends any transaction and resets
+//! the session ([`RESET_SESSION`]: settings, role, temporary tables and views, prepared
+//! statements, cursors, advisory locks, `LISTEN`), every statement is prepared for its
+//! one query and closed after it (no cache a module could grow or poison), the server
+//! itself stops a statement at [`super::QUERY_TIMEOUT`], and a query the host gives up
+//! on, past its time or its result budget, is cancelled on the server and its connection
+//! closed, rather than left running on a connection the next user would wait behind.
+//! Rows are counted as they arrive, so a huge result is refused before the host holds it.
+
+use std::pin::pin;
 
 use anyhow::Result;
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use futures_util::TryStreamExt;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use tokio_postgres::{CancelToken, NoTls};
 
-use super::{PoolConfig, QueryError, ResultBudget, Rows, Value};
+use super::{PoolConfig, QUERY_TIMEOUT, QueryError, ResultBudget, Rows, Value};
 
 /// How long to wait for a connection from the pool or a new one from the server.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Run at every checkout, before the query: what the previous user (maybe another
+/// module) left on the connection. `ROLLBACK` first, so an open or failed transaction
+/// ends (a notice when there is none); then deadpool's `Clean` reset and `DEALLOCATE
+/// ALL`. `RESET ALL` goes back to the startup options, which set the server's timeouts.
+const RESET_SESSION: &str = "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+    UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; DEALLOCATE ALL";
 
 /// A PostgreSQL pool.
 pub struct PgPool {
@@ -34,6 +54,12 @@ impl PgPool {
         pg.port(config.port.unwrap_or(5432));
         pg.connect_timeout(CONNECT_TIMEOUT);
         pg.application_name("serverkit");
+        // The server's own bounds, which `RESET ALL` returns to: a statement, or a
+        // transaction left idle, past the host's query timeout is ended there too.
+        let ms = QUERY_TIMEOUT.as_millis();
+        pg.options(format!(
+            "-c statement_timeout={ms} -c idle_in_transaction_session_timeout={ms}"
+        ));
         if let Some(db) = &config.database {
             pg.dbname(db);
         }
@@ -47,7 +73,7 @@ impl PgPool {
             pg,
             NoTls,
             ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
+                recycling_method: RecyclingMethod::Custom(RESET_SESSION.into()),
             },
         );
         let pool = deadpool_postgres::Pool::builder(manager)
@@ -75,43 +101,128 @@ impl PgPool {
             .get()
             .await
             .map_err(|e| QueryError::Unavailable(e.to_string()))?;
-        let statement = client.prepare_cached(sql).await.map_err(classify)?;
-        if statement.params().len() != params.len() {
-            return Err(QueryError::Query(format!(
-                "the query has {} placeholders and {} values were given",
-                statement.params().len(),
-                params.len()
-            )));
+        let checkout = Checkout::new(client);
+        match run(checkout.client(), sql, params).await {
+            Outcome::Ended(result) => {
+                checkout.release();
+                result
+            }
+            Outcome::Abandoned(error) => Err(error),
         }
-        let bound: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        let rows = client.query(&statement, &bound).await.map_err(classify)?;
-        let columns = statement
-            .columns()
-            .iter()
-            .map(|c| c.name().to_string())
-            .collect();
-        let mut out = Rows {
-            columns,
-            rows: Vec::new(),
-        };
-        let mut budget = ResultBudget::new();
-        for row in &rows {
-            let values = (0..row.len())
-                .map(|i| column(row, i))
-                .collect::<Result<Vec<_>, _>>()?;
-            budget.row(out.rows.len(), &values)?;
-            out.rows.push(values);
-        }
-        Ok(out)
     }
 }
 
-/// A server's refusal is a query error; anything else (closed connection) is unavailability.
+/// How a query left its connection.
+enum Outcome {
+    /// Nothing runs on it any more: the result, or the server's refusal.
+    Ended(Result<Rows, QueryError>),
+    /// The host stopped reading while the server may still be sending.
+    Abandoned(QueryError),
+}
+
+/// Prepares `sql` for this query alone, binds `params` and reads the rows as they come,
+/// refusing the result once it passes the budget.
+async fn run(client: &tokio_postgres::Client, sql: &str, params: &[Value]) -> Outcome {
+    let statement = match client.prepare(sql).await {
+        Ok(statement) => statement,
+        Err(e) => return Outcome::Ended(Err(classify(e))),
+    };
+    if statement.params().len() != params.len() {
+        return Outcome::Ended(Err(QueryError::Query(format!(
+            "the query has {} placeholders and {} values were given",
+            statement.params().len(),
+            params.len()
+        ))));
+    }
+    let bound = params.iter().map(|v| v as &(dyn ToSql + Sync));
+    let stream = match client.query_raw(&statement, bound).await {
+        Ok(stream) => stream,
+        Err(e) => return Outcome::Ended(Err(classify(e))),
+    };
+    let mut stream = pin!(stream);
+    let columns = statement
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    let mut out = Rows {
+        columns,
+        rows: Vec::new(),
+    };
+    let mut budget = ResultBudget::new();
+    loop {
+        let row = match stream.try_next().await {
+            Ok(Some(row)) => row,
+            Ok(None) => return Outcome::Ended(Ok(out)),
+            Err(e) => return Outcome::Ended(Err(classify(e))),
+        };
+        let values = (0..row.len())
+            .map(|i| column(&row, i))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|values| budget.row(out.rows.len(), &values).map(|()| values));
+        match values {
+            Ok(values) => out.rows.push(values),
+            Err(refused) => return Outcome::Abandoned(refused),
+        }
+    }
+}
+
+/// A connection checked out for one query. Dropped without [`Checkout::release`] (the
+/// host's timeout, a refused result) its query may still run on the server: the
+/// connection then leaves the pool, closed, so no later user waits behind the statement
+/// or reads what it still sends, and the statement is cancelled on the server. (A cancel
+/// sent on a connection back in the pool could land on the next user's query.)
+struct Checkout {
+    client: Option<deadpool_postgres::Object>,
+    cancel: CancelToken,
+}
+
+impl Checkout {
+    fn new(client: deadpool_postgres::Object) -> Self {
+        Checkout {
+            cancel: client.cancel_token(),
+            client: Some(client),
+        }
+    }
+
+    fn client(&self) -> &tokio_postgres::Client {
+        self.client.as_ref().expect("held until released")
+    }
+
+    /// The query ended: the connection goes back to the pool.
+    fn release(mut self) {
+        self.client = None;
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        drop(deadpool_postgres::Object::take(client));
+        let cancel = self.cancel.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = cancel.cancel_query(NoTls).await {
+                    tracing::warn!("cancelling an abandoned PostgreSQL query failed: {e}");
+                }
+            });
+        }
+    }
+}
+
+/// A server's refusal, or a value the client cannot convert, is a query error; a closed
+/// connection or a failed read or write is unavailability (which is retried once).
 fn classify(e: tokio_postgres::Error) -> QueryError {
-    match e.as_db_error() {
-        Some(db) => QueryError::Query(db.message().to_string()),
-        None => QueryError::Unavailable(e.to_string()),
+    if let Some(db) = e.as_db_error() {
+        return QueryError::Query(db.message().to_string());
+    }
+    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.is_closed() || io {
+        QueryError::Unavailable(e.to_string())
+    } else {
+        QueryError::Query(e.to_string())
     }
 }
 
