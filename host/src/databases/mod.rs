@@ -178,23 +178,28 @@ impl Databases {
             .get(name)
             .ok_or_else(|| QueryError::NoSuchPool(name.to_string()))?;
         let turns = pool.shares.of(module);
+        // What the query logs (deadpool's refused resets, a cancelled query) is the
+        // calling module's doing.
+        let share = crate::logging::owner::current().unwrap_or_default();
         // The task's future stays small: a session polls this on its fiber stack, and a
         // future spawned by value is built there first, so a driver's multi-KiB query
         // state would touch stack pages that stay resident for the session's life (8 KiB
         // of every idle POP3 session). Boxed, that state is built on the host runtime.
-        let task = self.runtime.spawn(async move {
-            let query = Box::pin(async move {
-                let _turn = turns.acquire_owned().await;
-                pool.query(&sql, params).await
-            });
-            match tokio::time::timeout(QUERY_TIMEOUT, query).await {
-                Ok(result) => result,
-                Err(_) => Err(QueryError::Unavailable(format!(
-                    "no answer within {}s",
-                    QUERY_TIMEOUT.as_secs()
-                ))),
-            }
-        });
+        let task = self
+            .runtime
+            .spawn(crate::logging::owner::owned(share, async move {
+                let query = Box::pin(async move {
+                    let _turn = turns.acquire_owned().await;
+                    pool.query(&sql, params).await
+                });
+                match tokio::time::timeout(QUERY_TIMEOUT, query).await {
+                    Ok(result) => result,
+                    Err(_) => Err(QueryError::Unavailable(format!(
+                        "no answer within {}s",
+                        QUERY_TIMEOUT.as_secs()
+                    ))),
+                }
+            }));
         task.await
             .map_err(|e| QueryError::Unavailable(format!("query task failed: {e}")))?
     }

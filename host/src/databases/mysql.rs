@@ -2,10 +2,11 @@
 //!
 //! Modules sharing a pool share its connections: a connection back in the pool is reset
 //! (`COM_RESET_CONNECTION`: variables, temporary tables, prepared statements,
-//! transactions, locks) before anyone else gets it, MariaDB stops a statement at the
-//! host's query timeout (`max_statement_time`, set again after every reset), and a query
-//! the host gives up on (its time passed, its result too large) is killed on the server
-//! (`KILL QUERY` from another connection) rather than left running or read to its end.
+//! transactions, locks) before anyone else gets it, MariaDB stops a statement a little
+//! after the host's query timeout (`max_statement_time`, set again after every reset),
+//! and a query the host gives up on (its time passed, its result too large) is killed on
+//! the server (`KILL QUERY` from a connection of its own) before its connection goes
+//! back, rather than left running or read to its end.
 
 use anyhow::Result;
 use mysql_async::consts::ColumnFlags;
@@ -14,14 +15,19 @@ use mysql_async::{OptsBuilder, Params, PoolConstraints, PoolOpts};
 
 use super::{PoolConfig, QUERY_TIMEOUT, QueryError, ResultBudget, Rows, Value};
 
-/// Run on every new or reset connection. `max_statement_time` is MariaDB's (seconds):
-/// written in a MariaDB-only comment, so a MySQL server runs the harmless rest.
+/// Run on every new or reset connection. `max_statement_time` is MariaDB's (seconds, from
+/// 10.1): written in a MariaDB-only comment, so a MySQL server, or an older MariaDB, runs
+/// the harmless rest.
 fn session_setup() -> String {
     format!(
-        "SET @serverkit = 1 /*M!, SESSION max_statement_time = {} */",
-        QUERY_TIMEOUT.as_secs()
+        "SET @serverkit = 1 /*M!100100 , SESSION max_statement_time = {} */",
+        (QUERY_TIMEOUT + SERVER_TIMEOUT_MARGIN).as_secs()
     )
 }
+
+/// How much longer than the host the server lets a statement run: the host gives up
+/// first and kills it; the server's timeout is the backstop.
+const SERVER_TIMEOUT_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// MySQL's character set number for binary strings: such columns are bytes, not text.
 const BINARY_CHARSET: u16 = 63;
@@ -84,7 +90,7 @@ impl MyPool {
 
     /// Runs one query on a pooled connection (`NamedPool::query` retries once).
     pub async fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, QueryError> {
-        let mut conn = self
+        let conn = self
             .pool
             .get_conn()
             .await
@@ -94,14 +100,17 @@ impl MyPool {
         } else {
             Params::Positional(params.iter().map(to_mysql).collect())
         };
-        let mut running = KillOnDrop {
-            server: Some(self.opts.clone()),
+        let mut running = Running {
             id: conn.id(),
+            conn: Some(conn),
+            server: Some(self.opts.clone()),
         };
+        let Running { conn, server, id } = &mut running;
+        let conn = conn.as_mut().expect("held until dropped");
         let mut result = match conn.exec_iter(sql, bound).await {
             Ok(result) => result,
             Err(e) => {
-                running.server = None; // the server answered: nothing runs
+                *server = None; // the server answered: nothing runs
                 return Err(classify(e));
             }
         };
@@ -129,7 +138,7 @@ impl MyPool {
                 Ok(Some(row)) => row,
                 Ok(None) => break,
                 Err(e) => {
-                    running.server = None;
+                    *server = None;
                     return Err(classify(e));
                 }
             };
@@ -141,42 +150,40 @@ impl MyPool {
                 .collect();
             if let Err(refused) = budget.row(out.rows.len(), &values) {
                 // Killed before the result is dropped: dropping it reads the rest.
-                running.kill().await;
+                if let Some(server) = server.take() {
+                    kill_query(server, *id).await;
+                }
                 return Err(refused);
             }
             out.rows.push(values);
         }
-        running.server = None;
+        *server = None;
         Ok(out)
     }
 }
 
-/// The server thread of a running query, killed (`KILL QUERY`, from another connection)
-/// if the host stops waiting for it: dropped before the query ended (the host's timeout;
-/// mysql_async then closes the connection, but the server would go on), or told to.
-struct KillOnDrop {
+/// A query's connection while it runs. Dropped before the query ended (the host's
+/// timeout), the query is killed (`KILL QUERY`, from a connection of its own) before the
+/// connection goes back to the pool, where mysql_async would read the rest of the result
+/// and hand it on: killed after, the kill could land on the next user's query.
+struct Running {
+    conn: Option<mysql_async::Conn>,
     /// The server to connect to for the kill; `None` once the query has ended.
     server: Option<mysql_async::Opts>,
     id: u32,
 }
 
-impl KillOnDrop {
-    /// Kills the query now and waits for the server to take it.
-    async fn kill(&mut self) {
-        if let Some(server) = self.server.take() {
-            kill_query(server, self.id).await;
-        }
-    }
-}
-
-impl Drop for KillOnDrop {
+impl Drop for Running {
     fn drop(&mut self) {
-        let Some(server) = self.server.take() else {
+        let (Some(server), Some(conn)) = (self.server.take(), self.conn.take()) else {
             return;
         };
         let id = self.id;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(kill_query(server, id));
+            runtime.spawn(async move {
+                kill_query(server, id).await;
+                drop(conn);
+            });
         }
     }
 }

@@ -2,14 +2,17 @@
 //! inferred for each placeholder and column.
 //!
 //! Modules sharing a pool share its connections, so nothing one query leaves on a
-//! connection may reach the next: every checkout first ends any transaction and resets
-//! the session ([`RESET_SESSION`]: settings, role, temporary tables and views, prepared
-//! statements, cursors, advisory locks, `LISTEN`), every statement is prepared for its
-//! one query and closed after it (no cache a module could grow or poison), the server
-//! itself stops a statement at [`super::QUERY_TIMEOUT`], and a query the host gives up
-//! on, past its time or its result budget, is cancelled on the server and its connection
-//! closed, rather than left running on a connection the next user would wait behind.
-//! Rows are counted as they arrive, so a huge result is refused before the host holds it.
+//! connection may reach the next: every checkout first resets the session
+//! ([`RESET_SESSION`]: settings, role, temporary tables and views, cursors, advisory
+//! locks, `LISTEN`), and a connection left inside a transaction or holding prepared
+//! statements made in SQL is not reused at all (the reset refuses it, and deadpool opens
+//! another). Every statement is prepared for its one query and closed after it (no cache
+//! a module could grow or poison), the server stops a statement a little after the host
+//! would, and a query the host gives up on, past its time or its result budget, or left
+//! in a state the client does not know (`COPY`), is cancelled on the server and its
+//! connection closed, rather than left running on a connection the next user would wait
+//! behind. Rows are counted as they arrive, so a huge result is refused before the host
+//! holds it.
 
 use std::pin::pin;
 
@@ -25,11 +28,32 @@ use super::{PoolConfig, QUERY_TIMEOUT, QueryError, ResultBudget, Rows, Value};
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Run at every checkout, before the query: what the previous user (maybe another
-/// module) left on the connection. `ROLLBACK` first, so an open or failed transaction
-/// ends (a notice when there is none); then deadpool's `Clean` reset and `DEALLOCATE
-/// ALL`. `RESET ALL` goes back to the startup options, which set the server's timeouts.
-const RESET_SESSION: &str = "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
-    UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; DEALLOCATE ALL";
+/// module) left on the connection. First a refusal, which makes deadpool drop the
+/// connection, if a transaction is still open (`now()` is its start, older than this
+/// statement; an aborted one refuses any statement) or SQL `PREPARE`d statements remain
+/// (one could take the name of the client's next); then deadpool's `Clean` reset; then
+/// the server-side timeouts, which `RESET ALL` cleared. (No `ROLLBACK`: on a healthy
+/// connection it warns, in the server's log too, at every query.)
+fn reset_session() -> String {
+    let ms = (QUERY_TIMEOUT + SERVER_TIMEOUT_MARGIN).as_millis();
+    format!(
+        "DO $$ BEGIN IF now() <> statement_timestamp() \
+         OR EXISTS (SELECT 1 FROM pg_prepared_statements WHERE from_sql) THEN \
+         RAISE EXCEPTION 'serverkit: the last query left a transaction or prepared statements'; \
+         END IF; END $$; \
+         CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
+         SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; \
+         SET statement_timeout = {ms}; SET idle_in_transaction_session_timeout = {ms}"
+    )
+}
+
+/// How much longer than the host the server lets a statement run: the host gives up
+/// first and cancels it; the server's timeout is the backstop.
+const SERVER_TIMEOUT_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Longest the reset may take before deadpool gives up on the connection and opens
+/// another (one a module left in `COPY`, say, never answers).
+const RESET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A PostgreSQL pool.
 pub struct PgPool {
@@ -54,12 +78,6 @@ impl PgPool {
         pg.port(config.port.unwrap_or(5432));
         pg.connect_timeout(CONNECT_TIMEOUT);
         pg.application_name("serverkit");
-        // The server's own bounds, which `RESET ALL` returns to: a statement, or a
-        // transaction left idle, past the host's query timeout is ended there too.
-        let ms = QUERY_TIMEOUT.as_millis();
-        pg.options(format!(
-            "-c statement_timeout={ms} -c idle_in_transaction_session_timeout={ms}"
-        ));
         if let Some(db) = &config.database {
             pg.dbname(db);
         }
@@ -73,7 +91,7 @@ impl PgPool {
             pg,
             NoTls,
             ManagerConfig {
-                recycling_method: RecyclingMethod::Custom(RESET_SESSION.into()),
+                recycling_method: RecyclingMethod::Custom(reset_session()),
             },
         );
         let pool = deadpool_postgres::Pool::builder(manager)
@@ -81,6 +99,7 @@ impl PgPool {
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(CONNECT_TIMEOUT))
             .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(RESET_TIMEOUT))
             .build()?;
         Ok(PgPool { pool })
     }
@@ -116,8 +135,20 @@ impl PgPool {
 enum Outcome {
     /// Nothing runs on it any more: the result, or the server's refusal.
     Ended(Result<Rows, QueryError>),
-    /// The host stopped reading while the server may still be sending.
+    /// The host stopped reading while the server may still be sending, or the exchange
+    /// went somewhere the client does not follow.
     Abandoned(QueryError),
+}
+
+/// The outcome of a failed exchange: a server's refusal ends the query; anything else
+/// (a closed connection, a `COPY` the client cannot take part in) leaves the connection
+/// in a state nobody should inherit.
+fn failed(e: tokio_postgres::Error) -> Outcome {
+    if e.as_db_error().is_some() {
+        Outcome::Ended(Err(classify(e)))
+    } else {
+        Outcome::Abandoned(classify(e))
+    }
 }
 
 /// Prepares `sql` for this query alone, binds `params` and reads the rows as they come,
@@ -125,8 +156,19 @@ enum Outcome {
 async fn run(client: &tokio_postgres::Client, sql: &str, params: &[Value]) -> Outcome {
     let statement = match client.prepare(sql).await {
         Ok(statement) => statement,
-        Err(e) => return Outcome::Ended(Err(classify(e))),
+        Err(e) => return failed(e),
     };
+    if let Some((i, ty)) = statement
+        .columns()
+        .iter()
+        .enumerate()
+        .find(|(_, c)| !converted(c.type_()))
+    {
+        return Outcome::Ended(Err(QueryError::Query(format!(
+            "column {i} has type {}, which serverkit does not convert; cast it to text in the query",
+            ty.type_()
+        ))));
+    }
     if statement.params().len() != params.len() {
         return Outcome::Ended(Err(QueryError::Query(format!(
             "the query has {} placeholders and {} values were given",
@@ -137,7 +179,7 @@ async fn run(client: &tokio_postgres::Client, sql: &str, params: &[Value]) -> Ou
     let bound = params.iter().map(|v| v as &(dyn ToSql + Sync));
     let stream = match client.query_raw(&statement, bound).await {
         Ok(stream) => stream,
-        Err(e) => return Outcome::Ended(Err(classify(e))),
+        Err(e) => return failed(e),
     };
     let mut stream = pin!(stream);
     let columns = statement
@@ -154,7 +196,7 @@ async fn run(client: &tokio_postgres::Client, sql: &str, params: &[Value]) -> Ou
         let row = match stream.try_next().await {
             Ok(Some(row)) => row,
             Ok(None) => return Outcome::Ended(Ok(out)),
-            Err(e) => return Outcome::Ended(Err(classify(e))),
+            Err(e) => return failed(e),
         };
         let values = (0..row.len())
             .map(|i| column(&row, i))
@@ -179,6 +221,9 @@ struct Checkout {
 
 impl Checkout {
     fn new(client: deadpool_postgres::Object) -> Self {
+        // Type lookups use statements the client prepared once; a module's `DEALLOCATE`
+        // may have removed them from the server.
+        client.clear_type_cache();
         Checkout {
             cancel: client.cancel_token(),
             client: Some(client),
@@ -224,6 +269,25 @@ fn classify(e: tokio_postgres::Error) -> QueryError {
     } else {
         QueryError::Query(e.to_string())
     }
+}
+
+/// Whether [`column`] converts values of type `ty`.
+fn converted(ty: &Type) -> bool {
+    matches!(
+        *ty,
+        Type::BOOL
+            | Type::INT2
+            | Type::INT4
+            | Type::INT8
+            | Type::FLOAT4
+            | Type::FLOAT8
+            | Type::BYTEA
+            | Type::TEXT
+            | Type::VARCHAR
+            | Type::BPCHAR
+            | Type::NAME
+            | Type::UNKNOWN
+    )
 }
 
 fn column(row: &tokio_postgres::Row, i: usize) -> Result<Value, QueryError> {

@@ -141,8 +141,9 @@ pub async fn owned<F: Future>(share: Arc<LogShare>, work: F) -> F::Output {
     .await
 }
 
-/// The share this thread's lines are charged to now, if any.
-pub(super) fn current() -> Option<Arc<LogShare>> {
+/// The share this thread's lines are charged to now, if any: for work a module's task
+/// hands to another task, which [`owned`] then charges to the same share.
+pub fn current() -> Option<Arc<LogShare>> {
     OWNER
         .try_with(|owner| {
             let share = owner.take();

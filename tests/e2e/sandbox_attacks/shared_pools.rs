@@ -55,6 +55,37 @@ fn a_temporary_view_left_on_a_shared_connection_cannot_log_anyone_in() {
     crate::pop_fixture::login_when_free(|| server.client(), "alice", "secret");
 }
 
+/// More of what a query can leave on its connection: an open transaction (pop would read
+/// a frozen snapshot), a failed one (pop's query refused), SQL-level prepared statements
+/// (their names can take the client's next), a `COPY` the client cannot take part in (the
+/// connection stuck). Each time, pop's next login on the one connection works at once.
+#[test]
+fn no_transaction_statement_or_copy_left_on_a_shared_connection_reaches_pop() {
+    let Some((server, intruder)) = intruder_sharing_pops_pool(Backend::Postgres) else {
+        return;
+    };
+    let table = server.setup.table.clone();
+    let mut attacker = Intruder::connect(intruder);
+    for attack in [
+        "BEGIN ISOLATION LEVEL REPEATABLE READ".to_string(),
+        "BEGIN".to_string(),
+        "SELECT 1/0".to_string(),
+        "PREPARE s0 AS SELECT 1".to_string(),
+        "PREPARE s1 AS SELECT 1".to_string(),
+        format!("COPY {table} FROM STDIN"),
+    ] {
+        attacker.answer(&format!("db {attack}"));
+        let started = Instant::now();
+        let mut alice = crate::pop_fixture::login_when_free(|| server.client(), "alice", "secret");
+        assert_eq!(alice.cmd("STAT"), "+OK 3 112", "after {attack}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "after {attack}, pop's login took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
 /// A statement the host gives up on (10 s) went on running on the server, and its
 /// connection went back to the pool busy: pop's next login queued behind it until its own
 /// query timed out. It is now cancelled and its connection closed.
@@ -63,7 +94,7 @@ fn a_query_the_host_abandons_does_not_keep_pops_connection_busy() {
     let Some((server, intruder)) = intruder_sharing_pops_pool(Backend::Postgres) else {
         return;
     };
-    let answer = Intruder::connect(intruder).answer("db SELECT pg_sleep(40)");
+    let answer = Intruder::connect(intruder).answer("db SELECT pg_sleep(40)::text");
     assert!(answer.contains("Unavailable"), "{answer}");
     let started = Instant::now();
     let mut alice = server.login("alice", "secret");
