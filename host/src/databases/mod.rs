@@ -121,9 +121,14 @@ impl NamedPool {
     /// Runs one query on the host runtime.
     /// A connection found dead (the server restarted) is replaced once: the first query
     /// after a restart then succeeds instead of failing the session.
-    pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Rows, QueryError> {
-        let result = match self.query_once(sql, params.clone()).await {
-            Err(QueryError::Unavailable(_)) => self.query_once(sql, params).await,
+    pub async fn query(
+        &self,
+        module: &str,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> Result<Rows, QueryError> {
+        let result = match self.query_once(module, sql, params.clone()).await {
+            Err(QueryError::Unavailable(_)) => self.query_once(module, sql, params).await,
             other => other,
         };
         if let Err(QueryError::Unavailable(e)) = &result {
@@ -135,9 +140,14 @@ impl NamedPool {
 }
 
 impl NamedPool {
-    async fn query_once(&self, sql: &str, params: Vec<Value>) -> Result<Rows, QueryError> {
+    async fn query_once(
+        &self,
+        module: &str,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> Result<Rows, QueryError> {
         match &self.pool {
-            Pool::Postgres(p) => p.query(sql, &params).await,
+            Pool::Postgres(p) => p.query(module, sql, &params).await,
             Pool::Mysql(p) => p.query(sql, &params).await,
             Pool::Sqlite(p) => p.query(sql, params).await,
         }
@@ -178,6 +188,7 @@ impl Databases {
             .get(name)
             .ok_or_else(|| QueryError::NoSuchPool(name.to_string()))?;
         let turns = pool.shares.of(module);
+        let module = module.to_string();
         // What the query logs (deadpool's refused resets, a cancelled query) is the
         // calling module's doing.
         let share = crate::logging::owner::current().unwrap_or_default();
@@ -190,7 +201,7 @@ impl Databases {
             .spawn(crate::logging::owner::owned(share, async move {
                 let query = Box::pin(async move {
                     let _turn = turns.acquire_owned().await;
-                    pool.query(&sql, params).await
+                    pool.query(&module, &sql, params).await
                 });
                 match tokio::time::timeout(QUERY_TIMEOUT, query).await {
                     Ok(result) => result,

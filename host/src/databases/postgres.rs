@@ -1,18 +1,22 @@
 //! PostgreSQL pools through deadpool-postgres; values converted by the types the server
 //! inferred for each placeholder and column.
 //!
-//! Modules sharing a pool share its connections, so nothing one query leaves on a
-//! connection may reach the next: every checkout first resets the session
-//! ([`RESET_SESSION`]: settings, role, temporary tables and views, cursors, advisory
-//! locks, `LISTEN`), and a connection left inside a transaction or holding prepared
-//! statements made in SQL is not reused at all (the reset refuses it, and deadpool opens
-//! another). Every statement is prepared for its one query and closed after it (no cache
-//! a module could grow or poison), the server stops a statement a little after the host
-//! would, and a query the host gives up on, past its time or its result budget, or left
-//! in a state the client does not know (`COPY`), is cancelled on the server and its
-//! connection closed, rather than left running on a connection the next user would wait
-//! behind. Rows are counted as they arrive, so a huge result is refused before the host
-//! holds it.
+//! Modules sharing a pool share its connections, so nothing one module's query leaves on
+//! a connection may reach another module: a connection last used by another module is
+//! reset first ([`reset_session`]: settings, role, temporary tables and views, cursors,
+//! advisory locks, `LISTEN`, the client's statement and type caches), and one left inside
+//! a transaction or holding prepared statements made in SQL is not reused at all (the
+//! reset refuses it and the connection is closed). A module's own queries in a row skip
+//! the reset and keep their prepared statements (at most [`MAX_CACHED_STATEMENTS`]): what
+//! a module leaves for itself is its own affair. The server stops a statement a little
+//! after the host would, and a query the host gives up on, past its time or its result
+//! budget, or left in a state the client does not know (`COPY`), is cancelled on the
+//! server and its connection closed, rather than left running on a connection the next
+//! user would wait behind. Rows are counted as they arrive, so a huge result is refused
+//! before the host holds it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use std::pin::pin;
 
@@ -27,9 +31,8 @@ use super::{PoolConfig, QUERY_TIMEOUT, QueryError, ResultBudget, Rows, Value};
 /// How long to wait for a connection from the pool or a new one from the server.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Run at every checkout, before the query: what the previous user (maybe another
-/// module) left on the connection. First a refusal, which makes deadpool drop the
-/// connection, if a transaction is still open (`now()` is its start, older than this
+/// Run before a module's query on a connection another module used last. First a
+/// refusal, after which the connection is closed, if a transaction is still open (`now()` is its start, older than this
 /// statement; an aborted one refuses any statement) or SQL `PREPARE`d statements remain
 /// (one could take the name of the client's next); then deadpool's `Clean` reset; then
 /// the server-side timeouts, which `RESET ALL` cleared. (No `ROLLBACK`: on a healthy
@@ -51,13 +54,20 @@ fn reset_session() -> String {
 /// first and cancels it; the server's timeout is the backstop.
 const SERVER_TIMEOUT_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Longest the reset may take before deadpool gives up on the connection and opens
-/// another (one a module left in `COPY`, say, never answers).
+/// Longest the reset may take before the connection is given up and another tried.
 const RESET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Connections tried for one query when resets refuse them (each refused one is closed).
+const CHECKOUT_ATTEMPTS: usize = 3;
+
+/// Most statements a connection keeps prepared for the module using it.
+pub const MAX_CACHED_STATEMENTS: usize = 64;
 
 /// A PostgreSQL pool.
 pub struct PgPool {
     pool: deadpool_postgres::Pool,
+    /// The module each open connection last ran a query for.
+    last_user: Mutex<HashMap<deadpool_postgres::ObjectId, Arc<str>>>,
 }
 
 impl PgPool {
@@ -91,7 +101,7 @@ impl PgPool {
             pg,
             NoTls,
             ManagerConfig {
-                recycling_method: RecyclingMethod::Custom(reset_session()),
+                recycling_method: RecyclingMethod::Fast,
             },
         );
         let pool = deadpool_postgres::Pool::builder(manager)
@@ -99,9 +109,11 @@ impl PgPool {
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(CONNECT_TIMEOUT))
             .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(RESET_TIMEOUT))
             .build()?;
-        Ok(PgPool { pool })
+        Ok(PgPool {
+            pool,
+            last_user: Mutex::default(),
+        })
     }
 
     /// Opens `min` connections and returns them to the pool, where they stay.
@@ -113,14 +125,15 @@ impl PgPool {
         Ok(())
     }
 
-    /// Runs one query on a pooled connection (`NamedPool::query` retries once).
-    pub async fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, QueryError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| QueryError::Unavailable(e.to_string()))?;
-        let checkout = Checkout::new(client);
+    /// Runs one query for `module` on a pooled connection (`NamedPool::query` retries
+    /// once).
+    pub async fn query(
+        &self,
+        module: &str,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Rows, QueryError> {
+        let checkout = self.checkout(module).await?;
         match run(checkout.client(), sql, params).await {
             Outcome::Ended(result) => {
                 checkout.release();
@@ -128,6 +141,58 @@ impl PgPool {
             }
             Outcome::Abandoned(error) => Err(error),
         }
+    }
+}
+
+impl PgPool {
+    /// Whether connection `id` last ran a query for `module`. (Closed connections leave
+    /// their entries: the table starts over now and then.)
+    fn used_last_by(&self, id: deadpool_postgres::ObjectId, module: &str) -> bool {
+        let mut users = self.last_user.lock().unwrap_or_else(|p| p.into_inner());
+        if users.len() > 4 * self.pool.status().max_size {
+            users.clear();
+        }
+        users.get(&id).is_some_and(|last| **last == *module)
+    }
+
+    /// A connection for `module`: reset first if another module used it last; one whose
+    /// reset fails is closed and the next tried.
+    async fn checkout(&self, module: &str) -> Result<Checkout, QueryError> {
+        let mut refused = None;
+        for _ in 0..CHECKOUT_ATTEMPTS {
+            let client = self
+                .pool
+                .get()
+                .await
+                .map_err(|e| QueryError::Unavailable(e.to_string()))?;
+            let id = deadpool_postgres::Object::id(&client);
+            if self.used_last_by(id, module) {
+                return Ok(Checkout::new(client));
+            }
+            let sql = reset_session();
+            match tokio::time::timeout(RESET_TIMEOUT, client.simple_query(&sql)).await {
+                Ok(Ok(_)) => {
+                    client.statement_cache.clear();
+                    client.clear_type_cache();
+                    self.last_user
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id, module.into());
+                    return Ok(Checkout::new(client));
+                }
+                Ok(Err(e)) => refused = Some(e.to_string()),
+                Err(_) => refused = Some("the reset did not answer".into()),
+            }
+            self.last_user
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            drop(deadpool_postgres::Object::take(client));
+        }
+        Err(QueryError::Unavailable(format!(
+            "no connection could be reset: {}",
+            refused.unwrap_or_default()
+        )))
     }
 }
 
@@ -151,10 +216,13 @@ fn failed(e: tokio_postgres::Error) -> Outcome {
     }
 }
 
-/// Prepares `sql` for this query alone, binds `params` and reads the rows as they come,
-/// refusing the result once it passes the budget.
-async fn run(client: &tokio_postgres::Client, sql: &str, params: &[Value]) -> Outcome {
-    let statement = match client.prepare(sql).await {
+/// Prepares `sql` (or finds it prepared for this module), binds `params` and reads the
+/// rows as they come, refusing the result once it passes the budget.
+async fn run(client: &deadpool_postgres::Client, sql: &str, params: &[Value]) -> Outcome {
+    if client.statement_cache.size() >= MAX_CACHED_STATEMENTS {
+        client.statement_cache.clear();
+    }
+    let statement = match client.prepare_cached(sql).await {
         Ok(statement) => statement,
         Err(e) => return failed(e),
     };
@@ -221,16 +289,13 @@ struct Checkout {
 
 impl Checkout {
     fn new(client: deadpool_postgres::Object) -> Self {
-        // Type lookups use statements the client prepared once; a module's `DEALLOCATE`
-        // may have removed them from the server.
-        client.clear_type_cache();
         Checkout {
             cancel: client.cancel_token(),
             client: Some(client),
         }
     }
 
-    fn client(&self) -> &tokio_postgres::Client {
+    fn client(&self) -> &deadpool_postgres::Client {
         self.client.as_ref().expect("held until released")
     }
 
