@@ -95,22 +95,8 @@ fn a_stalled_log_reader_stalls_no_session() {
         "  max_log_events = 6000\n  min_threads = 2",
         echo_port,
     );
-    let personality = personality(&text);
-    let mut child = std::process::Command::new(binary())
-        .arg("run")
-        .arg(personality.path())
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped()) // never read
-        .spawn()
-        .unwrap();
     let intruder = std::net::SocketAddr::from(([127, 0, 0, 1], intruder_port));
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(intruder).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "never served");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut child, _personality) = serving_with_stderr_unread(&text, intruder);
     let flood = Intruder::connect(intruder).ask("stdout-flood 5000");
     let forged = Intruder::connect(intruder).ask("log-forge");
     let _ = child.kill();
@@ -179,23 +165,9 @@ fn echo_warning_after(intruder: &str, floods: &[(&str, &str)]) -> String {
         "intruder {{\n  address = 127.0.0.1\n  port = {intruder_port}\n{intruder}\n}}\n\
          echo {{\n  address = 127.0.0.1\n  port = {echo_port}\n  fault_injection = on\n}}\n"
     );
-    let personality = personality(&text);
-    let mut child = std::process::Command::new(binary())
-        .arg("run")
-        .arg(personality.path())
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped()) // not read until the flood is over
-        .spawn()
-        .unwrap();
     let [intruder, echo] =
         [intruder_port, echo_port].map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)));
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(echo).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "never served");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut child, _personality) = serving_with_stderr_unread(&text, echo);
     for (flood, answer) in floods {
         let answered = Intruder::connect(intruder).ask(flood);
         assert_eq!(answered.as_deref(), Some(*answer), "{flood}");
@@ -231,4 +203,29 @@ fn echo_warning_after(intruder: &str, floods: &[(&str, &str)]) -> String {
         text.len()
     );
     text
+}
+
+/// The server of the personality with `sections`, its stderr a pipe nobody reads until
+/// the test does; returns once `ready` accepts connections (with the personality, which
+/// must outlive the server).
+fn serving_with_stderr_unread(
+    sections: &str,
+    ready: std::net::SocketAddr,
+) -> (std::process::Child, crate::harness::TestPersonality) {
+    let personality = personality(sections);
+    let child = std::process::Command::new(binary())
+        .arg("run")
+        .arg(personality.path())
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(ready).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "never served");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, personality)
 }
