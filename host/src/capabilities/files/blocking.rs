@@ -31,9 +31,14 @@ where
     T: Send + 'static,
     E: From<TaskFailed> + Send + 'static,
 {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| Err(TaskFailed(format!("file task failed: {e}")).into()))
+    // What the work logs (a Maildir entry skipped, say) is charged as the caller's is.
+    let share = crate::logging::owner::current();
+    tokio::task::spawn_blocking(move || match share {
+        Some(share) => crate::logging::owner::as_owner(&share, work),
+        None => work(),
+    })
+    .await
+    .unwrap_or_else(|e| Err(TaskFailed(format!("file task failed: {e}")).into()))
 }
 
 /// Opens `path` beneath `root` for reading (a regular file or a directory) and stats it:

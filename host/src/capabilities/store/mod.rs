@@ -298,9 +298,12 @@ impl ModuleStore {
         };
         let db = disk.clone().lock_owned().await;
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || shared.write_through(&db, change, now))
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Io(format!("the store's write failed: {e}"))))
+        let share = shared.meter.log_queue.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::logging::owner::as_owner(&share, || shared.write_through(&db, change, now))
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Io(format!("the store's write failed: {e}"))))
     }
 
     /// Live keys starting with `prefix`, after `after`, at most `limit` (and
