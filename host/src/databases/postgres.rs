@@ -68,6 +68,8 @@ pub struct PgPool {
     pool: deadpool_postgres::Pool,
     /// The module each open connection last ran a query for.
     last_user: Mutex<HashMap<deadpool_postgres::ObjectId, Arc<str>>>,
+    /// [`reset_session`], made once.
+    reset: String,
 }
 
 impl PgPool {
@@ -113,6 +115,7 @@ impl PgPool {
         Ok(PgPool {
             pool,
             last_user: Mutex::default(),
+            reset: reset_session(),
         })
     }
 
@@ -169,8 +172,7 @@ impl PgPool {
             if self.used_last_by(id, module) {
                 return Ok(Checkout::new(client));
             }
-            let sql = reset_session();
-            match tokio::time::timeout(RESET_TIMEOUT, client.simple_query(&sql)).await {
+            match tokio::time::timeout(RESET_TIMEOUT, client.simple_query(&self.reset)).await {
                 Ok(Ok(_)) => {
                     client.statement_cache.clear();
                     client.clear_type_cache();
